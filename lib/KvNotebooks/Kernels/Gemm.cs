@@ -1,0 +1,62 @@
+using System.Numerics.Tensors;
+
+namespace KvNotebooks.Kernels;
+
+/// <summary>
+/// Dense fp32 matrix products, row-major. NT is the inference shape (activations × a Hugging Face
+/// Linear weight stored [out × in]); NN and TN are what backward passes need.
+/// </summary>
+public static class Gemm
+{
+    /// <summary>C[m×n] (+)= A[m×k] · Bᵀ where B is stored [n×k].</summary>
+    public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
+    {
+        CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        for (int i = 0; i < m; i++)
+        {
+            var ai = a.Slice(i * k, k);
+            var ci = c.Slice(i * n, n);
+            for (int j = 0; j < n; j++)
+            {
+                float dot = TensorPrimitives.Dot(ai, b.Slice(j * k, k));
+                ci[j] = accumulate ? ci[j] + dot : dot;
+            }
+        }
+    }
+
+    /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
+    public static void MatMulNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
+    {
+        CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        for (int i = 0; i < m; i++)
+        {
+            var ci = c.Slice(i * n, n);
+            if (!accumulate) ci.Clear();
+            for (int p = 0; p < k; p++)
+                TensorPrimitives.MultiplyAdd(b.Slice(p * n, n), a[i * k + p], ci, ci);
+        }
+    }
+
+    /// <summary>C[m×n] (+)= Aᵀ · B where A is stored [k×m] and B [k×n] (weight gradients).</summary>
+    public static void MatMulTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
+    {
+        CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        if (!accumulate) c.Slice(0, m * n).Clear();
+        for (int p = 0; p < k; p++)
+        {
+            var bp = b.Slice(p * n, n);
+            for (int i = 0; i < m; i++)
+            {
+                var ci = c.Slice(i * n, n);
+                TensorPrimitives.MultiplyAdd(bp, a[p * m + i], ci, ci);
+            }
+        }
+    }
+
+    internal static void CheckSizes(int aLen, int bLen, int cLen, int m, int n, int k)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be ≥ 0 (m={m}, n={n}, k={k})");
+        if (aLen < (long)m * k || bLen < (long)n * k || cLen < (long)m * n)
+            throw new ArgumentException($"GEMM buffers too small for m={m}, n={n}, k={k}: |A|={aLen}, |B|={bLen}, |C|={cLen}");
+    }
+}
