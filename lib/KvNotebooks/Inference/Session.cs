@@ -1,0 +1,150 @@
+using System.Numerics.Tensors;
+using KvNotebooks.Cache;
+using KvNotebooks.Eviction;
+using KvNotebooks.Model;
+
+namespace KvNotebooks.Inference;
+
+/// <summary>
+/// One generation: chunked pre-fill of a prompt (chunk size C; C ≥ prompt length is a single
+/// pre-fill), then greedy decoding. After each layer's attention in every chunk and decode step, the
+/// meter records what each head held and the eviction method trims that layer.
+/// As in the paper's accounting (PAPER.md §1.2, T = n + m), every generated token is also a query
+/// row: its key and value are appended, the last generated token's included.
+/// </summary>
+public sealed class Session : ILayerObserver
+{
+    private readonly LlamaModel _model;
+    private readonly EvictionContext _ctx;
+    private readonly float[] _logits;
+    private int _nextPosition;
+    private int _promptLength;
+    private int _decodeSteps;
+    private float[]? _obsQueries;
+
+    public Session(LlamaModel model, IEvictionMethod method, int chunkSize = int.MaxValue, int pageSize = 64)
+    {
+        if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be positive");
+        _model = model;
+        Method = method;
+        ChunkSize = chunkSize;
+        Cache = model.NewCache(pageSize);
+        Meter = new FootprintMeter(model.Config.NumLayers, model.Config.NumKvHeads);
+        _ctx = new EvictionContext { Config = model.Config, Cache = Cache };
+        _logits = new float[model.Config.VocabSize];
+    }
+
+    public IEvictionMethod Method { get; }
+    public int ChunkSize { get; }
+    public KvCache Cache { get; }
+    public FootprintMeter Meter { get; }
+    /// <summary>Logits that predicted the most recent token (after pre-fill: the prompt's next token).</summary>
+    public ReadOnlySpan<float> LastLogits => _logits;
+
+    /// <summary>
+    /// Pre-fills <paramref name="prompt"/> in chunks. When <paramref name="allLogits"/> is given
+    /// ([n × V]), every prompt position's logits are written there.
+    /// </summary>
+    public void Prefill(ReadOnlySpan<int> prompt, float[]? allLogits = null)
+    {
+        if (_promptLength > 0) throw new InvalidOperationException("this session has already pre-filled a prompt");
+        if (prompt.IsEmpty) throw new ArgumentException("the prompt is empty");
+        int V = _model.Config.VocabSize, n = prompt.Length;
+        if (allLogits is not null && allLogits.Length < (long)n * V)
+            throw new ArgumentException($"allLogits holds {allLogits.Length} values, {(long)n * V} needed");
+        _promptLength = n;
+        var positions = new int[Math.Min(ChunkSize, n)];
+        int chunkIndex = 0;
+        for (int start = 0; start < n; start += ChunkSize, chunkIndex++)
+        {
+            int len = Math.Min(ChunkSize, n - start);
+            for (int i = 0; i < len; i++) positions[i] = start + i;
+            bool final = start + len == n;
+            PrepareStep(Phase.Prefill, chunkIndex, len, start, final);
+            Span<float> logits = allLogits is null ? _logits : allLogits.AsSpan(start * V, len * V);
+            var mode = allLogits is not null ? LogitRows.All : final ? LogitRows.Last : LogitRows.None;
+            _model.Forward(prompt.Slice(start, len), positions.AsSpan(0, len), Cache, mode, logits, this);
+            Meter.EndStep(Cache, prefill: true);
+        }
+        if (allLogits is not null) allLogits.AsSpan((n - 1) * V, V).CopyTo(_logits);
+        _nextPosition = n;
+    }
+
+    /// <summary>Greedily generates <paramref name="count"/> tokens after the pre-fill.</summary>
+    public int[] Generate(int count)
+    {
+        if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before generating");
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "cannot generate a negative number of tokens");
+        var output = new int[count];
+        for (int t = 0; t < count; t++)
+        {
+            int token = TensorPrimitives.IndexOfMax(_logits);
+            output[t] = token;
+            // Feed it: the last generated token is fed too (its KV counts in T = n + m), but needs no logits.
+            Decode(token, needLogits: t + 1 < count);
+        }
+        return output;
+    }
+
+    /// <summary>Feeds one token at the next position (a decode step).</summary>
+    public void Decode(int token, bool needLogits = true)
+    {
+        if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before decoding");
+        int position = _nextPosition++;
+        PrepareStep(Phase.Decode, _decodeSteps++, 1, position, false);
+        _model.Forward([token], [position], Cache, needLogits ? LogitRows.Last : LogitRows.None, _logits, this);
+        Meter.EndStep(Cache, prefill: false);
+    }
+
+    /// <summary>Pre-fill then greedy generation, with the measured footprint and memory.</summary>
+    public RunResult Run(ReadOnlySpan<int> prompt, int genTokens)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Prefill(prompt);
+        double prefillSeconds = sw.Elapsed.TotalSeconds;
+        var generated = Generate(genTokens);
+        double total = sw.Elapsed.TotalSeconds;
+        return new RunResult(Method.Name, prompt.Length, genTokens, Math.Min(ChunkSize, prompt.Length), generated,
+            Meter.Footprint, Meter.PeakKv, Meter.Entries, Meter.PeakEntries, Meter.FullEntries,
+            Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, total - prefillSeconds);
+    }
+
+    private void PrepareStep(Phase phase, int step, int rows, int start, bool finalChunk)
+    {
+        _ctx.Phase = phase;
+        _ctx.Step = step;
+        _ctx.Rows = rows;
+        _ctx.StartPosition = start;
+        _ctx.IsFinalChunk = finalChunk;
+        _ctx.PromptLength = _promptLength;
+        Meter.BeginStep(rows);
+    }
+
+    void ILayerObserver.AfterAttention(int layer, int rows, float[] queries)
+    {
+        foreach (var head in Cache.Layer(layer)) Meter.RecordHead(head.Count);
+        _ctx.Layer = layer;
+        int k = Math.Min(Method.ObservationWindow, rows);
+        if (k > 0)
+        {
+            int qDim = _model.Config.QDim;
+            if (_obsQueries is null || _obsQueries.Length < k * qDim) _obsQueries = new float[k * qDim];
+            Array.Copy(queries, (rows - k) * qDim, _obsQueries, 0, k * qDim);
+            _ctx.Queries = _obsQueries;
+            _ctx.QueryRows = k;
+        }
+        else
+        {
+            _ctx.Queries = null;
+            _ctx.QueryRows = 0;
+        }
+        Method.Evict(_ctx);
+    }
+}
+
+/// <summary>The outcome of <see cref="Session.Run"/>: generated ids, the measured footprint and peak
+/// KV (fractions, PAPER.md §1.1), their integer entry counts, and the peak bytes the cache held.</summary>
+public sealed record RunResult(
+    string Method, int PromptTokens, int GenTokens, int ChunkSize, int[] Generated,
+    double Footprint, double PeakKv, long Entries, long PeakEntries, long FullEntries,
+    long PeakKvBytes, long FinalEntries, double PrefillSeconds, double DecodeSeconds);
