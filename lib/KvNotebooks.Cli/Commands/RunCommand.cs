@@ -1,14 +1,51 @@
 using System.CommandLine;
+using KvNotebooks.Inference;
+using KvNotebooks.Model;
 
 namespace KvNotebooks.Cli.Commands;
 
-/// <summary><c>kvnb run</c> (not implemented yet).</summary>
+/// <summary><c>kvnb run</c>: pre-fill a prompt, decode greedily, report the measured footprint.</summary>
 public static class RunCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("run", "(not implemented yet)");
-        cmd.SetAction(_ => { Console.Error.WriteLine("kvnb run: not implemented yet"); return 1; });
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
+        var tokens = new Option<string>("--tokens") { Description = "Prompt token ids, e.g. \"1 2 3\"", Required = true };
+        var gen = new Option<int>("--gen-tokens") { Description = "Tokens to generate greedily", DefaultValueFactory = _ => 16 };
+        var json = Cli.JsonOption();
+        var methodOptions = new MethodOptions();
+        var cmd = new Command("run", "Pre-fill and decode greedily under an eviction method; prints generated ids, measured footprint, peak KV and peak KV bytes");
+        cmd.Options.Add(model);
+        cmd.Options.Add(tokens);
+        cmd.Options.Add(gen);
+        methodOptions.AddTo(cmd);
+        cmd.Options.Add(json);
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int genTokens = p.GetValue(gen);
+            if (genTokens < 0) throw new ArgumentException($"--gen-tokens must be ≥ 0 (got {genTokens})");
+            var prompt = Cli.ParseTokens(p.GetValue(tokens)!);
+            var weights = LlamaWeights.Load(p.GetValue(model)!);
+            var method = methodOptions.CreateMethod(p, weights.Config);
+            var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
+            bool asJson = p.GetValue(json);
+            if (!asJson && prompt.Length >= 2048)
+                session.Progress = (done, total) => Console.Error.Write($"\r  {done}/{total} tokens");
+            var result = session.Run(prompt, genTokens);
+            if (!asJson && prompt.Length >= 2048) Console.Error.WriteLine();
+            if (asJson) Cli.WriteJson(result);
+            else
+            {
+                Console.WriteLine($"method          {result.Method}");
+                Console.WriteLine($"prompt / gen    {result.PromptTokens} / {result.GenTokens} tokens, chunk {result.ChunkSize}");
+                Console.WriteLine($"generated       {string.Join(' ', result.Generated)}");
+                Console.WriteLine($"footprint       {result.Footprint * 100:F2} %  ({result.Entries} of {result.FullEntries} entries)");
+                Console.WriteLine($"peak KV         {result.PeakKv * 100:F2} %  ({result.PeakEntries} entries over all heads)");
+                Console.WriteLine($"peak KV bytes   {result.PeakKvBytes:N0}  (pages held by the cache, fp32)");
+                Console.WriteLine($"time            pre-fill {result.PrefillSeconds:F3} s, decode {result.DecodeSeconds:F3} s");
+            }
+            return 0;
+        }));
         return cmd;
     }
 }

@@ -38,6 +38,9 @@ public sealed class Session : ILayerObserver
     public int ChunkSize { get; }
     public KvCache Cache { get; }
     public FootprintMeter Meter { get; }
+    /// <summary>Called after each pre-fill chunk and decode step with (rows done, rows planned so far).</summary>
+    public Action<int, int>? Progress { get; set; }
+
     /// <summary>Logits that predicted the most recent token (after pre-fill: the prompt's next token).</summary>
     public ReadOnlySpan<float> LastLogits => _logits;
 
@@ -65,6 +68,7 @@ public sealed class Session : ILayerObserver
             var mode = allLogits is not null ? LogitRows.All : final ? LogitRows.Last : LogitRows.None;
             _model.Forward(prompt.Slice(start, len), positions.AsSpan(0, len), Cache, mode, logits, this);
             Meter.EndStep(Cache, prefill: true);
+            Progress?.Invoke(start + len, n);
         }
         if (allLogits is not null) allLogits.AsSpan((n - 1) * V, V).CopyTo(_logits);
         _nextPosition = n;
@@ -94,6 +98,7 @@ public sealed class Session : ILayerObserver
         PrepareStep(Phase.Decode, _decodeSteps++, 1, position, false);
         _model.Forward([token], [position], Cache, needLogits ? LogitRows.Last : LogitRows.None, _logits, this);
         Meter.EndStep(Cache, prefill: false);
+        Progress?.Invoke(_nextPosition, _nextPosition);
     }
 
     /// <summary>Pre-fill then greedy generation, with the measured footprint and memory.</summary>

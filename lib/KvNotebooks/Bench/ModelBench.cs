@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using KvNotebooks.Eviction;
+using KvNotebooks.Inference;
+using KvNotebooks.Kernels;
+using KvNotebooks.Model;
+
+namespace KvNotebooks.Bench;
+
+/// <summary>Throughput of a whole forward pass: tokens/s, and GFLOP/s against the FMA peak measured
+/// in the same run.</summary>
+public sealed record ModelBenchResult(
+    string Kind, int ContextTokens, int TimedTokens, int Threads, double Seconds,
+    double TokensPerSecond, double Gflops, double PeakGflops, double FractionOfPeak);
+
+/// <summary>Pre-fill and decode benchmarks on a random model (default: the 4-layer model,
+/// d_model 256, 8 heads of 32, SwiGLU 688, vocab 512).</summary>
+public static class ModelBench
+{
+    public static LlamaConfig DefaultConfig(int kvHeads = 8) => new()
+    {
+        VocabSize = 512, HiddenSize = 256, IntermediateSize = 688, NumLayers = 4,
+        NumHeads = 8, NumKvHeads = kvHeads, HeadDim = 32, RopeTheta = 10000, MaxPositionEmbeddings = 1 << 20,
+    };
+
+    /// <summary>FLOPs of the matrix products for one token (2 per multiply-add), attention excluded.</summary>
+    public static double LinearFlopsPerToken(LlamaConfig c) =>
+        2.0 * (c.NumLayers * ((double)c.HiddenSize * (c.QDim + 2 * c.KvDim) + (double)c.QDim * c.HiddenSize
+                              + 3.0 * c.HiddenSize * c.IntermediateSize) + (double)c.HiddenSize * c.VocabSize);
+
+    /// <summary>Attention FLOPs for <paramref name="pairs"/> visible (query, key) pairs per head: 4·headDim each.</summary>
+    public static double AttentionFlops(LlamaConfig c, double pairs) => 4.0 * c.HeadDim * c.NumHeads * c.NumLayers * pairs;
+
+    /// <summary>Single pre-fill of <paramref name="tokens"/> tokens, best of <paramref name="repeats"/> after a warm-up.</summary>
+    public static ModelBenchResult Prefill(LlamaWeights weights, int tokens, int threads, int repeats = 3)
+    {
+        var model = new LlamaModel(weights);
+        var prompt = RandomTokens(tokens, weights.Config.VocabSize);
+        double best = double.MaxValue;
+        WithThreads(threads, () =>
+        {
+            for (int r = 0; r <= repeats; r++)
+            {
+                var session = new Session(model, new FullAttention());
+                var sw = Stopwatch.StartNew();
+                session.Prefill(prompt);
+                if (r > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+        });
+        var c = weights.Config;
+        double flops = LinearFlopsPerToken(c) * tokens - 2.0 * c.HiddenSize * c.VocabSize * (tokens - 1)
+                       + AttentionFlops(c, tokens * (tokens + 1.0) / 2);
+        return Result("prefill", tokens, tokens, threads, best, flops);
+    }
+
+    /// <summary>Greedy decode of <paramref name="steps"/> tokens after a pre-fill of <paramref name="context"/>.</summary>
+    public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads)
+    {
+        var model = new LlamaModel(weights);
+        var prompt = RandomTokens(context, weights.Config.VocabSize);
+        double seconds = 0;
+        WithThreads(threads, () =>
+        {
+            var warm = new Session(model, new FullAttention());
+            warm.Prefill(prompt[..Math.Min(context, 64)]);
+            warm.Generate(8);
+            var session = new Session(model, new FullAttention());
+            session.Prefill(prompt);
+            var sw = Stopwatch.StartNew();
+            session.Generate(steps);
+            seconds = sw.Elapsed.TotalSeconds;
+        });
+        var c = weights.Config;
+        double pairs = steps * (double)context + steps * (steps + 1.0) / 2;
+        double flops = LinearFlopsPerToken(c) * steps + AttentionFlops(c, pairs);
+        return Result("decode", context, steps, threads, seconds, flops);
+    }
+
+    private static ModelBenchResult Result(string kind, int context, int timed, int threads, double seconds, double flops)
+    {
+        double peak = PeakFlops.Measure(threads);
+        double gflops = flops / seconds / 1e9;
+        return new ModelBenchResult(kind, context, timed, threads, seconds, timed / seconds, gflops, peak, gflops / peak);
+    }
+
+    private static void WithThreads(int threads, Action action)
+    {
+        int saved = KernelOptions.Threads;
+        KernelOptions.Threads = threads;
+        try { action(); }
+        finally { KernelOptions.Threads = saved; }
+    }
+
+    private static int[] RandomTokens(int n, int vocab)
+    {
+        var rng = new Random(1234);
+        return Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job: set up, build, show the engine on a random model, then run the whole workbook
+# headless (executed notebooks with PNG figures, and an HTML report per notebook).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
+
+echo "== Analytic footprint: PruLong at 70% head sparsity, 128K prompt in 32K chunks (PAPER.md §1.2)"
+kvnb footprint --method prulong --head-sparsity 0.7 --prompt-tokens 131072 --gen-tokens 100 --chunk 32768
+
+echo "== A random model (data/configs/bench-4l.json), measured footprint of a streaming run"
+mkdir -p .tmp
+kvnb init --config data/configs/bench-4l.json --seed 1 --out .tmp/random-4l
+kvnb run --model .tmp/random-4l --tokens "$(seq -s ' ' 1 500)" --gen-tokens 16 --chunk 128 --method streaming --sink 8 --window 64
+
+echo "== The workbook"
+kvnb notebooks run
