@@ -184,6 +184,10 @@ public sealed class NotebookRunnerTests : IDisposable
         var r3 = new NotebookRunner(NoPng).Run(fsharp);
         Assert.Equal("UnsupportedKernel", r3.Failure!.ErrorName);
         Assert.Contains("fsharp", r3.Failure.Message);
+
+        File.WriteAllText(_fx["python.ipynb"], """{"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "source": "print(1)"}], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}}, "nbformat": 4, "nbformat_minor": 5}""");
+        var r4 = new NotebookRunner(NoPng).Run(_fx["python.ipynb"]);
+        Assert.Equal(("UnsupportedKernel", 1), (r4.Failure!.ErrorName, r4.Failure.CellNumber));
     }
 
     [Fact]
