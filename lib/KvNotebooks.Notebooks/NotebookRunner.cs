@@ -172,8 +172,11 @@ public sealed class NotebookRunner
             if (!_pngNoticeGiven)
             {
                 _pngNoticeGiven = true;
+                string? env = Environment.GetEnvironmentVariable("KVNB_CHROMIUM");
                 string missing = chromium is null
-                    ? "chromium not found (set KVNB_CHROMIUM or run scripts/setup-notebooks.sh)"
+                    ? string.IsNullOrEmpty(env)
+                        ? "chromium not found on PATH (run scripts/setup-notebooks.sh or set KVNB_CHROMIUM)"
+                        : $"KVNB_CHROMIUM={env} does not exist"
                     : "plotly.js not found (run scripts/setup-notebooks.sh: npm ci)";
                 Notice?.Invoke($"PNG export skipped: {missing}; figures stay interactive only");
             }
