@@ -1,0 +1,185 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.DotNet.Interactive.Formatting;
+
+namespace KvNotebooks.Reports;
+
+/// <summary>
+/// A plotly.js figure: <c>data</c> (traces) + <c>layout</c>, the JSON Plotly.NET would emit. Displayed in a
+/// notebook it emits <c>application/vnd.plotly.v1+json</c> and <c>text/plain</c> (no text/html on purpose:
+/// VS Code would show the HTML before the PNG, notebooks.md §4); the runner adds an <c>image/png</c>.
+/// Build with <see cref="Line"/>, <see cref="Scatter"/>, <see cref="Bar"/> or <see cref="Heatmap"/>, then
+/// chain <c>Add…</c>, <see cref="LogX"/>, <see cref="LogY"/>, <see cref="Annotate"/>.
+/// </summary>
+[TypeFormatterSource(typeof(ReportFormatterSource), PreferredMimeTypes = [PlotlyMime])]
+public sealed class Figure
+{
+    /// <summary>The MIME type of plotly figure JSON (Jupyter's plotly renderer and VS Code's renderers know it).</summary>
+    public const string PlotlyMime = "application/vnd.plotly.v1+json";
+
+    static Figure() => RegisterFormatters();
+
+    /// <summary>Traces, as plotly.js objects (<c>type</c>, <c>x</c>, <c>y</c>, <c>name</c>, …).</summary>
+    public JsonArray Data { get; } = [];
+    /// <summary>Layout: title, axes, legend, annotations, size.</summary>
+    public JsonObject Layout { get; } = new();
+
+    public Figure(string? title = null, string? xTitle = null, string? yTitle = null)
+    {
+        if (title is not null) Layout["title"] = new JsonObject { ["text"] = title };
+        Layout["xaxis"] = Axis(xTitle);
+        Layout["yaxis"] = Axis(yTitle);
+        Layout["showlegend"] = true;
+    }
+
+    private static JsonObject Axis(string? title) =>
+        title is null ? new JsonObject() : new JsonObject { ["title"] = new JsonObject { ["text"] = title } };
+
+    // ---- factories: one per chart kind; each returns an empty figure to chain Add… on ----
+
+    /// <summary>A line chart; add series with <see cref="AddLine"/>.</summary>
+    public static Figure Line(string title, string xTitle, string yTitle) => new(title, xTitle, yTitle);
+    /// <summary>A scatter chart; add series with <see cref="AddScatter"/>.</summary>
+    public static Figure Scatter(string title, string xTitle, string yTitle) => new(title, xTitle, yTitle);
+    /// <summary>A bar chart; add series with <see cref="AddBar"/> (several series are grouped).</summary>
+    public static Figure Bar(string title, string xTitle, string yTitle)
+    {
+        var f = new Figure(title, xTitle, yTitle);
+        f.Layout["barmode"] = "group";
+        return f;
+    }
+
+    /// <summary>A heatmap of <paramref name="z"/>[row][column]; labels optional.</summary>
+    public static Figure Heatmap(string title, double[][] z, IEnumerable<string>? xLabels = null, IEnumerable<string>? yLabels = null,
+        string? xTitle = null, string? yTitle = null, string colorscale = "Viridis")
+    {
+        var f = new Figure(title, xTitle, yTitle);
+        f.Layout["showlegend"] = false;
+        var trace = new JsonObject
+        {
+            ["type"] = "heatmap",
+            ["z"] = new JsonArray(z.Select(row => (JsonNode)Numbers(row)).ToArray()),
+            ["colorscale"] = colorscale,
+        };
+        if (xLabels is not null) trace["x"] = Strings(xLabels);
+        if (yLabels is not null) trace["y"] = Strings(yLabels);
+        f.Data.Add(trace);
+        return f;
+    }
+
+    // ---- traces ----
+
+    /// <summary>Adds a line series (<c>scatter</c> trace, mode lines+markers).</summary>
+    public Figure AddLine(string name, IEnumerable<double> x, IEnumerable<double> y, bool markers = true) =>
+        AddTrace(new JsonObject { ["type"] = "scatter", ["mode"] = markers ? "lines+markers" : "lines", ["name"] = name, ["x"] = Numbers(x), ["y"] = Numbers(y) });
+
+    /// <summary>Adds a point series; <paramref name="labels"/> become hover text.</summary>
+    public Figure AddScatter(string name, IEnumerable<double> x, IEnumerable<double> y, IEnumerable<string>? labels = null)
+    {
+        var t = new JsonObject { ["type"] = "scatter", ["mode"] = "markers", ["name"] = name, ["x"] = Numbers(x), ["y"] = Numbers(y) };
+        if (labels is not null) t["text"] = Strings(labels);
+        return AddTrace(t);
+    }
+
+    /// <summary>Adds a bar series over categories.</summary>
+    public Figure AddBar(string name, IEnumerable<string> categories, IEnumerable<double> values) =>
+        AddTrace(new JsonObject { ["type"] = "bar", ["name"] = name, ["x"] = Strings(categories), ["y"] = Numbers(values) });
+
+    /// <summary>Adds any plotly.js trace object as is.</summary>
+    public Figure AddTrace(JsonObject trace)
+    {
+        Data.Add(trace);
+        return this;
+    }
+
+    // ---- layout ----
+
+    public Figure LogX() { ((JsonObject)Layout["xaxis"]!)["type"] = "log"; return this; }
+    public Figure LogY() { ((JsonObject)Layout["yaxis"]!)["type"] = "log"; return this; }
+    public Figure Legend(bool show) { Layout["showlegend"] = show; return this; }
+    /// <summary>Fixed size in pixels (also the PNG size; default 900×500).</summary>
+    public Figure Size(int width, int height) { Layout["width"] = width; Layout["height"] = height; return this; }
+
+    private readonly List<(double X, double Y, string Text, bool Arrow)> _annotations = [];
+
+    /// <summary>A text note at data coordinates (x, y), with an arrow by default (log axes handled in <see cref="ToJson"/>).</summary>
+    public Figure Annotate(double x, double y, string text, bool arrow = true)
+    {
+        _annotations.Add((x, y, text, arrow));
+        return this;
+    }
+
+    public string? Title => Layout["title"]?["text"]?.GetValue<string>();
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The plotly figure JSON: <c>{"data": [...], "layout": {...}}</c>.</summary>
+    public string ToJson() => ToJsonObject().ToJsonString(JsonOptions);
+
+    /// <summary>The figure as a JSON object (annotations placed: plotly wants log10 coordinates on log axes).</summary>
+    public JsonObject ToJsonObject()
+    {
+        var layout = (JsonObject)Layout.DeepClone();
+        if (_annotations.Count > 0)
+        {
+            bool logX = layout["xaxis"]?["type"]?.GetValue<string>() == "log";
+            bool logY = layout["yaxis"]?["type"]?.GetValue<string>() == "log";
+            var list = layout["annotations"] as JsonArray ?? (JsonArray)(layout["annotations"] = new JsonArray());
+            foreach (var (x, y, text, arrow) in _annotations)
+                list.Add(new JsonObject
+                {
+                    ["x"] = logX ? Math.Log10(x) : x,
+                    ["y"] = logY ? Math.Log10(y) : y,
+                    ["text"] = text,
+                    ["showarrow"] = arrow,
+                });
+        }
+        return new JsonObject { ["data"] = Data.DeepClone(), ["layout"] = layout };
+    }
+
+    public override string ToString()
+    {
+        var kinds = Data.Select(t => t?["type"]?.GetValue<string>() ?? "?").Distinct();
+        return $"Figure \"{Title ?? "(untitled)"}\": {Data.Count} trace(s) [{string.Join(", ", kinds)}]";
+    }
+
+    /// <summary>
+    /// Registers the figure's formatters (plotly JSON + text/plain, plotly preferred). Runs by itself on first
+    /// use of <see cref="Figure"/>; the <see cref="TypeFormatterSourceAttribute"/> on the class also brings them
+    /// back after <c>Formatter.ResetToDefault()</c> (which the runner calls between notebooks).
+    /// </summary>
+    public static void RegisterFormatters()
+    {
+        Formatter.Register<Figure>((fig, writer) => writer.Write(fig.ToJson()), PlotlyMime);
+        Formatter.Register<Figure>(fig => fig.ToString(), PlainTextFormatter.MimeType);
+        Formatter.SetPreferredMimeTypesFor(typeof(Figure), PlotlyMime);
+        Table.RegisterFormatters();
+    }
+
+    internal static JsonArray Numbers(IEnumerable<double> values) =>
+        new(values.Select(v => double.IsFinite(v) ? JsonValue.Create(v) : null).Select(n => (JsonNode?)n).ToArray());
+
+    internal static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode?)v).ToArray());
+}
+
+/// <summary>Supplies the report types' formatters on demand (found through <see cref="TypeFormatterSourceAttribute"/>).</summary>
+public sealed class ReportFormatterSource : ITypeFormatterSource
+{
+    public IEnumerable<ITypeFormatter> CreateTypeFormatters() =>
+    [
+        new DelegateFormatter<Figure>((fig, ctx) => { ctx.Writer.Write(fig.ToJson()); return true; }, Figure.PlotlyMime),
+        new DelegateFormatter<Figure>((fig, ctx) => { ctx.Writer.Write(fig.ToString()); return true; }, PlainTextFormatter.MimeType),
+        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToHtml()); return true; }, HtmlFormatter.MimeType),
+        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToText()); return true; }, PlainTextFormatter.MimeType),
+        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToCsv()); return true; }, Table.CsvMime),
+    ];
+}
+
+/// <summary>A formatter for <typeparamref name="T"/> in one MIME type, from a delegate.</summary>
+internal sealed class DelegateFormatter<T>(Func<T, FormatContext, bool> format, string mimeType) : ITypeFormatter
+{
+    public string MimeType => mimeType;
+    public Type Type => typeof(T);
+    public bool Format(object instance, FormatContext context) => format((T)instance, context);
+}

@@ -1,0 +1,69 @@
+using System.Text.Json.Nodes;
+using KvNotebooks.Reports;
+using KvNotebooks.Tests.Notebooks;
+using Microsoft.DotNet.Interactive.Formatting;
+
+namespace KvNotebooks.Tests.Reports;
+
+[Collection(NotebookCollection.Name)] // uses the process-wide Formatter
+public sealed class FigureTests
+{
+    [Fact]
+    public void Line_figure_json_has_traces_titles_log_axis_and_annotations()
+    {
+        var fig = Figure.Line("Footprint", "tokens", "fraction")
+            .AddLine("full", [1, 10, 100], [1, 1, 1])
+            .AddLine("snapkv", [1, 10, 100], [1, 0.5, 0.2], markers: false)
+            .Annotate(100, 0.2, "budget")
+            .LogX();
+        var json = (JsonObject)JsonNode.Parse(fig.ToJson())!;
+        Assert.Equal(["data", "layout"], json.Select(p => p.Key));
+        var data = json["data"]!.AsArray();
+        Assert.Equal(2, data.Count);
+        Assert.Equal("scatter", data[0]!["type"]!.GetValue<string>());
+        Assert.Equal("lines+markers", data[0]!["mode"]!.GetValue<string>());
+        Assert.Equal("lines", data[1]!["mode"]!.GetValue<string>());
+        Assert.Equal("snapkv", data[1]!["name"]!.GetValue<string>());
+        Assert.Equal([1, 0.5, 0.2], data[1]!["y"]!.AsArray().Select(v => v!.GetValue<double>()));
+        var layout = json["layout"]!;
+        Assert.Equal("Footprint", layout["title"]!["text"]!.GetValue<string>());
+        Assert.Equal("tokens", layout["xaxis"]!["title"]!["text"]!.GetValue<string>());
+        Assert.Equal("fraction", layout["yaxis"]!["title"]!["text"]!.GetValue<string>());
+        Assert.Equal("log", layout["xaxis"]!["type"]!.GetValue<string>());
+        Assert.True(layout["showlegend"]!.GetValue<bool>());
+        var note = layout["annotations"]![0]!;
+        Assert.Equal(2.0, note["x"]!.GetValue<double>(), 12); // log10(100): plotly's coordinates on a log axis
+        Assert.Equal(0.2, note["y"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void Bar_scatter_and_heatmap_traces()
+    {
+        var bar = (JsonObject)JsonNode.Parse(Figure.Bar("b", "method", "KV").AddBar("a", ["x", "y"], [1, 2]).AddBar("b", ["x", "y"], [3, 4]).ToJson())!;
+        Assert.Equal("group", bar["layout"]!["barmode"]!.GetValue<string>());
+        Assert.Equal("bar", bar["data"]![1]!["type"]!.GetValue<string>());
+        Assert.Equal("y", bar["data"]![0]!["x"]![1]!.GetValue<string>());
+
+        var sc = (JsonObject)JsonNode.Parse(Figure.Scatter("s", "x", "y").AddScatter("p", [1], [double.NaN], ["pt"]).LogY().ToJson())!;
+        Assert.Equal("markers", sc["data"]![0]!["mode"]!.GetValue<string>());
+        Assert.Null(sc["data"]![0]!["y"]![0]); // NaN → null (a gap), never invalid JSON
+        Assert.Equal("pt", sc["data"]![0]!["text"]![0]!.GetValue<string>());
+
+        var hm = (JsonObject)JsonNode.Parse(Figure.Heatmap("h", [[1, 2], [3, 4]], ["a", "b"], ["r1", "r2"]).ToJson())!;
+        Assert.Equal("heatmap", hm["data"]![0]!["type"]!.GetValue<string>());
+        Assert.Equal(4, hm["data"]![0]!["z"]![1]![1]!.GetValue<double>());
+        Assert.False(hm["layout"]!["showlegend"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void Display_emits_plotly_json_and_plain_text_but_no_html()
+    {
+        Formatter.ResetToDefault();
+        var fig = Figure.Line("t", "x", "y").AddLine("a", [1, 2], [3, 4]);
+        var preferred = Formatter.GetPreferredMimeTypesFor(typeof(Figure)).ToList();
+        Assert.Contains(Figure.PlotlyMime, preferred);
+        Assert.DoesNotContain("text/html", preferred);
+        Assert.Equal(fig.ToJson(), fig.ToDisplayString(Figure.PlotlyMime));
+        Assert.Equal("Figure \"t\": 1 trace(s) [scatter]", fig.ToDisplayString("text/plain"));
+    }
+}
