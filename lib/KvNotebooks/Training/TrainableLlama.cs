@@ -92,6 +92,9 @@ public sealed class TrainableLlama
     public float[][]? GateGrads { get; private set; }
     /// <summary>Whether <see cref="GateGrads"/> is computed.</summary>
     public bool GatesTrainable { get; set; } = true;
+    /// <summary>Attention through <see cref="BlockedAttentionOp"/> (GEMM blocks, default) or the
+    /// row-by-row reference <see cref="AttentionOp"/>; both give the same results.</summary>
+    public bool UseBlockedAttention { get; set; } = true;
     /// <summary>Loss of the last <see cref="Forward"/>.</summary>
     public double Loss { get; private set; }
     /// <summary>[P × V] logits at the loss positions of the last forward.</summary>
@@ -166,11 +169,11 @@ public sealed class TrainableLlama
             if (Gates is not null)
             {
                 x.EnsureGated(T, c);
-                AttentionOp.Forward(x.Q, x.K, x.V, x.AttFull!, x.LseFull!, T, Hq, Hkv, hd, _fullMasks);
-                AttentionOp.Forward(x.Q, x.K, x.V, x.AttStream!, x.LseStream!, T, Hq, Hkv, hd, _streamMasks);
+                AttnForward(x.Q, x.K, x.V, x.AttFull!, x.LseFull!, T, Hq, Hkv, hd, _fullMasks);
+                AttnForward(x.Q, x.K, x.V, x.AttStream!, x.LseStream!, T, Hq, Hkv, hd, _streamMasks);
                 HeadGateOp.Forward(x.AttFull, x.AttStream, Gates[l], x.Att, T, Hq, Hkv, hd);
             }
-            else AttentionOp.Forward(x.Q, x.K, x.V, x.Att, x.Lse, T, Hq, Hkv, hd, HeadMasks[l]);
+            else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, T, Hq, Hkv, hd, HeadMasks[l]);
             x.Resid.AsSpan(0, T * d).CopyTo(x.Mid);
             LinearOp.Forward(x.Att, w.Wo, default, x.Mid, T, qd, d, accumulate: true);
             // MLP block: out = mid + down(silu(gate(n)) ⊙ up(n)), n = rmsnorm(mid)
@@ -245,10 +248,10 @@ public sealed class TrainableLlama
                 var dStream = a.DAttStream.AsSpan(0, T * qd); dStream.Clear();
                 HeadGateOp.Backward(dAtt, x.AttFull, x.AttStream, Gates![l], dFull, dStream,
                     GatesTrainable ? GateGrads![l] : default, T, Hq, Hkv, hd);
-                AttentionOp.Backward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, T, Hq, Hkv, hd, _fullMasks);
-                AttentionOp.Backward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, T, Hq, Hkv, hd, _streamMasks);
+                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, T, Hq, Hkv, hd, _fullMasks);
+                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, T, Hq, Hkv, hd, _streamMasks);
             }
-            else AttentionOp.Backward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, T, Hq, Hkv, hd, HeadMasks[l]);
+            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, T, Hq, Hkv, hd, HeadMasks[l]);
             RopeOp.Backward(dQ, T, qd, Hq, _rope!);
             RopeOp.Backward(dK, T, kvd, Hkv, _rope!);
             dXn.Clear();
@@ -258,6 +261,21 @@ public sealed class TrainableLlama
             RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), T, d); // dResid = dL/d(layer input)
         }
         if (stop == 0) EmbeddingOp.Backward(_tokens, dResid, G(Weights.Embedding), d);
+    }
+
+    private void AttnForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int T, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+    {
+        if (UseBlockedAttention) BlockedAttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, hd, masks);
+        else AttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, hd, masks);
+    }
+
+    private void AttnBackward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int T, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+    {
+        if (UseBlockedAttention) BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, hd, masks);
+        else AttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, hd, masks);
     }
 
     private Span<float> G(float[]? value)

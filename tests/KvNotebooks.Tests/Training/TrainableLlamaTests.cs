@@ -27,7 +27,7 @@ public class TrainableLlamaTests
 
     private static readonly int[] Tokens = [5, 17, 3, 3, 22, 0, 9, 14, 5, 11];
 
-    public static TheoryData<string> Variants => new() { "untied", "tied", "bias", "streaming", "gated" };
+    public static TheoryData<string> Variants => new() { "untied", "tied", "bias", "streaming", "gated", "gated-reference" };
 
     private static TrainableLlama Build(string variant, int seed = 11)
     {
@@ -39,7 +39,8 @@ public class TrainableLlamaTests
             m.HeadMasks[1][2] = HeadMask.Streaming(2, 2);
             m.HeadMasks[1][3] = HeadMask.Streaming(0, 4);
         }
-        if (variant == "gated")
+        if (variant.EndsWith("-reference")) m.UseBlockedAttention = false;
+        if (variant.StartsWith("gated"))
         {
             m.EnableGates(HeadMask.Streaming(1, 3));
             m.Gates![0][0] = 0.25f; m.Gates[0][1] = 0.9f; m.Gates[1][0] = 0.6f; m.Gates[1][1] = 0.1f;
@@ -124,6 +125,23 @@ public class TrainableLlamaTests
         g.ForwardBackward(Tokens, positions, targets);
         Assert.All(g.Parameters, p => Assert.All(p.Grad, x => Assert.Equal(0f, x)));
         Assert.Contains(g.GateGrads!.SelectMany(x => x), x => x != 0f);
+    }
+
+    [Fact]
+    public void BlockedAndReferenceAttentionGiveTheSameModelGradients()
+    {
+        var tokens = Enumerable.Range(0, 150).Select(i => (i * 13 + 5) % 23).ToArray();
+        int[] positions = [10, 70, 149]; int[] targets = [1, 2, 3];
+        var a = Build("streaming"); var b = Build("streaming");
+        b.UseBlockedAttention = false;
+        double la = a.ForwardBackward(tokens, positions, targets), lb = b.ForwardBackward(tokens, positions, targets);
+        Assert.Equal(lb, la, 5);
+        for (int i = 0; i < a.Parameters.Count; i++)
+            for (int j = 0; j < a.Parameters[i].Grad.Length; j++)
+            {
+                float x = a.Parameters[i].Grad[j], y = b.Parameters[i].Grad[j];
+                Assert.True(Math.Abs(x - y) <= 1e-5 + 1e-3 * Math.Abs(y), $"{a.Parameters[i].Name}[{j}]: {x} vs {y}");
+            }
     }
 
     [Fact]
