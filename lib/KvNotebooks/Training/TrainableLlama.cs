@@ -143,14 +143,33 @@ public sealed class TrainableLlama
         if (T == 0) throw new ArgumentException("empty sequence");
         if (targets.Length != P) throw new ArgumentException($"{P} loss positions but {targets.Length} targets");
         if (P > T) throw new ArgumentException($"{P} loss positions for {T} tokens");
-        foreach (int t in tokens) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), t, "token outside the vocabulary");
         foreach (int t in targets) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(targets), t, "target outside the vocabulary");
         foreach (int p in lossPositions) if ((uint)p >= (uint)T) throw new ArgumentOutOfRangeException(nameof(lossPositions), p, "position outside the sequence");
-        Ensure(T);
-        _T = T; _P = P;
-        _tokens = tokens.ToArray(); _positions = lossPositions.ToArray(); _targets = targets.ToArray();
+        ForwardHidden(tokens);
+        _P = P;
+        _positions = lossPositions.ToArray(); _targets = targets.ToArray();
         var a = _a!;
-        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize, V = c.VocabSize;
+        int d = c.HiddenSize, V = c.VocabSize;
+        for (int p = 0; p < P; p++) a.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(a.XfRows.AsSpan(p * d, d));
+        LinearOp.Forward(a.XfRows, Weights.LmHead, default, a.Logits, P, d, V);
+        Loss = CrossEntropyOp.Forward(a.Logits, targets, a.Probs, P, V);
+        return Loss;
+    }
+
+    /// <summary>Runs the layers and the final norm on tokens [T] (positions 0…T−1) and returns the final
+    /// hidden states [T × d] (after the final RMSNorm, what the LM head reads; DuoAttention's distillation
+    /// target). Backward from them with <see cref="BackwardFromHidden"/>.</summary>
+    public ReadOnlySpan<float> ForwardHidden(ReadOnlySpan<int> tokens)
+    {
+        var c = Config;
+        int T = tokens.Length;
+        if (T == 0) throw new ArgumentException("empty sequence");
+        foreach (int t in tokens) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), t, "token outside the vocabulary");
+        Ensure(T);
+        _T = T; _P = 0;
+        _tokens = tokens.ToArray();
+        var a = _a!;
+        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
         float eps = (float)c.RmsNormEps;
 
@@ -186,10 +205,7 @@ public sealed class TrainableLlama
             LinearOp.Forward(x.H, w.WDown, default, next, T, ff, d, accumulate: true);
         }
         RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, T, d, eps);
-        for (int p = 0; p < P; p++) a.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(a.XfRows.AsSpan(p * d, d));
-        LinearOp.Forward(a.XfRows, Weights.LmHead, default, a.Logits, P, d, V);
-        Loss = CrossEntropyOp.Forward(a.Logits, targets, a.Probs, P, V);
-        return Loss;
+        return a.Xf.AsSpan(0, T * d);
     }
 
     /// <summary>Backward of the last <see cref="Forward"/>: grads += lossScale · dLoss/dθ for non-frozen θ.</summary>
@@ -198,10 +214,7 @@ public sealed class TrainableLlama
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
         var c = Config; var a = _a;
         int T = _T, P = _P;
-        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize, V = c.VocabSize;
-        int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
-        bool gated = Gates is not null;
-        int stop = LowestLayerNeedingGrad();
+        int d = c.HiddenSize, V = c.VocabSize;
 
         // head: CE → logits → final-norm rows
         a.DLogits.AsSpan(0, P * V).Clear();
@@ -216,6 +229,30 @@ public sealed class TrainableLlama
             var src = a.DXfRows.AsSpan(p * d, d);
             for (int i = 0; i < d; i++) dst[i] += src[i];
         }
+        BackwardBody();
+    }
+
+    /// <summary>Backward of the last <see cref="ForwardHidden"/> (or <see cref="Forward"/>) from a gradient
+    /// dHidden [T × d] w.r.t. the final hidden states: grads += dL/dθ for non-frozen θ (and gates).</summary>
+    public void BackwardFromHidden(ReadOnlySpan<float> dHidden)
+    {
+        if (_a is null) throw new InvalidOperationException("Backward before Forward");
+        int n = _T * Config.HiddenSize;
+        if (dHidden.Length != n) throw new ArgumentException($"dHidden has {dHidden.Length} values, expected {n}");
+        dHidden.CopyTo(_a.DXn);
+        BackwardBody();
+    }
+
+    /// <summary>From dL/d(final hidden) in DXn down through the layers.</summary>
+    private void BackwardBody()
+    {
+        var c = Config; var a = _a!;
+        int T = _T;
+        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
+        int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
+        bool gated = Gates is not null;
+        int stop = LowestLayerNeedingGrad();
+        var dXn = a.DXn.AsSpan(0, T * d);
         var dResid = a.DResid.AsSpan(0, T * d);
         dResid.Clear();
         if (stop > c.NumLayers) { RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, default, G(Weights.FinalNorm), T, d); return; }

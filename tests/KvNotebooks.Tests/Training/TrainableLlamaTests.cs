@@ -179,3 +179,32 @@ public class TrainableLlamaTests
         Assert.Equal(fresh.Forward(Tokens, [9], [2]), shortLoss, 10);
     }
 }
+
+public class HiddenStateBackwardTests
+{
+    /// <summary>DuoAttention's distillation path: L = Σ w ⊙ hidden, gradients w.r.t. gates and weights.</summary>
+    [Fact]
+    public void BackwardFromHiddenMatchesFiniteDifferences()
+    {
+        var c = TrainableLlamaTests.Tiny();
+        var m = new TrainableLlama(TrainableLlamaTests.RandomWeights(c, 21));
+        m.EnableGates(KvNotebooks.Training.Ops.HeadMask.Streaming(1, 2), 0.5f);
+        m.Gates![1][0] = 0.2f;
+        int[] tokens = [3, 9, 9, 1, 20, 4, 7, 15];
+        var w = GradCheck.Random(new Random(2), tokens.Length * c.HiddenSize);
+        double L() => GradCheck.Dot(w, m.ForwardHidden(tokens));
+        L();
+        m.ZeroGrad();
+        m.BackwardFromHidden(w);
+        for (int l = 0; l < c.NumLayers; l++)
+            GradCheck.Check($"gate {l}", m.Gates[l], (float[])m.GateGrads![l].Clone(), L, tol: 1e-2);
+        foreach (var name in new[] { "model.layers.0.self_attn.k_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight" })
+        {
+            var p = m[name];
+            var rng = new Random(name.Length);
+            var idx = name.Contains("embed") ? tokens.Select(t => t * c.HiddenSize + rng.Next(c.HiddenSize)).Distinct().ToArray()
+                                             : Enumerable.Range(0, 8).Select(_ => rng.Next(p.Value.Length)).ToArray();
+            GradCheck.Check(name, p.Value, (float[])p.Grad.Clone(), L, tol: 1e-2, indices: idx);
+        }
+    }
+}
