@@ -1,3 +1,4 @@
+using KvNotebooks.Training;
 using KvNotebooks.Training.Ops;
 using static KvNotebooks.Tests.Training.GradCheck;
 
@@ -180,5 +181,43 @@ public class OpGradientTests
         Check("dfull", full, df, L);
         Check("dstreaming", stream, ds, L);
         Check("dz", z, dz, L);
+    }
+}
+
+public class HardConcreteTests
+{
+    [Fact]
+    public void BackwardMatchesFiniteDifferencesAndClampsHaveZeroGradient()
+    {
+        float[] logAlpha = [-0.5f, 0.0f, 0.3f, 1.0f, -1.2f, 4.0f, -4.0f, 0.7f];
+        float[] u = [0.3f, 0.5f, 0.45f, 0.2f, 0.8f, 0.5f, 0.5f, 0.6f];
+        var z = new float[8];
+        var w = GradCheck.Random(new Random(1), 8);
+        double L() { HardConcreteOp.Forward(logAlpha, u, z); return GradCheck.Dot(w, z); }
+        L();
+        Assert.Equal(1f, z[5]); Assert.Equal(0f, z[6]); // log α = ±4 with u = ½ saturates the stretch
+        var d = new float[8];
+        HardConcreteOp.Backward(w, logAlpha, u, d);
+        Assert.Equal(0f, d[5]); Assert.Equal(0f, d[6]);
+        GradCheck.Check("dlogα", logAlpha, d, L, h: 1e-3f, indices: [0, 1, 2, 3, 4, 7]);
+        // z at u = ½, log α = 0: s = ½, z = 1.2·½ − 0.1 = 0.5
+        Assert.Equal(0.5f, z[1], 5);
+    }
+
+    [Fact]
+    public void DeterministicMaskAndProbabilityZero()
+    {
+        // P(z = 0) falls as log α grows; at log α = 4 (PruLong's init) it is tiny
+        Assert.True(HardConcreteOp.ProbabilityZero(-2f) > HardConcreteOp.ProbabilityZero(0f));
+        Assert.True(HardConcreteOp.ProbabilityZero(4f) < 1e-2);
+        double x0 = 0.1 / 1.2;
+        Assert.Equal(1 / (1 + Math.Exp(-(2.0 / 3 * Math.Log(x0 / (1 - x0))))), HardConcreteOp.ProbabilityZero(0f), 5);
+        var mask = HardConcreteOp.DeterministicMask([10f, -10f, 10f, -10f]);
+        Assert.Equal([1f, 0f, 1f, 0f], mask.Select(m => MathF.Round(m, 3)));
+        // sampling is deterministic given the seed and inside (0, 1)
+        var u1 = new float[16]; var u2 = new float[16];
+        HardConcreteOp.SampleUniform(new Random(7), u1); HardConcreteOp.SampleUniform(new Random(7), u2);
+        Assert.Equal(u1, u2);
+        Assert.All(u1, x => Assert.InRange(x, 1e-8f, 1 - 1e-8f));
     }
 }
