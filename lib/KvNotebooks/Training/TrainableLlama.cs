@@ -147,7 +147,7 @@ public sealed class TrainableLlama
         foreach (int p in lossPositions) if ((uint)p >= (uint)T) throw new ArgumentOutOfRangeException(nameof(lossPositions), p, "position outside the sequence");
         ForwardHidden(tokens);
         _P = P;
-        _positions = lossPositions.ToArray(); _targets = targets.ToArray();
+        lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
         var a = _a!;
         int d = c.HiddenSize, V = c.VocabSize;
         for (int p = 0; p < P; p++) a.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(a.XfRows.AsSpan(p * d, d));
@@ -167,7 +167,7 @@ public sealed class TrainableLlama
         foreach (int t in tokens) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), t, "token outside the vocabulary");
         Ensure(T);
         _T = T; _P = 0;
-        _tokens = tokens.ToArray();
+        tokens.CopyTo(_tokens);
         var a = _a!;
         int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
@@ -218,7 +218,7 @@ public sealed class TrainableLlama
 
         // head: CE → logits → final-norm rows
         a.DLogits.AsSpan(0, P * V).Clear();
-        CrossEntropyOp.Backward(a.Probs, _targets, a.DLogits, P, V, lossScale);
+        CrossEntropyOp.Backward(a.Probs, _targets.AsSpan(0, P), a.DLogits, P, V, lossScale);
         a.DXfRows.AsSpan(0, P * d).Clear();
         LinearOp.Backward(a.DLogits, a.XfRows, Weights.LmHead, a.DXfRows, G(Weights.LmHead), default, P, d, V);
         var dXn = a.DXn.AsSpan(0, T * d);
@@ -297,7 +297,7 @@ public sealed class TrainableLlama
             LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), T, d, kvd);
             RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), T, d); // dResid = dL/d(layer input)
         }
-        if (stop == 0) EmbeddingOp.Backward(_tokens, dResid, G(Weights.Embedding), d);
+        if (stop == 0) EmbeddingOp.Backward(_tokens.AsSpan(0, T), dResid, G(Weights.Embedding), d);
     }
 
     private void AttnForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
@@ -345,6 +345,7 @@ public sealed class TrainableLlama
         if (_a is not null && _a.Capacity >= T) return;
         _a = new Activations(Config, T, _a?.Gated ?? false);
         _rope = RopeTable.Sequential(Config, T);
+        _tokens = new int[T]; _positions = new int[T]; _targets = new int[T];
     }
 
     /// <summary>Everything forward saves and backward reads, for up to Capacity tokens. Shapes per layer:

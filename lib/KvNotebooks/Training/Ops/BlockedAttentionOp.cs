@@ -153,15 +153,21 @@ public static class BlockedAttentionOp
 
     /// <summary>Visible key segments (start, length) of query rows [i0, i1): one for a full head,
     /// sink + window (either may be empty) for a streaming head.</summary>
-    private static List<(int J0, int Len)> Segments(HeadMask m, int i0, int i1)
+    private static SegmentPair Segments(HeadMask m, int i0, int i1)
     {
-        var segs = new List<(int, int)>(2);
-        if (m.IsFull) { segs.Add((0, i1)); return segs; }
+        if (m.IsFull) return new SegmentPair(1, 0, i1, 0, 0);
         int sinkEnd = Math.Min(m.Sink, i1);
-        if (sinkEnd > 0) segs.Add((0, sinkEnd));
         int winStart = Math.Max(sinkEnd, i0 - m.Window + 1);
-        if (winStart < i1) segs.Add((winStart, i1 - winStart));
-        return segs;
+        var sink = (J0: 0, Len: sinkEnd);
+        var win = (J0: winStart, Len: Math.Max(0, i1 - winStart));
+        if (sink.Len == 0) return new SegmentPair(win.Len > 0 ? 1 : 0, win.J0, win.Len, 0, 0);
+        return win.Len > 0 ? new SegmentPair(2, sink.J0, sink.Len, win.J0, win.Len) : new SegmentPair(1, sink.J0, sink.Len, 0, 0);
+    }
+
+    /// <summary>Up to two (start, length) key segments, without allocating.</summary>
+    private readonly record struct SegmentPair(int Count, int J0a, int LenA, int J0b, int LenB)
+    {
+        public (int J0, int Len) this[int i] => i == 0 ? (J0a, LenA) : (J0b, LenB);
     }
 
     /// <summary>Head h of x [T × heads·hd] → dst [T × hd].</summary>
