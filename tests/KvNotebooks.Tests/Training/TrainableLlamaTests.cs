@@ -127,12 +127,14 @@ public class TrainableLlamaTests
         Assert.Contains(g.GateGrads!.SelectMany(x => x), x => x != 0f);
     }
 
-    [Fact]
-    public void BlockedAndReferenceAttentionGiveTheSameModelGradients()
+    [Theory]
+    [InlineData("streaming")]
+    [InlineData("gated")]
+    public void BlockedAndReferenceAttentionGiveTheSameModelGradients(string variant)
     {
         var tokens = Enumerable.Range(0, 150).Select(i => (i * 13 + 5) % 23).ToArray();
         int[] positions = [10, 70, 149]; int[] targets = [1, 2, 3];
-        var a = Build("streaming"); var b = Build("streaming");
+        var a = Build(variant); var b = Build(variant);
         b.UseBlockedAttention = false;
         double la = a.ForwardBackward(tokens, positions, targets), lb = b.ForwardBackward(tokens, positions, targets);
         Assert.Equal(lb, la, 5);
@@ -142,6 +144,10 @@ public class TrainableLlamaTests
                 float x = a.Parameters[i].Grad[j], y = b.Parameters[i].Grad[j];
                 Assert.True(Math.Abs(x - y) <= 1e-5 + 1e-3 * Math.Abs(y), $"{a.Parameters[i].Name}[{j}]: {x} vs {y}");
             }
+        if (a.GateGrads is not null)
+            for (int l = 0; l < a.Config.NumLayers; l++)
+                for (int g = 0; g < a.Config.NumKvHeads; g++)
+                    Assert.True(Math.Abs(a.GateGrads[l][g] - b.GateGrads![l][g]) <= 1e-5 + 1e-3 * Math.Abs(b.GateGrads[l][g]));
     }
 
     [Fact]
