@@ -4,7 +4,8 @@ using KvNotebooks.Training.Ops;
 namespace KvNotebooks.Training;
 
 /// <summary>
-/// Forward and backward of a whole Llama model on one sequence, built from the ops in Training/Ops
+/// Forward and backward of a whole Llama model on one sequence (or a batch of equal-length sequences
+/// laid back to back, so every Linear is one GEMM over all rows), built from the ops in Training/Ops
 /// (llm.c style: explicit activations, explicit backward in reverse order).
 /// The loss is the mean cross-entropy at chosen positions only: position lossPositions[p] must
 /// predict targets[p]; logits are computed only at those rows.
@@ -12,7 +13,7 @@ namespace KvNotebooks.Training;
 /// across calls until <see cref="ZeroGrad"/>; frozen parameters get no gradient. Tied embeddings
 /// share one parameter. Attention heads can be full, streaming (<see cref="HeadMasks"/>), or
 /// DuoAttention/PruLong hybrids z·full + (1 − z)·streaming (<see cref="EnableGates"/>, dL/dz in
-/// <see cref="GateGrads"/>). Activation buffers are allocated for the longest sequence seen and reused.
+/// <see cref="GateGrads"/>). Activation buffers are allocated for the most rows seen and reused.
 /// </summary>
 public sealed class TrainableLlama
 {
@@ -21,7 +22,8 @@ public sealed class TrainableLlama
     private HeadMask[] _streamMasks;
     private Activations? _a;
     private RopeTable? _rope;
-    private int _T, _P;
+    private int _ropeSeqLen;
+    private int _N, _P, _seqLen, _batch;
     private int[] _tokens = [], _positions = [], _targets = [];
 
     public TrainableLlama(LlamaWeights weights)
@@ -128,15 +130,17 @@ public sealed class TrainableLlama
 
     /// <summary>Forward then backward; returns the loss. Gradients are scaled by <paramref name="lossScale"/>
     /// (e.g. 1/B to average over a batch of sequences).</summary>
-    public double ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lossPositions, ReadOnlySpan<int> targets, float lossScale = 1f)
+    public double ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lossPositions, ReadOnlySpan<int> targets, float lossScale = 1f, int batch = 1)
     {
-        double loss = Forward(tokens, lossPositions, targets);
+        double loss = Forward(tokens, lossPositions, targets, batch);
         Backward(lossScale);
         return loss;
     }
 
-    /// <summary>tokens [T] at positions 0…T−1; returns mean CE of targets[p] at row lossPositions[p].</summary>
-    public double Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lossPositions, ReadOnlySpan<int> targets)
+    /// <summary>tokens [B·T]: <paramref name="batch"/> sequences of T tokens back to back, each at positions
+    /// 0…T−1 and attending only within itself. Returns the mean CE of targets[p] at row lossPositions[p]
+    /// (rows index the concatenation, so the mean is over all the batch's loss positions).</summary>
+    public double Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lossPositions, ReadOnlySpan<int> targets, int batch = 1)
     {
         var c = Config;
         int T = tokens.Length, P = lossPositions.Length;
@@ -145,7 +149,7 @@ public sealed class TrainableLlama
         if (P > T) throw new ArgumentException($"{P} loss positions for {T} tokens");
         foreach (int t in targets) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(targets), t, "target outside the vocabulary");
         foreach (int p in lossPositions) if ((uint)p >= (uint)T) throw new ArgumentOutOfRangeException(nameof(lossPositions), p, "position outside the sequence");
-        ForwardHidden(tokens);
+        ForwardHidden(tokens, batch);
         _P = P;
         lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
         var a = _a!;
@@ -159,53 +163,54 @@ public sealed class TrainableLlama
     /// <summary>Runs the layers and the final norm on tokens [T] (positions 0…T−1) and returns the final
     /// hidden states [T × d] (after the final RMSNorm, what the LM head reads; DuoAttention's distillation
     /// target). Backward from them with <see cref="BackwardFromHidden"/>.</summary>
-    public ReadOnlySpan<float> ForwardHidden(ReadOnlySpan<int> tokens)
+    public ReadOnlySpan<float> ForwardHidden(ReadOnlySpan<int> tokens, int batch = 1)
     {
         var c = Config;
-        int T = tokens.Length;
-        if (T == 0) throw new ArgumentException("empty sequence");
+        int N = tokens.Length;
+        if (N == 0) throw new ArgumentException("empty sequence");
+        if (batch < 1 || N % batch != 0) throw new ArgumentException($"{N} tokens do not split into {batch} sequences of equal length");
         foreach (int t in tokens) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), t, "token outside the vocabulary");
-        Ensure(T);
-        _T = T; _P = 0;
+        Ensure(N, N / batch);
+        _N = N; _P = 0; _batch = batch; _seqLen = N / batch;
         tokens.CopyTo(_tokens);
         var a = _a!;
         int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
         float eps = (float)c.RmsNormEps;
 
-        EmbeddingOp.Forward(tokens, Weights.Embedding, a.L[0].Resid.AsSpan(0, T * d), d);
+        EmbeddingOp.Forward(tokens, Weights.Embedding, a.L[0].Resid.AsSpan(0, N * d), d);
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
             var x = a.L[l];
             // attention block: mid = resid + o_proj(attn(rope(q), rope(k), v)) of rmsnorm(resid)
-            RmsNormOp.Forward(x.Resid, w.InputNorm, x.Xn1, x.Rstd1, T, d, eps);
-            LinearOp.Forward(x.Xn1, w.Wq, w.Bq, x.Q, T, d, qd);
-            LinearOp.Forward(x.Xn1, w.Wk, w.Bk, x.K, T, d, kvd);
-            LinearOp.Forward(x.Xn1, w.Wv, w.Bv, x.V, T, d, kvd);
-            RopeOp.Forward(x.Q, T, qd, Hq, _rope!);
-            RopeOp.Forward(x.K, T, kvd, Hkv, _rope!);
+            RmsNormOp.Forward(x.Resid, w.InputNorm, x.Xn1, x.Rstd1, N, d, eps);
+            LinearOp.Forward(x.Xn1, w.Wq, w.Bq, x.Q, N, d, qd);
+            LinearOp.Forward(x.Xn1, w.Wk, w.Bk, x.K, N, d, kvd);
+            LinearOp.Forward(x.Xn1, w.Wv, w.Bv, x.V, N, d, kvd);
+            RopeOp.Forward(x.Q, N, qd, Hq, _rope!);
+            RopeOp.Forward(x.K, N, kvd, Hkv, _rope!);
             if (Gates is not null)
             {
-                x.EnsureGated(T, c);
-                AttnForward(x.Q, x.K, x.V, x.AttFull!, x.LseFull!, T, Hq, Hkv, hd, _fullMasks);
-                AttnForward(x.Q, x.K, x.V, x.AttStream!, x.LseStream!, T, Hq, Hkv, hd, _streamMasks);
-                HeadGateOp.Forward(x.AttFull, x.AttStream, Gates[l], x.Att, T, Hq, Hkv, hd);
+                x.EnsureGated(N, c);
+                AttnForward(x.Q, x.K, x.V, x.AttFull!, x.LseFull!, N, Hq, Hkv, hd, _fullMasks);
+                AttnForward(x.Q, x.K, x.V, x.AttStream!, x.LseStream!, N, Hq, Hkv, hd, _streamMasks);
+                HeadGateOp.Forward(x.AttFull, x.AttStream, Gates[l], x.Att, N, Hq, Hkv, hd);
             }
-            else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, T, Hq, Hkv, hd, HeadMasks[l]);
-            x.Resid.AsSpan(0, T * d).CopyTo(x.Mid);
-            LinearOp.Forward(x.Att, w.Wo, default, x.Mid, T, qd, d, accumulate: true);
+            else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, HeadMasks[l]);
+            x.Resid.AsSpan(0, N * d).CopyTo(x.Mid);
+            LinearOp.Forward(x.Att, w.Wo, default, x.Mid, N, qd, d, accumulate: true);
             // MLP block: out = mid + down(silu(gate(n)) ⊙ up(n)), n = rmsnorm(mid)
-            RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, T, d, eps);
-            LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, T, d, ff);
-            LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, T, d, ff);
-            SwiGluOp.Forward(x.Gate.AsSpan(0, T * ff), x.Up, x.H.AsSpan(0, T * ff));
+            RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, N, d, eps);
+            LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, N, d, ff);
+            LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, N, d, ff);
+            SwiGluOp.Forward(x.Gate.AsSpan(0, N * ff), x.Up, x.H.AsSpan(0, N * ff));
             var next = l + 1 < c.NumLayers ? a.L[l + 1].Resid : a.Final;
-            x.Mid.AsSpan(0, T * d).CopyTo(next);
-            LinearOp.Forward(x.H, w.WDown, default, next, T, ff, d, accumulate: true);
+            x.Mid.AsSpan(0, N * d).CopyTo(next);
+            LinearOp.Forward(x.H, w.WDown, default, next, N, ff, d, accumulate: true);
         }
-        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, T, d, eps);
-        return a.Xf.AsSpan(0, T * d);
+        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, N, d, eps);
+        return a.Xf.AsSpan(0, N * d);
     }
 
     /// <summary>Backward of the last <see cref="Forward"/>: grads += lossScale · dLoss/dθ for non-frozen θ.</summary>
@@ -213,7 +218,7 @@ public sealed class TrainableLlama
     {
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
         var c = Config; var a = _a;
-        int T = _T, P = _P;
+        int N = _N, P = _P;
         int d = c.HiddenSize, V = c.VocabSize;
 
         // head: CE → logits → final-norm rows
@@ -221,7 +226,7 @@ public sealed class TrainableLlama
         CrossEntropyOp.Backward(a.Probs, _targets.AsSpan(0, P), a.DLogits, P, V, lossScale);
         a.DXfRows.AsSpan(0, P * d).Clear();
         LinearOp.Backward(a.DLogits, a.XfRows, Weights.LmHead, a.DXfRows, G(Weights.LmHead), default, P, d, V);
-        var dXn = a.DXn.AsSpan(0, T * d);
+        var dXn = a.DXn.AsSpan(0, N * d);
         dXn.Clear();
         for (int p = 0; p < P; p++)
         {
@@ -233,11 +238,11 @@ public sealed class TrainableLlama
     }
 
     /// <summary>Backward of the last <see cref="ForwardHidden"/> (or <see cref="Forward"/>) from a gradient
-    /// dHidden [T × d] w.r.t. the final hidden states: grads += dL/dθ for non-frozen θ (and gates).</summary>
+    /// dHidden [B·T × d] w.r.t. the final hidden states: grads += dL/dθ for non-frozen θ (and gates).</summary>
     public void BackwardFromHidden(ReadOnlySpan<float> dHidden)
     {
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
-        int n = _T * Config.HiddenSize;
+        int n = _N * Config.HiddenSize;
         if (dHidden.Length != n) throw new ArgumentException($"dHidden has {dHidden.Length} values, expected {n}");
         dHidden.CopyTo(_a.DXn);
         BackwardBody();
@@ -247,72 +252,89 @@ public sealed class TrainableLlama
     private void BackwardBody()
     {
         var c = Config; var a = _a!;
-        int T = _T;
+        int N = _N;
         int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
         bool gated = Gates is not null;
         int stop = LowestLayerNeedingGrad();
-        var dXn = a.DXn.AsSpan(0, T * d);
-        var dResid = a.DResid.AsSpan(0, T * d);
+        var dXn = a.DXn.AsSpan(0, N * d);
+        var dResid = a.DResid.AsSpan(0, N * d);
         dResid.Clear();
-        if (stop > c.NumLayers) { RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, default, G(Weights.FinalNorm), T, d); return; }
-        RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, dResid, G(Weights.FinalNorm), T, d);
+        if (stop > c.NumLayers) { RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, default, G(Weights.FinalNorm), N, d); return; }
+        RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, dResid, G(Weights.FinalNorm), N, d);
 
         for (int l = c.NumLayers - 1; l >= stop; l--)
         {
             var w = Weights.Layers[l];
             var x = a.L[l];
             // MLP block (dResid holds dL/d(out))
-            var dH = a.DH.AsSpan(0, T * ff); dH.Clear();
-            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, T, ff, d);
-            var dGate = a.DGate.AsSpan(0, T * ff); dGate.Clear();
-            var dUp = a.DUp.AsSpan(0, T * ff); dUp.Clear();
+            var dH = a.DH.AsSpan(0, N * ff); dH.Clear();
+            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, N, ff, d);
+            var dGate = a.DGate.AsSpan(0, N * ff); dGate.Clear();
+            var dUp = a.DUp.AsSpan(0, N * ff); dUp.Clear();
             SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp);
             dXn.Clear();
-            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, T, d, ff);
-            LinearOp.Backward(dUp, x.Xn2, w.WUp, dXn, G(w.WUp), default, T, d, ff);
-            RmsNormOp.Backward(dXn, x.Mid, w.PostNorm, x.Rstd2, dResid, G(w.PostNorm), T, d); // dResid = dL/d(mid)
+            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, N, d, ff);
+            LinearOp.Backward(dUp, x.Xn2, w.WUp, dXn, G(w.WUp), default, N, d, ff);
+            RmsNormOp.Backward(dXn, x.Mid, w.PostNorm, x.Rstd2, dResid, G(w.PostNorm), N, d); // dResid = dL/d(mid)
             // attention block
-            var dAtt = a.DAtt.AsSpan(0, T * qd); dAtt.Clear();
-            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, T, qd, d);
-            var dQ = a.DQ.AsSpan(0, T * qd); dQ.Clear();
-            var dK = a.DK.AsSpan(0, T * kvd); dK.Clear();
-            var dV = a.DV.AsSpan(0, T * kvd); dV.Clear();
+            var dAtt = a.DAtt.AsSpan(0, N * qd); dAtt.Clear();
+            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d);
+            var dQ = a.DQ.AsSpan(0, N * qd); dQ.Clear();
+            var dK = a.DK.AsSpan(0, N * kvd); dK.Clear();
+            var dV = a.DV.AsSpan(0, N * kvd); dV.Clear();
             if (gated)
             {
-                a.EnsureGated(T, c);
-                var dFull = a.DAttFull.AsSpan(0, T * qd); dFull.Clear();
-                var dStream = a.DAttStream.AsSpan(0, T * qd); dStream.Clear();
+                a.EnsureGated(N, c);
+                var dFull = a.DAttFull.AsSpan(0, N * qd); dFull.Clear();
+                var dStream = a.DAttStream.AsSpan(0, N * qd); dStream.Clear();
                 HeadGateOp.Backward(dAtt, x.AttFull, x.AttStream, Gates![l], dFull, dStream,
-                    GatesTrainable ? GateGrads![l] : default, T, Hq, Hkv, hd);
-                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, T, Hq, Hkv, hd, _fullMasks);
-                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, T, Hq, Hkv, hd, _streamMasks);
+                    GatesTrainable ? GateGrads![l] : default, N, Hq, Hkv, hd);
+                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks);
+                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks);
             }
-            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, T, Hq, Hkv, hd, HeadMasks[l]);
-            RopeOp.Backward(dQ, T, qd, Hq, _rope!);
-            RopeOp.Backward(dK, T, kvd, Hkv, _rope!);
+            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l]);
+            RopeOp.Backward(dQ, N, qd, Hq, _rope!);
+            RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
             dXn.Clear();
-            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), T, d, qd);
-            LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), T, d, kvd);
-            LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), T, d, kvd);
-            RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), T, d); // dResid = dL/d(layer input)
+            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), N, d, qd);
+            LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), N, d, kvd);
+            LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), N, d, kvd);
+            RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), N, d); // dResid = dL/d(layer input)
         }
-        if (stop == 0) EmbeddingOp.Backward(_tokens.AsSpan(0, T), dResid, G(Weights.Embedding), d);
+        if (stop == 0) EmbeddingOp.Backward(_tokens.AsSpan(0, N), dResid, G(Weights.Embedding), d);
     }
 
+    /// <summary>Attention of each of the batch's sequences on its own rows; lse is [Hq × T] per sequence.</summary>
     private void AttnForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
     {
-        if (UseBlockedAttention) BlockedAttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, hd, masks);
-        else AttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, hd, masks);
+        int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
+        for (int b = 0; b < N / T; b++)
+        {
+            int qo = b * qs, ko = b * ks, lo = b * Hq * T;
+            if (UseBlockedAttention)
+                BlockedAttentionOp.Forward(q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T), T, Hq, Hkv, hd, masks);
+            else
+                AttentionOp.Forward(q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T), T, Hq, Hkv, hd, masks);
+        }
     }
 
     private void AttnBackward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
     {
-        if (UseBlockedAttention) BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, hd, masks);
-        else AttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, hd, masks);
+        int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
+        for (int b = 0; b < N / T; b++)
+        {
+            int qo = b * qs, ko = b * ks, lo = b * Hq * T;
+            if (UseBlockedAttention)
+                BlockedAttentionOp.Backward(dO.Slice(qo, qs), q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T),
+                    dq.Slice(qo, qs), dk.Slice(ko, ks), dv.Slice(ko, ks), T, Hq, Hkv, hd, masks);
+            else
+                AttentionOp.Backward(dO.Slice(qo, qs), q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T),
+                    dq.Slice(qo, qs), dk.Slice(ko, ks), dv.Slice(ko, ks), T, Hq, Hkv, hd, masks);
+        }
     }
 
     private Span<float> G(float[]? value)
@@ -340,12 +362,20 @@ public sealed class TrainableLlama
         return Config.NumLayers + 1;
     }
 
-    private void Ensure(int T)
+    /// <summary>Buffers for N rows (grown only when N exceeds the capacity); the RoPE table for N rows of
+    /// sequences of length seqLen (position = row mod seqLen), rebuilt only when that shape changes.</summary>
+    private void Ensure(int N, int seqLen)
     {
-        if (_a is not null && _a.Capacity >= T) return;
-        _a = new Activations(Config, T, _a?.Gated ?? false);
-        _rope = RopeTable.Sequential(Config, T);
-        _tokens = new int[T]; _positions = new int[T]; _targets = new int[T];
+        if (_rope is null || _rope.Rows != N || _ropeSeqLen != seqLen)
+        {
+            var pos = new int[N];
+            for (int r = 0; r < N; r++) pos[r] = r % seqLen;
+            _rope = new RopeTable(Config.HeadDim, Config.RopeTheta, Config.RopeScaling, pos);
+            _ropeSeqLen = seqLen;
+        }
+        if (_a is not null && _a.Capacity >= N) return;
+        _a = new Activations(Config, N, _a?.Gated ?? false);
+        _tokens = new int[N]; _positions = new int[N]; _targets = new int[N];
     }
 
     /// <summary>Everything forward saves and backward reads, for up to Capacity tokens. Shapes per layer:

@@ -150,6 +150,39 @@ public class TrainableLlamaTests
                     Assert.True(Math.Abs(a.GateGrads[l][g] - b.GateGrads![l][g]) <= 1e-5 + 1e-3 * Math.Abs(b.GateGrads[l][g]));
     }
 
+    [Theory]
+    [InlineData("untied")]
+    [InlineData("gated")]
+    [InlineData("gated-reference")]
+    public void ABatchEqualsItsSequencesOneByOne(string variant)
+    {
+        int[][] seqs = [Tokens, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [22, 21, 20, 0, 0, 0, 5, 5, 5, 1]];
+        int[] pos = [2, 7, 9]; int[] tg = [3, 1, 4];
+        var one = Build(variant);
+        double mean = 0;
+        foreach (var seq in seqs) mean += one.ForwardBackward(seq, pos, tg, lossScale: 1f / seqs.Length) / seqs.Length;
+
+        var batched = Build(variant);
+        int T = Tokens.Length;
+        var tokens = seqs.SelectMany(x => x).ToArray();
+        var positions = Enumerable.Range(0, seqs.Length).SelectMany(b => pos.Select(p => b * T + p)).ToArray();
+        var targets = Enumerable.Range(0, seqs.Length).SelectMany(_ => tg).ToArray();
+        double loss = batched.ForwardBackward(tokens, positions, targets, batch: seqs.Length);
+        Assert.Equal(mean, loss, 5);
+        for (int i = 0; i < one.Parameters.Count; i++)
+            for (int j = 0; j < one.Parameters[i].Grad.Length; j++)
+            {
+                float x = batched.Parameters[i].Grad[j], y = one.Parameters[i].Grad[j];
+                Assert.True(Math.Abs(x - y) <= 1e-6 + 1e-4 * Math.Abs(y), $"{one.Parameters[i].Name}[{j}]: {x} vs {y}");
+            }
+        if (one.GateGrads is not null)
+            for (int l = 0; l < one.Config.NumLayers; l++)
+                for (int g = 0; g < one.Config.NumKvHeads; g++)
+                    Assert.True(Math.Abs(one.GateGrads[l][g] - batched.GateGrads![l][g]) <= 1e-6 + 1e-4 * Math.Abs(one.GateGrads[l][g]));
+        // then a single sequence again on the same (larger) buffers
+        Assert.Equal(Build(variant).Forward(Tokens, pos, tg), batched.Forward(Tokens, pos, tg), 10);
+    }
+
     [Fact]
     public void TiedEmbeddingsShareOneParameter()
     {
