@@ -119,6 +119,13 @@ public class TrainableLlamaTests
             if (pb.Frozen) Assert.All(pb.Grad, g => Assert.Equal(0f, g));
             else Assert.Equal(pa.Grad, pb.Grad);
         }
+        // only the head trains: backward stops at the final norm
+        var h = Build("untied");
+        h.SetFrozen(n => n != "model.norm.weight" && n != "lm_head.weight", true);
+        h.ForwardBackward(Tokens, positions, targets);
+        for (int i = 0; i < a.Parameters.Count; i++)
+            if (h.Parameters[i].Frozen) Assert.All(h.Parameters[i].Grad, x => Assert.Equal(0f, x));
+            else Assert.Equal(a.Parameters[i].Grad, h.Parameters[i].Grad);
         // masks only (PruLong): every weight frozen, gates train
         var g = Build("gated");
         g.SetFrozen(_ => true, true);
