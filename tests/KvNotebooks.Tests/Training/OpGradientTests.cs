@@ -91,7 +91,7 @@ public class OpGradientTests
             double s = 0; for (int v = 0; v < V; v++) s += Math.Exp(logits[p * V + v]);
             expected += Math.Log(s) - logits[p * V + targets[p]];
         }
-        Assert.Equal(expected / P, L(), 5);
+        Assert.Equal(expected / P, L(), 1e-5);
         var dl = new float[P * V];
         CrossEntropyOp.Backward(probs, targets, dl, P, V);
         Check("dlogits", logits, dl, L);
@@ -201,7 +201,7 @@ public class HardConcreteTests
         Assert.Equal(0f, d[5]); Assert.Equal(0f, d[6]);
         GradCheck.Check("dlogα", logAlpha, d, L, h: 1e-3f, indices: [0, 1, 2, 3, 4, 7]);
         // z at u = ½, log α = 0: s = ½, z = 1.2·½ − 0.1 = 0.5
-        Assert.Equal(0.5f, z[1], 5);
+        Assert.Equal(0.5f, z[1], 1e-5);
     }
 
     [Fact]
@@ -211,7 +211,7 @@ public class HardConcreteTests
         Assert.True(HardConcreteOp.ProbabilityZero(-2f) > HardConcreteOp.ProbabilityZero(0f));
         Assert.True(HardConcreteOp.ProbabilityZero(4f) < 1e-2);
         double x0 = 0.1 / 1.2;
-        Assert.Equal(1 / (1 + Math.Exp(-(2.0 / 3 * Math.Log(x0 / (1 - x0))))), HardConcreteOp.ProbabilityZero(0f), 5);
+        Assert.Equal(1 / (1 + Math.Exp(-(2.0 / 3 * Math.Log(x0 / (1 - x0))))), HardConcreteOp.ProbabilityZero(0f), 1e-5);
         var mask = HardConcreteOp.DeterministicMask([10f, -10f, 10f, -10f]);
         Assert.Equal([1f, 0f, 1f, 0f], mask.Select(m => MathF.Round(m, 3)));
         // sampling is deterministic given the seed and inside (0, 1)
