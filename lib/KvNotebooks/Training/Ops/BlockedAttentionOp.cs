@@ -1,0 +1,213 @@
+using KvNotebooks.Kernels;
+
+namespace KvNotebooks.Training.Ops;
+
+/// <summary>
+/// The fast path of <see cref="AttentionOp"/>: same arguments, same results (to fp32 rounding),
+/// computed flash-attention style in blocks of query rows (<see cref="DefaultBlockRows"/>) so that every
+/// inner product is a <see cref="Gemm"/> call. Per block, only the visible key segments are
+/// touched: [0, i1) for a full head; the sink segment and the window segment for a streaming head.
+/// Scratch is one block of scores per segment (BlockRows × keys), never T × T.
+/// <see cref="AttentionOp"/> stays the readable reference the tests compare this against.
+/// </summary>
+public static class BlockedAttentionOp
+{
+    /// <summary>Query rows per block unless a call says otherwise.</summary>
+    public const int DefaultBlockRows = 64;
+
+    [ThreadStatic] private static Scratch? _scratch;
+
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+    {
+        Check(numHeads, numKvHeads, masks);
+        int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
+        var s = Scratch.Get(ref _scratch, T, hd, B);
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int g = 0; g < numKvHeads; g++)
+        {
+            Gather(k, s.K, T, numKvHeads, g, hd);
+            Gather(v, s.V, T, numKvHeads, g, hd);
+            for (int h = g * group; h < (g + 1) * group; h++)
+            {
+                var mask = masks[h];
+                Gather(q, s.Q, T, numHeads, h, hd);
+                for (int i0 = 0; i0 < T; i0 += B)
+                {
+                    int nb = Math.Min(B, T - i0);
+                    var segs = Segments(mask, i0, i0 + nb);
+                    var qb = s.Q.AsSpan(i0 * hd, nb * hd);
+                    for (int sg = 0; sg < segs.Count; sg++)
+                    {
+                        var (j0, len) = segs[sg];
+                        Gemm.MatMulNT(qb, s.K.AsSpan(j0 * hd, len * hd), s.S[sg].AsSpan(0, nb * len), nb, len, hd);
+                    }
+                    // masked softmax per row over both segments
+                    for (int r = 0; r < nb; r++)
+                    {
+                        int i = i0 + r;
+                        float max = float.NegativeInfinity;
+                        for (int sg = 0; sg < segs.Count; sg++)
+                        {
+                            var (j0, len) = segs[sg];
+                            var row = s.S[sg].AsSpan(r * len, len);
+                            for (int c = 0; c < len; c++)
+                            {
+                                row[c] = mask.Sees(i, j0 + c) ? row[c] * scale : float.NegativeInfinity;
+                                max = MathF.Max(max, row[c]);
+                            }
+                        }
+                        double sum = 0;
+                        for (int sg = 0; sg < segs.Count; sg++)
+                        {
+                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
+                            for (int c = 0; c < row.Length; c++) { row[c] = MathF.Exp(row[c] - max); sum += row[c]; }
+                        }
+                        lse[h * T + i] = max + (float)Math.Log(sum);
+                        float inv = (float)(1.0 / sum);
+                        for (int sg = 0; sg < segs.Count; sg++)
+                        {
+                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
+                            for (int c = 0; c < row.Length; c++) row[c] *= inv;
+                        }
+                    }
+                    var ob = s.O.AsSpan(0, nb * hd);
+                    ob.Clear();
+                    for (int sg = 0; sg < segs.Count; sg++)
+                    {
+                        var (j0, len) = segs[sg];
+                        Gemm.MatMulNN(s.S[sg].AsSpan(0, nb * len), s.V.AsSpan(j0 * hd, len * hd), ob, nb, hd, len, accumulate: true);
+                    }
+                    for (int r = 0; r < nb; r++) ob.Slice(r * hd, hd).CopyTo(o.Slice(((i0 + r) * numHeads + h) * hd, hd));
+                }
+            }
+        }
+    }
+
+    public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+    {
+        Check(numHeads, numKvHeads, masks);
+        int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
+        var s = Scratch.Get(ref _scratch, T, hd, B);
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int g = 0; g < numKvHeads; g++)
+        {
+            Gather(k, s.K, T, numKvHeads, g, hd);
+            Gather(v, s.V, T, numKvHeads, g, hd);
+            s.DK.AsSpan(0, T * hd).Clear();
+            s.DV.AsSpan(0, T * hd).Clear();
+            for (int h = g * group; h < (g + 1) * group; h++)
+            {
+                var mask = masks[h];
+                Gather(q, s.Q, T, numHeads, h, hd);
+                Gather(dO, s.DO, T, numHeads, h, hd);
+                s.DQ.AsSpan(0, T * hd).Clear();
+                for (int i0 = 0; i0 < T; i0 += B)
+                {
+                    int nb = Math.Min(B, T - i0);
+                    var segs = Segments(mask, i0, i0 + nb);
+                    var qb = s.Q.AsSpan(i0 * hd, nb * hd);
+                    var dob = s.DO.AsSpan(i0 * hd, nb * hd);
+                    // D_i = dO_i · o_i
+                    for (int r = 0; r < nb; r++)
+                    {
+                        int off = ((i0 + r) * numHeads + h) * hd;
+                        double dsum = 0;
+                        for (int e = 0; e < hd; e++) dsum += (double)dO[off + e] * o[off + e];
+                        s.D[r] = (float)dsum;
+                    }
+                    for (int sg = 0; sg < segs.Count; sg++)
+                    {
+                        var (j0, len) = segs[sg];
+                        var P = s.S[sg].AsSpan(0, nb * len);
+                        var dP = s.DP[sg].AsSpan(0, nb * len);
+                        var kSeg = s.K.AsSpan(j0 * hd, len * hd);
+                        var vSeg = s.V.AsSpan(j0 * hd, len * hd);
+                        Gemm.MatMulNT(qb, kSeg, P, nb, len, hd);      // scores
+                        Gemm.MatMulNT(dob, vSeg, dP, nb, len, hd);    // dP = dO · Vᵀ
+                        for (int r = 0; r < nb; r++)
+                        {
+                            int i = i0 + r;
+                            float l = lse[h * T + i], di = s.D[r];
+                            for (int c = 0; c < len; c++)
+                            {
+                                int x = r * len + c;
+                                float p = mask.Sees(i, j0 + c) ? MathF.Exp(P[x] * scale - l) : 0f;
+                                P[x] = p;
+                                dP[x] = p * (dP[x] - di) * scale;     // dS
+                            }
+                        }
+                        Gemm.MatMulTN(P, dob, s.DV.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dV += Pᵀ dO
+                        Gemm.MatMulTN(dP, qb, s.DK.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dK += dSᵀ Q
+                        Gemm.MatMulNN(dP, kSeg, s.DQ.AsSpan(i0 * hd, nb * hd), nb, hd, len, accumulate: true); // dQ += dS K
+                    }
+                }
+                ScatterAdd(s.DQ, dq, T, numHeads, h, hd);
+            }
+            ScatterAdd(s.DK, dk, T, numKvHeads, g, hd);
+            ScatterAdd(s.DV, dv, T, numKvHeads, g, hd);
+        }
+    }
+
+    /// <summary>Visible key segments (start, length) of query rows [i0, i1): one for a full head,
+    /// sink + window (either may be empty) for a streaming head.</summary>
+    private static SegmentPair Segments(HeadMask m, int i0, int i1)
+    {
+        if (m.IsFull) return new SegmentPair(1, 0, i1, 0, 0);
+        int sinkEnd = Math.Min(m.Sink, i1);
+        int winStart = Math.Max(sinkEnd, i0 - m.Window + 1);
+        var sink = (J0: 0, Len: sinkEnd);
+        var win = (J0: winStart, Len: Math.Max(0, i1 - winStart));
+        if (sink.Len == 0) return new SegmentPair(win.Len > 0 ? 1 : 0, win.J0, win.Len, 0, 0);
+        return win.Len > 0 ? new SegmentPair(2, sink.J0, sink.Len, win.J0, win.Len) : new SegmentPair(1, sink.J0, sink.Len, 0, 0);
+    }
+
+    /// <summary>Up to two (start, length) key segments, without allocating.</summary>
+    private readonly record struct SegmentPair(int Count, int J0a, int LenA, int J0b, int LenB)
+    {
+        public (int J0, int Len) this[int i] => i == 0 ? (J0a, LenA) : (J0b, LenB);
+    }
+
+    /// <summary>Head h of x [T × heads·hd] → dst [T × hd].</summary>
+    private static void Gather(ReadOnlySpan<float> x, float[] dst, int T, int heads, int h, int hd)
+    {
+        for (int t = 0; t < T; t++) x.Slice((t * heads + h) * hd, hd).CopyTo(dst.AsSpan(t * hd, hd));
+    }
+
+    private static void ScatterAdd(float[] src, Span<float> x, int T, int heads, int h, int hd)
+    {
+        for (int t = 0; t < T; t++)
+        {
+            var d = x.Slice((t * heads + h) * hd, hd);
+            var sr = src.AsSpan(t * hd, hd);
+            for (int e = 0; e < hd; e++) d[e] += sr[e];
+        }
+    }
+
+    private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<HeadMask> masks)
+    {
+        if (numKvHeads <= 0 || numHeads % numKvHeads != 0) throw new ArgumentException($"{numHeads} query heads are not a multiple of {numKvHeads} KV heads");
+        if (masks.Length != numHeads) throw new ArgumentException($"{masks.Length} head masks for {numHeads} query heads");
+    }
+
+    private sealed class Scratch
+    {
+        public int T, Hd, B;
+        public float[] Q = [], K = [], V = [], O = [], DO = [], DQ = [], DK = [], DV = [], D = [];
+        public float[][] S = [[], []], DP = [[], []];
+
+        public static Scratch Get(ref Scratch? s, int T, int hd, int B)
+        {
+            if (s is not null && s.T >= T && s.Hd == hd && s.B == B) return s;
+            s = new Scratch { T = T, Hd = hd, B = B };
+            int th = T * hd;
+            s.Q = new float[th]; s.K = new float[th]; s.V = new float[th]; s.DO = new float[th];
+            s.DQ = new float[th]; s.DK = new float[th]; s.DV = new float[th];
+            s.O = new float[B * hd]; s.D = new float[B];
+            for (int i = 0; i < 2; i++) { s.S[i] = new float[B * T]; s.DP[i] = new float[B * T]; }
+            return s;
+        }
+    }
+}

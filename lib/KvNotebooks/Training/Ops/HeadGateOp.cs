@@ -1,0 +1,52 @@
+namespace KvNotebooks.Training.Ops;
+
+/// <summary>
+/// DuoAttention / PruLong hybrid head: out = z·full + (1 − z)·streaming, with one gate z per KV
+/// head shared by the query heads of its GQA group (PAPER.md §2.3, §3.2). z ∈ [0, 1] is given
+/// (DuoAttention: a clamped parameter; PruLong: a hard-concrete sample of log α); this op
+/// returns dL/dz, the mask trainer applies the chain rule to its own parameter.
+/// Layouts: full, streaming, out [T × Hq·hd]; z [Hkv].
+/// </summary>
+public static class HeadGateOp
+{
+    public static void Forward(ReadOnlySpan<float> full, ReadOnlySpan<float> streaming, ReadOnlySpan<float> z, Span<float> output,
+        int T, int numHeads, int numKvHeads, int headDim)
+    {
+        int group = numHeads / numKvHeads, qs = numHeads * headDim;
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < numHeads; h++)
+            {
+                float g = z[h / group];
+                int off = t * qs + h * headDim;
+                for (int d = 0; d < headDim; d++)
+                    output[off + d] = g * full[off + d] + (1f - g) * streaming[off + d];
+            }
+    }
+
+    /// <summary>dOut → dFull += z·dOut, dStreaming += (1 − z)·dOut, dz[g] += Σ dOut·(full − streaming)
+    /// over the group's heads and all rows (dz skipped when empty).</summary>
+    public static void Backward(ReadOnlySpan<float> dOut, ReadOnlySpan<float> full, ReadOnlySpan<float> streaming, ReadOnlySpan<float> z,
+        Span<float> dFull, Span<float> dStreaming, Span<float> dz, int T, int numHeads, int numKvHeads, int headDim)
+    {
+        int group = numHeads / numKvHeads, qs = numHeads * headDim;
+        Span<double> acc = stackalloc double[numKvHeads];
+        acc.Clear();
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < numHeads; h++)
+            {
+                float g = z[h / group];
+                int off = t * qs + h * headDim;
+                double s = 0;
+                for (int d = 0; d < headDim; d++)
+                {
+                    float go = dOut[off + d];
+                    dFull[off + d] += g * go;
+                    dStreaming[off + d] += (1f - g) * go;
+                    s += go * (full[off + d] - streaming[off + d]);
+                }
+                acc[h / group] += s;
+            }
+        if (!dz.IsEmpty)
+            for (int g = 0; g < numKvHeads; g++) dz[g] += (float)acc[g];
+    }
+}
