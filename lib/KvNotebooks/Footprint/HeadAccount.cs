@@ -1,0 +1,76 @@
+namespace KvNotebooks.Footprint;
+
+/// <summary>
+/// One head's account under the paper code's conventions (PAPER.md §1.2): <see cref="Entries"/> is the
+/// area, Σ over query rows of the entries not evicted; <see cref="PeakPoints"/> holds the entries held
+/// at each time point the paper samples: one per pre-fill chunk, then one at the end of decoding (m &gt; 0).
+/// </summary>
+public sealed record HeadAccount(long Entries, long[] PeakPoints)
+{
+    /// <summary>A streaming head with <paramref name="sink"/> sink tokens S and a local window W:
+    /// w(a) = min(a, W) and s(a) = min(a − w(a), S) earlier tokens are kept at position a.
+    /// Chunk k adds c_k(c_k+1)/2 + c_k·(w(b_{k−1}) + s(b_{k−1})); decode at position a adds 1 + w(a) + s(a).</summary>
+    public static HeadAccount Streaming(ChunkPlan plan, int m, int sink, int window)
+    {
+        CheckSizes(m, sink, window);
+        long W(long a) => Math.Min(a, window);
+        long S(long a) => Math.Min(a - W(a), sink);
+        long entries = 0, b = 0;
+        var peaks = new List<long>();
+        foreach (int c in plan.Sizes)
+        {
+            long kept = W(b) + S(b);
+            entries += (long)c * (c + 1) / 2 + c * kept;
+            peaks.Add(c + kept);
+            b += c;
+        }
+        for (long a = b; a < b + m; a++) entries += 1 + W(a) + S(a);
+        if (m > 0)
+        {
+            long last = b + m - 1;
+            peaks.Add(1 + W(last) + S(last));
+        }
+        return new HeadAccount(entries, peaks.ToArray());
+    }
+
+    /// <summary>A token-eviction ("global") head keeping r = 1 − p of each chunk plus
+    /// <paramref name="extraPerChunk"/> (w₀): P_k = P_{k−1} + min(round(r·c_k) + w₀, c_k), with Python's
+    /// round (half to even). Chunk k adds c_k(c_k+1)/2 + P_{k−1}·c_k; decoding adds m(m+1)/2 + P_K·m
+    /// (nothing is evicted while decoding). With p = 0 this is full attention.</summary>
+    public static HeadAccount Global(ChunkPlan plan, int m, double evict, int extraPerChunk = 64)
+    {
+        CheckFraction(evict, "evict");
+        return GlobalKeeping(plan, m, 1.0 - evict, extraPerChunk);
+    }
+
+    internal static HeadAccount GlobalKeeping(ChunkPlan plan, int m, double keep, int extraPerChunk)
+    {
+        CheckSizes(m, extraPerChunk, 0);
+        long entries = 0, P = 0;
+        var peaks = new List<long>();
+        foreach (int c in plan.Sizes)
+        {
+            entries += (long)c * (c + 1) / 2 + P * c;
+            peaks.Add(P + c);
+            P += Math.Min((long)Math.Round(keep * c, MidpointRounding.ToEven) + extraPerChunk, c);
+        }
+        entries += (long)m * (m + 1) / 2 + P * m;
+        if (m > 0) peaks.Add(P + m);
+        return new HeadAccount(entries, peaks.ToArray());
+    }
+
+    /// <summary>Full attention: every entry stays.</summary>
+    public static HeadAccount Full(ChunkPlan plan, int m) => GlobalKeeping(plan, m, 1.0, 0);
+
+    internal static void CheckSizes(int m, int sink, int window)
+    {
+        if (m < 0) throw new ArgumentOutOfRangeException("genTokens", m, "generated tokens must be ≥ 0");
+        if (sink < 0) throw new ArgumentOutOfRangeException(nameof(sink), sink, "sink must be ≥ 0");
+        if (window < 0) throw new ArgumentOutOfRangeException(nameof(window), window, "window must be ≥ 0");
+    }
+
+    internal static void CheckFraction(double x, string name)
+    {
+        if (!(x >= 0 && x <= 1)) throw new ArgumentOutOfRangeException(name, x, $"{name} must be in [0, 1]");
+    }
+}
