@@ -126,7 +126,7 @@ public sealed class ModelIoTests : IDisposable
         var missing = Assert.Throws<InvalidDataException>(() => LlamaWeights.Load(_dir));
         Assert.Contains("missing tensors", missing.Message);
         Assert.Contains("model.layers.2.input_layernorm.weight", missing.Message);
-        Assert.Contains("and 10 more", missing.Message); // 2 layers × 11 tensors, the first 12 named
+        Assert.Contains("and 6 more", missing.Message); // 2 layers × 9 tensors, the first 12 named
         Assert.Throws<DirectoryNotFoundException>(() => LlamaWeights.Load(Path.Combine(_dir, "nope")));
     }
 
