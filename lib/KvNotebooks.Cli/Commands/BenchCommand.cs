@@ -1,14 +1,88 @@
 using System.CommandLine;
+using KvNotebooks.Bench;
+using KvNotebooks.Model;
 
 namespace KvNotebooks.Cli.Commands;
 
-/// <summary><c>kvnb bench</c> (not implemented yet).</summary>
+/// <summary><c>kvnb bench gemm|attention|prefill|decode</c>: speed as a fraction of the FMA peak
+/// measured in the same run, and tokens/s.</summary>
 public static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "(not implemented yet)");
-        cmd.SetAction(_ => { Console.Error.WriteLine("kvnb bench: not implemented yet"); return 1; });
+        var cmd = new Command("bench", "Measure kernel and model speed against this machine's FMA peak");
+        cmd.Subcommands.Add(Gemm());
+        cmd.Subcommands.Add(Attention());
+        cmd.Subcommands.Add(ModelCommand("prefill", "Single pre-fill of --tokens tokens (tokens/s)"));
+        cmd.Subcommands.Add(ModelCommand("decode", "Greedy decode of --steps tokens after a --tokens pre-fill (tokens/s)"));
         return cmd;
+    }
+
+    private static Option<int> Threads() => new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+
+    private static Command Gemm()
+    {
+        var m = new Option<int>("--m") { DefaultValueFactory = _ => 4096, Description = "Rows of A" };
+        var n = new Option<int>("--n") { DefaultValueFactory = _ => 768, Description = "Rows of B (output columns)" };
+        var k = new Option<int>("--k") { DefaultValueFactory = _ => 256, Description = "Inner dimension" };
+        var threads = Threads();
+        var json = Cli.JsonOption();
+        var cmd = new Command("gemm", "C = A·Bᵀ (the inference shape); GFLOP/s and fraction of peak") { m, n, k, threads, json };
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int mm = p.GetValue(m), nn = p.GetValue(n), kk = p.GetValue(k), t = p.GetValue(threads);
+            if (mm <= 0 || nn <= 0 || kk <= 0 || t <= 0) throw new ArgumentException("--m, --n, --k and --threads must be positive");
+            Print(KernelBench.Gemm(mm, nn, kk, t), p.GetValue(json));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Attention()
+    {
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 8192, Description = "Sequence length (single pre-fill)" };
+        var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 8 };
+        var kvHeads = new Option<int>("--kv-heads") { DefaultValueFactory = _ => 8 };
+        var headDim = new Option<int>("--head-dim") { DefaultValueFactory = _ => 32 };
+        var threads = Threads();
+        var json = Cli.JsonOption();
+        var cmd = new Command("attention", "Causal attention of one layer; GFLOP/s (4·headDim per visible pair) and fraction of peak") { tokens, heads, kvHeads, headDim, threads, json };
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int T = p.GetValue(tokens), h = p.GetValue(heads), g = p.GetValue(kvHeads), hd = p.GetValue(headDim), t = p.GetValue(threads);
+            if (T <= 0 || h <= 0 || g <= 0 || hd <= 0 || t <= 0 || h % g != 0) throw new ArgumentException("sizes must be positive and --heads a multiple of --kv-heads");
+            Print(KernelBench.Attention(T, h, g, hd, t), p.GetValue(json));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command ModelCommand(string kind, string description)
+    {
+        var model = new Option<string?>("--model") { Description = "Model folder (default: a random 4-layer d256 model, 8 heads of 32, SwiGLU 688, vocab 512)" };
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Pre-fill length" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 128, Description = "decode: tokens to generate" };
+        var threads = Threads();
+        var json = Cli.JsonOption();
+        var cmd = new Command(kind, description) { model, tokens, threads, json };
+        if (kind == "decode") cmd.Options.Add(steps);
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int T = p.GetValue(tokens), t = p.GetValue(threads);
+            if (T <= 0 || t <= 0) throw new ArgumentException("--tokens and --threads must be positive");
+            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
+            var r = kind == "prefill" ? ModelBench.Prefill(weights, T, t) : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t);
+            if (p.GetValue(json)) Cli.WriteJson(r);
+            else Console.WriteLine($"{r.Kind,-8} {r.ContextTokens} tokens context, {r.TimedTokens} timed, {r.Threads} threads: {r.TokensPerSecond:N0} tokens/s, " +
+                                   $"{r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static void Print(KernelBenchResult r, bool json)
+    {
+        if (json) Cli.WriteJson(r);
+        else Console.WriteLine($"{r.Kernel,-10} {r.Shape}, {r.Threads} threads: {r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak ({r.Seconds * 1e3:F2} ms)");
     }
 }

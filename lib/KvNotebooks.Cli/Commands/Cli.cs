@@ -25,9 +25,19 @@ public static class Cli
         }
         catch (Exception e) when (IsUserError(e))
         {
-            Console.Error.WriteLine($"kvnb: error: {e.Message}");
+            Console.Error.WriteLine($"kvnb: error: {Describe(e)}");
             return 2;
         }
+    }
+
+    /// <summary>The message without .NET's "(Parameter 'x')" / "Actual value was" suffixes.</summary>
+    public static string Describe(Exception e)
+    {
+        string m = e.Message;
+        int cut = m.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        if (cut >= 0) m = m[..cut];
+        cut = m.IndexOf("\nActual value was", StringComparison.Ordinal);
+        return cut >= 0 ? m[..cut] : m;
     }
 
     public static bool IsUserError(Exception e) => e is InvalidDataException or FileNotFoundException
