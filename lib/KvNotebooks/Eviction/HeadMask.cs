@@ -89,8 +89,6 @@ public sealed class HeadMask : IEvictionMethod
             for (int c = 0; c < full.GetLength(1); c++) sb.Append(c == 0 ? "" : "\t").Append(full[r, c] ? '1' : '0');
             sb.Append('\n');
         }
-        string tmp = path + ".tmp";
-        File.WriteAllText(tmp, sb.ToString());
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, sb.ToString());
     }
 }
