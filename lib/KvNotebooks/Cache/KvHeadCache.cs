@@ -22,7 +22,7 @@ public sealed class KvHeadCache
     public ReadOnlySpan<float> Value(int i) => _pages[i / PageSize].Values.AsSpan(i % PageSize * HeadDim, HeadDim);
     public int Position(int i) => _pages[i / PageSize].Positions[i % PageSize];
 
-    /// <summary>Appends <paramref name="rows"/> entries. Entry r's key is
+    /// <summary>Appends one entry per position. Entry r's key is
     /// <c>keys[offset + r·stride .. + HeadDim]</c>, likewise its value; its position is positions[r].</summary>
     public void Append(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int offset, int stride, ReadOnlySpan<int> positions)
     {

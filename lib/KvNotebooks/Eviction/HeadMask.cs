@@ -12,6 +12,8 @@ public sealed class HeadMask : IEvictionMethod
     private readonly bool[,] _full;
 
     /// <param name="full">[layers, KV heads]: true = full attention, false = streaming.</param>
+    /// <param name="sink">Streaming heads keep the first <paramref name="sink"/> tokens…</param>
+    /// <param name="window">…and the last <paramref name="window"/> tokens.</param>
     public HeadMask(bool[,] full, int sink = 128, int window = 1024)
     {
         if (sink < 0 || window < 0) throw new ArgumentOutOfRangeException(nameof(sink), "sink and window must be ≥ 0");

@@ -8,6 +8,9 @@ public static class MethodFactory
     public static readonly string[] Names = ["full", "streaming", "headmask"];
 
     /// <param name="name">full | streaming | headmask.</param>
+    /// <param name="config">The model the method will run on (mask shapes are checked against it).</param>
+    /// <param name="sink">Streaming heads: sink tokens.</param>
+    /// <param name="window">Streaming heads: local window.</param>
     /// <param name="masksPath">0/1 TSV (layers × KV heads) for headmask.</param>
     public static IEvictionMethod Create(string name, LlamaConfig config, int sink = 128, int window = 1024, string? masksPath = null)
     {

@@ -71,8 +71,6 @@ public class FootprintTests
             int n = rng.Next(1, 80), m = rng.Next(0, 10), c = rng.Next(1, 90), w0 = rng.Next(0, 8);
             double p = rng.Next(0, 11) / 10.0;
             // Each chunk keeps round((1−p)·c) + w0 of its own tokens (at most c); earlier keeps stay.
-            List<int> Evict(List<int> held, int x) => held;
-            var heldCount = new List<int>();
             long entries = 0; long P = 0; var peaks = new List<long>();
             for (int start = 0; start < n; start += c)
             {
