@@ -68,6 +68,38 @@ public sealed class Figure
         return f;
     }
 
+    /// <summary>
+    /// A map of categories: <paramref name="states"/>[row][column] is an index into
+    /// <paramref name="names"/> (drawn in <paramref name="colors"/>), or −1 for an empty cell. Rows run
+    /// top to bottom; the colour bar names the categories.
+    /// </summary>
+    public static Figure Categories(string title, int[][] states, IReadOnlyList<string> names, IReadOnlyList<string> colors,
+        IEnumerable<string>? xLabels = null, IEnumerable<string>? yLabels = null, string? xTitle = null, string? yTitle = null)
+    {
+        if (names.Count == 0 || names.Count != colors.Count) throw new ArgumentException("Categories needs one colour per category name");
+        int k = names.Count;
+        var z = states.Select(row => row.Select(v => v < 0 ? double.NaN : v >= k ? throw new ArgumentException($"state {v} has no category (0..{k - 1})") : (double)v).ToArray()).ToArray();
+        var f = Heatmap(title, z, xLabels, yLabels, xTitle, yTitle);
+        var scale = new JsonArray();
+        for (int i = 0; i < k; i++)
+        {
+            // Each category owns an equal band of [0, 1]: the colour is flat across the band.
+            scale.Add(new JsonArray((double)i / k, colors[i]));
+            scale.Add(new JsonArray((double)(i + 1) / k, colors[i]));
+        }
+        var trace = (JsonObject)f.Data[0]!;
+        trace["colorscale"] = scale;
+        trace["zmin"] = -0.5;
+        trace["zmax"] = k - 0.5;
+        trace["colorbar"] = new JsonObject
+        {
+            ["tickvals"] = Numbers(Enumerable.Range(0, k).Select(i => (double)i)),
+            ["ticktext"] = Strings(names),
+        };
+        ((JsonObject)f.Layout["yaxis"]!)["autorange"] = "reversed";
+        return f;
+    }
+
     // ---- traces ----
 
     /// <summary>Adds a line series (<c>scatter</c> trace, mode lines+markers).</summary>

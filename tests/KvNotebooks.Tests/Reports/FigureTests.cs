@@ -66,4 +66,20 @@ public sealed class FigureTests
         Assert.Equal(fig.ToJson(), fig.ToDisplayString(Figure.PlotlyMime));
         Assert.Equal("Figure \"t\": 1 trace(s) [scatter]", fig.ToDisplayString("text/plain"));
     }
+
+    [Fact]
+    public void CategoriesMapsStatesToBandsAndNamesThem()
+    {
+        var f = Figure.Categories("states", [[0, -1], [1, 2]], ["evicted", "inactive", "active"], ["#ccc", "#9cf", "#036"]);
+        var t = f.ToJsonObject()["data"]![0]!;
+        var z = t["z"]!.AsArray();
+        Assert.Equal(0, z[0]![0]!.GetValue<double>());
+        Assert.Null(z[0]![1]); // empty cell → NaN → null in plotly JSON
+        Assert.Equal(2, z[1]![1]!.GetValue<double>());
+        Assert.Equal(-0.5, t["zmin"]!.GetValue<double>());
+        Assert.Equal(2.5, t["zmax"]!.GetValue<double>());
+        Assert.Equal(["evicted", "inactive", "active"], t["colorbar"]!["ticktext"]!.AsArray().Select(n => n!.GetValue<string>()));
+        Assert.Equal(6, t["colorscale"]!.AsArray().Count);
+        Assert.Throws<ArgumentException>(() => Figure.Categories("bad", [[3]], ["a"], ["#000"]));
+    }
 }
