@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using KvNotebooks.Cache;
 
 namespace KvNotebooks.Kernels;
@@ -6,11 +9,19 @@ namespace KvNotebooks.Kernels;
 /// <summary>
 /// Causal attention of new query rows against the entries a layer's KV heads keep.
 /// Row i of a block of <c>rows</c> new queries sees entries [0, Count − rows + i] of its KV head:
-/// everything kept from before, then the new block up to itself. Softmax is streamed; no
-/// rows × entries matrix is formed.
+/// everything kept from before, then the new block up to itself.
+/// Flash-attention style: blocks of up to 4 query rows of one head walk the KV head's pages; each page
+/// gives a small score block, the softmax is streamed (running max and sum per row, rescaling the
+/// accumulator), and P·V is accumulated — no rows × entries matrix is ever formed. Work items
+/// (head, row block) run in parallel; scratch buffers are per thread and reused.
 /// </summary>
 public static class Attention
 {
+    private const int BlockRows = 4;
+
+    [ThreadStatic] private static float[]? _scores;
+    [ThreadStatic] private static float[]? _acc;
+
     /// <summary>
     /// All query heads of one layer. <paramref name="q"/> and <paramref name="output"/> are
     /// [rows × numHeads·headDim]; query head h reads KV head h / (numHeads / kv.Length).
@@ -18,23 +29,121 @@ public static class Attention
     /// </summary>
     public static void Layer(float[] q, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output)
     {
-        int hd = kv[0].HeadDim, group = numHeads / kv.Length, stride = numHeads * hd;
-        for (int h = 0; h < numHeads; h++)
+        int hd = kv[0].HeadDim, group = numHeads / kv.Length;
+        if (numHeads % kv.Length != 0) throw new ArgumentException($"{numHeads} query heads do not split into {kv.Length} KV heads");
+        foreach (var c in kv)
+            if (c.Count < rows) throw new ArgumentException($"a KV head holds {c.Count} entries, fewer than the {rows} new rows");
+        if (q.Length < rows * numHeads * hd || output.Length < rows * numHeads * hd)
+            throw new ArgumentException("attention buffers are smaller than rows × heads × headDim");
+        int blocks = (rows + BlockRows - 1) / BlockRows, items = numHeads * blocks;
+        double work = (double)rows * kv[0].Count * numHeads * hd;
+        if (KernelOptions.Threads > 1 && items > 1 && work > 1 << 18)
+            Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
+                item => Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows));
+        else
+            for (int item = 0; item < items; item++)
+                Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows);
+    }
+
+    /// <summary>Rows [r0, r0 + 4) of query head <paramref name="h"/> against one KV head.</summary>
+    private static void Block(float[] q, int rows, int numHeads, KvHeadCache cache, float scale, float[] output, int h, int r0)
+    {
+        int hd = cache.HeadDim, ps = cache.PageSize, stride = numHeads * hd;
+        int nr = Math.Min(BlockRows, rows - r0);
+        int before = cache.Count - rows;                 // entries kept before this block of rows
+        int lastVisible = before + r0 + nr - 1;          // the furthest entry any row here may see
+        var scores = _scores is { } sc && sc.Length >= BlockRows * ps ? sc : _scores = new float[BlockRows * ps];
+        var acc = _acc is { } ac && ac.Length >= BlockRows * hd ? ac : _acc = new float[BlockRows * hd];
+        Span<float> max = stackalloc float[BlockRows];
+        Span<float> sum = stackalloc float[BlockRows];
+        max.Fill(float.NegativeInfinity);
+        sum.Clear();
+        acc.AsSpan(0, nr * hd).Clear();
+        bool wide = Vector512.IsHardwareAccelerated && hd % 16 == 0;
+        bool mid = !wide && Vector256.IsHardwareAccelerated && hd % 8 == 0;
+
+        for (int p = 0; p * ps <= lastVisible; p++)
         {
-            var cache = kv[h / group];
-            if (cache.Count < rows) throw new ArgumentException($"KV head {h / group} holds {cache.Count} entries, fewer than the {rows} new rows");
-            var scores = new float[cache.Count];
-            for (int i = 0; i < rows; i++)
+            var page = cache.Page(p);
+            int first = p * ps, n = Math.Min(ps, lastVisible + 1 - first);
+            // Scores S[r, j] = q_r · k_j · scale; entries beyond row r's causal limit get −∞.
+            for (int j = 0; j < n; j++)
             {
-                var qi = q.AsSpan(i * stride + h * hd, hd);
-                int visible = cache.Count - rows + i + 1;
-                for (int j = 0; j < visible; j++) scores[j] = TensorPrimitives.Dot(qi, cache.Key(j)) * scale;
-                var s = scores.AsSpan(0, visible);
-                TensorPrimitives.SoftMax(s, s);
-                var oi = output.AsSpan(i * stride + h * hd, hd);
-                oi.Clear();
-                for (int j = 0; j < visible; j++) TensorPrimitives.MultiplyAdd(cache.Value(j), s[j], oi, oi);
+                int keyOffset = j * hd;
+                for (int r = 0; r < nr; r++)
+                {
+                    int qOffset = (r0 + r) * stride + h * hd;
+                    float s = wide ? Dot512(q, qOffset, page.Keys, keyOffset, hd)
+                            : mid ? Dot256(q, qOffset, page.Keys, keyOffset, hd)
+                            : TensorPrimitives.Dot(q.AsSpan(qOffset, hd), page.Keys.AsSpan(keyOffset, hd));
+                    scores[r * ps + j] = first + j <= before + r0 + r ? s * scale : float.NegativeInfinity;
+                }
+            }
+            // Streaming softmax: rescale what was accumulated when the running max grows.
+            for (int r = 0; r < nr; r++)
+            {
+                var row = scores.AsSpan(r * ps, n);
+                float pageMax = TensorPrimitives.Max(row);
+                if (float.IsNegativeInfinity(pageMax)) { row.Clear(); continue; }
+                float newMax = Math.Max(max[r], pageMax);
+                float correction = MathF.Exp(max[r] - newMax);
+                if (correction != 1f)
+                {
+                    sum[r] *= correction;
+                    TensorPrimitives.Multiply(acc.AsSpan(r * hd, hd), correction, acc.AsSpan(r * hd, hd));
+                }
+                TensorPrimitives.Subtract(row, newMax, row);
+                TensorPrimitives.Exp(row, row);
+                sum[r] += TensorPrimitives.Sum(row);
+                max[r] = newMax;
+            }
+            // acc_r += Σ_j P[r, j] · v_j
+            for (int j = 0; j < n; j++)
+            {
+                int valueOffset = j * hd;
+                for (int r = 0; r < nr; r++)
+                {
+                    float w = scores[r * ps + j];
+                    if (w == 0f) continue;
+                    if (wide) Axpy512(w, page.Values, valueOffset, acc, r * hd, hd);
+                    else TensorPrimitives.MultiplyAdd(page.Values.AsSpan(valueOffset, hd), w, acc.AsSpan(r * hd, hd), acc.AsSpan(r * hd, hd));
+                }
             }
         }
+        for (int r = 0; r < nr; r++)
+            TensorPrimitives.Divide(acc.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot512(float[] a, int ao, float[] b, int bo, int n)
+    {
+        ref float ra = ref MemoryMarshal.GetArrayDataReference(a);
+        ref float rb = ref MemoryMarshal.GetArrayDataReference(b);
+        var s = Vector512<float>.Zero;
+        for (int i = 0; i < n; i += 16)
+            s = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref ra, (nuint)(ao + i)), Vector512.LoadUnsafe(ref rb, (nuint)(bo + i)), s);
+        return Vector512.Sum(s);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot256(float[] a, int ao, float[] b, int bo, int n)
+    {
+        ref float ra = ref MemoryMarshal.GetArrayDataReference(a);
+        ref float rb = ref MemoryMarshal.GetArrayDataReference(b);
+        var s = Vector256<float>.Zero;
+        for (int i = 0; i < n; i += 8)
+            s = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref ra, (nuint)(ao + i)), Vector256.LoadUnsafe(ref rb, (nuint)(bo + i)), s);
+        return Vector256.Sum(s);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy512(float w, float[] x, int xo, float[] y, int yo, int n)
+    {
+        ref float rx = ref MemoryMarshal.GetArrayDataReference(x);
+        ref float ry = ref MemoryMarshal.GetArrayDataReference(y);
+        var wv = Vector512.Create(w);
+        for (int i = 0; i < n; i += 16)
+            Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rx, (nuint)(xo + i)), wv, Vector512.LoadUnsafe(ref ry, (nuint)(yo + i)))
+                .StoreUnsafe(ref ry, (nuint)(yo + i));
     }
 }

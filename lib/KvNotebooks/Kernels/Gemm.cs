@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace KvNotebooks.Kernels;
 
@@ -8,10 +11,47 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 public static class Gemm
 {
+    /// <summary>Forces the portable path (for tests of the dispatch).</summary>
+    internal static bool ForcePortable;
+
     /// <summary>C[m×n] (+)= A[m×k] · Bᵀ where B is stored [n×k].</summary>
     public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
     {
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        if (Vector512.IsHardwareAccelerated && !ForcePortable && m >= 8 && k > 0)
+        {
+            PackedNT.Run(a, b, c, m, n, k, accumulate);
+            return;
+        }
+        PortableNT(a, b, c, m, n, k, accumulate);
+    }
+
+    /// <summary>Dot products through TensorPrimitives (itself Vector512 → Vector256 → scalar): decode
+    /// (m small, memory-bound) and machines without AVX-512.</summary>
+    internal static void PortableNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    {
+        if (m * (long)n * k > 1 << 16 && KernelOptions.Threads > 1 && n >= 64)
+        {
+            unsafe
+            {
+                fixed (float* pa = a, pb = b, pc = c)
+                {
+                    float* ca = pa, cb = pb, cc = pc;
+                    int chunks = Math.Min(KernelOptions.Threads * 4, n / 16);
+                    Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads }, t =>
+                    {
+                        int j0 = (int)((long)n * t / chunks), j1 = (int)((long)n * (t + 1) / chunks);
+                        for (int i = 0; i < m; i++)
+                            for (int j = j0; j < j1; j++)
+                            {
+                                float dot = TensorPrimitives.Dot(new ReadOnlySpan<float>(ca + i * k, k), new ReadOnlySpan<float>(cb + (long)j * k, k));
+                                cc[i * n + j] = accumulate ? cc[i * n + j] + dot : dot;
+                            }
+                    });
+                }
+            }
+            return;
+        }
         for (int i = 0; i < m; i++)
         {
             var ai = a.Slice(i * k, k);

@@ -1,0 +1,128 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace KvNotebooks.Kernels;
+
+/// <summary>
+/// The fast path of <see cref="Gemm.MatMulNT"/> on AVX-512: B (stored [n×k]) is packed once per call into
+/// panels of 32 columns laid out [k × 32], so a 6-row × 32-column micro-kernel keeps 12 Vector512
+/// accumulators in registers and, per step of k, loads two B vectors and broadcasts six A values
+/// (12 FMAs for 8 loads). Rows are processed in chunks that stay in L2; chunks are spread over threads.
+/// </summary>
+internal static unsafe class PackedNT
+{
+    private const int MR = 6, NR = 32, RowChunk = 48, KC = 128;
+
+    [ThreadStatic] private static float[]? _packed;
+
+    public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    {
+        int panels = (n + NR - 1) / NR;
+        long need = (long)panels * NR * k + 16; // + room to align the panels to a 64-byte cache line
+        var packed = _packed is { } pk && pk.Length >= need ? pk : _packed = GC.AllocateUninitializedArray<float>((int)need, pinned: true);
+        fixed (float* pa = a, pb = b, pc = c, praw = packed)
+        {
+            float* pp = (float*)(((nint)praw + 63) & ~(nint)63);
+            Pack(pb, pp, n, k, panels);
+            int chunks = (m + RowChunk - 1) / RowChunk;
+            float* ca = pa, cc = pc, cp = pp;
+            if (KernelOptions.Threads > 1 && chunks > 1 && (long)m * n * k > 1 << 20)
+                Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
+                    ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate));
+            else
+                for (int ch = 0; ch < chunks; ch++) Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate);
+        }
+    }
+
+    /// <summary>Panel p holds columns [32p, 32p + 32) of Bᵀ: element (kk, j) at p·32·k + kk·32 + j (zero-padded).</summary>
+    private static void Pack(float* b, float* packed, int n, int k, int panels)
+    {
+        for (int p = 0; p < panels; p++)
+        {
+            float* dst = packed + (long)p * NR * k;
+            int cols = Math.Min(NR, n - p * NR);
+            for (int j = 0; j < NR; j++)
+            {
+                if (j < cols)
+                {
+                    float* src = b + (long)(p * NR + j) * k;
+                    for (int kk = 0; kk < k; kk++) dst[kk * NR + j] = src[kk];
+                }
+                else
+                    for (int kk = 0; kk < k; kk++) dst[kk * NR + j] = 0f;
+            }
+        }
+    }
+
+    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate)
+    {
+        int r0 = chunk * RowChunk, r1 = Math.Min(m, r0 + RowChunk);
+        // k is cut into blocks of KC so that a panel block (KC × 32 floats = 16 KB) stays in L1.
+        for (int k0 = 0; k0 < k; k0 += KC)
+        {
+            int kc = Math.Min(KC, k - k0);
+            bool acc = accumulate || k0 > 0;
+            for (int p = 0; p < panels; p++)
+            {
+                float* panel = packed + (long)p * NR * k + (long)k0 * NR;
+                int col = p * NR, cols = Math.Min(NR, n - col);
+                int r = r0;
+                for (; r + MR <= r1; r += MR) Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
+                for (; r < r1; r++) Kernel1x32(a + (long)r * k + k0, kc, panel, c + (long)r * n + col, cols, acc);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32(float* a, int lda, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        for (int kk = 0; kk < k; kk++)
+        {
+            var b0 = Vector512.Load(panel + kk * NR);
+            var b1 = Vector512.Load(panel + kk * NR + 16);
+            var x = Vector512.Create(a0[kk]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[kk]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[kk]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[kk]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[kk]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[kk]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+        }
+        Store(c, cols, accumulate, c00, c01);
+        Store(c + ldc, cols, accumulate, c10, c11);
+        Store(c + 2 * ldc, cols, accumulate, c20, c21);
+        Store(c + 3 * ldc, cols, accumulate, c30, c31);
+        Store(c + 4 * ldc, cols, accumulate, c40, c41);
+        Store(c + 5 * ldc, cols, accumulate, c50, c51);
+    }
+
+    private static void Kernel1x32(float* a, int k, float* panel, float* c, int cols, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default;
+        for (int kk = 0; kk < k; kk++)
+        {
+            var x = Vector512.Create(a[kk]);
+            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
+            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
+        }
+        Store(c, cols, accumulate, c0, c1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, int cols, bool accumulate, Vector512<float> lo, Vector512<float> hi)
+    {
+        if (cols == NR)
+        {
+            if (accumulate) { lo += Vector512.Load(c); hi += Vector512.Load(c + 16); }
+            lo.Store(c);
+            hi.Store(c + 16);
+            return;
+        }
+        float* tmp = stackalloc float[NR];
+        lo.Store(tmp);
+        hi.Store(tmp + 16);
+        for (int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
+    }
+}
