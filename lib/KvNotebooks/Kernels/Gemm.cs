@@ -11,14 +11,15 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 public static class Gemm
 {
-    /// <summary>Forces the portable path (for tests of the dispatch).</summary>
-    internal static bool ForcePortable;
+    /// <summary>Forces the portable path on the calling thread (for tests of the dispatch; per thread so
+    /// that tests running in parallel, some asserting bit-identical results, are not switched under them).</summary>
+    [ThreadStatic] internal static bool ForcePortable;
 
     /// <summary>C[m×n] (+)= A[m×k] · Bᵀ where B is stored [n×k].</summary>
     public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
     {
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
-        if (Vector512.IsHardwareAccelerated && !ForcePortable && m >= 8 && k > 0)
+        if (UsePacked(m, k))
         {
             PackedNT.Run(a, b, c, m, n, k, accumulate);
             return;
@@ -64,10 +65,30 @@ public static class Gemm
         }
     }
 
+    [ThreadStatic] private static float[]? _transposeA, _transposeB;
+
+    /// <summary>dst[cols × rows] = srcᵀ for src [rows × cols], into a reused buffer.</summary>
+    private static float[] Transpose(ReadOnlySpan<float> src, int rows, int cols, ref float[]? buffer)
+    {
+        if (buffer is null || buffer.Length < rows * cols) buffer = new float[rows * cols];
+        for (int r = 0; r < rows; r++)
+            for (int col = 0; col < cols; col++) buffer[col * rows + r] = src[r * cols + col];
+        return buffer;
+    }
+
+    private static bool UsePacked(int m, int k) => Vector512.IsHardwareAccelerated && !ForcePortable && m >= 8 && k > 0;
+
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
     public static void MatMulNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
     {
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        if (UsePacked(m, k))
+        {
+            // The packed kernel wants B as [n × k]: transpose once (O(nk) against O(mnk) of work).
+            var bt = Transpose(b, k, n, ref _transposeB);
+            PackedNT.Run(a, bt.AsSpan(0, n * k), c, m, n, k, accumulate);
+            return;
+        }
         for (int i = 0; i < m; i++)
         {
             var ci = c.Slice(i * n, n);
@@ -81,6 +102,13 @@ public static class Gemm
     public static void MatMulTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
     {
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
+        if (UsePacked(m, k))
+        {
+            var at = Transpose(a, k, m, ref _transposeA);
+            var bt = Transpose(b, k, n, ref _transposeB);
+            PackedNT.Run(at.AsSpan(0, m * k), bt.AsSpan(0, n * k), c, m, n, k, accumulate);
+            return;
+        }
         if (!accumulate) c.Slice(0, m * n).Clear();
         for (int p = 0; p < k; p++)
         {

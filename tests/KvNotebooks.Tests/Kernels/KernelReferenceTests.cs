@@ -23,10 +23,11 @@ public class KernelReferenceTests
     public void GemmVariantsMatchNaiveLoops(int m, int n, int k)
     {
         var a = Rand(m * k, 1); var b = Rand(n * k, 2); var bNN = Rand(k * n, 3); var aT = Rand(k * m, 4);
-        foreach (int threads in new[] { 1, 2 })
+        foreach (var (threads, portable) in new[] { (1, false), (2, false), (1, true), (2, true) })
         {
             int saved = KernelOptions.Threads;
             KernelOptions.Threads = threads;
+            Gemm.ForcePortable = portable;
             try
             {
                 foreach (bool acc in new[] { false, true })
@@ -46,14 +47,14 @@ public class KernelReferenceTests
                                 sNN += (double)a[i * k + p] * bNN[p * n + j];
                                 sTN += (double)aT[p * m + i] * bNN[p * n + j];
                             }
-                            string at = $"[{i},{j}] m={m} n={n} k={k} threads={threads} acc={acc}";
+                            string at = $"[{i},{j}] m={m} n={n} k={k} threads={threads} acc={acc} portable={portable}";
                             Close(sNT, nt[i * n + j], Math.Sqrt(k), "NT" + at);
                             Close(sNN, nn[i * n + j], Math.Sqrt(k), "NN" + at);
                             Close(sTN, tn[i * n + j], Math.Sqrt(k), "TN" + at);
                         }
                 }
             }
-            finally { KernelOptions.Threads = saved; }
+            finally { KernelOptions.Threads = saved; Gemm.ForcePortable = false; }
         }
     }
 
