@@ -35,6 +35,11 @@ public static class Attention
             if (c.Count < rows) throw new ArgumentException($"a KV head holds {c.Count} entries, fewer than the {rows} new rows");
         if (q.Length < rows * numHeads * hd || output.Length < rows * numHeads * hd)
             throw new ArgumentException("attention buffers are smaller than rows × heads × headDim");
+        if (rows >= 2 * GemmRows && Vector512.IsHardwareAccelerated && hd % 16 == 0 && kv[0].PageSize >= 8)
+        {
+            GemmLayer(q, rows, numHeads, kv, scale, output);
+            return;
+        }
         int blocks = (rows + BlockRows - 1) / BlockRows, items = numHeads * blocks;
         double work = (double)rows * kv[0].Count * numHeads * hd;
         if (KernelOptions.Threads > 1 && items > 1 && work > 1 << 18)
@@ -112,6 +117,73 @@ public static class Attention
         }
         for (int r = 0; r < nr; r++)
             TensorPrimitives.Divide(acc.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
+    }
+
+    private const int GemmRows = 64;
+    [ThreadStatic] private static float[]? _qBlock, _sBlock, _oBlock;
+
+    /// <summary>
+    /// Pre-fill path: blocks of 64 query rows of one head. Per page, the score block S = Q·Kᵀ and the
+    /// update O += P·V are small matrix products through the packed GEMM kernel (a page is stored
+    /// [entries × headDim], i.e. exactly the B layout of <see cref="Gemm.MatMulNT"/>); between them the
+    /// softmax is streamed per row (running max and sum, O rescaled when the max grows).
+    /// </summary>
+    private static void GemmLayer(float[] q, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output)
+    {
+        int group = numHeads / kv.Length, blocks = (rows + GemmRows - 1) / GemmRows, items = numHeads * blocks;
+        if (KernelOptions.Threads > 1 && items > 1)
+            Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
+                item => GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows));
+        else
+            for (int item = 0; item < items; item++)
+                GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows);
+    }
+
+    private static void GemmBlock(float[] q, int rows, int numHeads, KvHeadCache cache, float scale, float[] output, int h, int r0)
+    {
+        int hd = cache.HeadDim, ps = cache.PageSize, stride = numHeads * hd;
+        int nr = Math.Min(GemmRows, rows - r0);
+        int before = cache.Count - rows, lastVisible = before + r0 + nr - 1;
+        var qb = _qBlock is { } a && a.Length >= GemmRows * hd ? a : _qBlock = new float[GemmRows * hd];
+        var sb = _sBlock is { } b && b.Length >= GemmRows * ps ? b : _sBlock = new float[GemmRows * ps];
+        var ob = _oBlock is { } c && c.Length >= GemmRows * hd ? c : _oBlock = new float[GemmRows * hd];
+        Span<float> max = stackalloc float[GemmRows];
+        Span<float> sum = stackalloc float[GemmRows];
+        max.Fill(float.NegativeInfinity);
+        sum.Clear();
+        ob.AsSpan(0, nr * hd).Clear();
+        // This head's queries, contiguous and pre-scaled by 1/√d.
+        for (int r = 0; r < nr; r++) TensorPrimitives.Multiply(q.AsSpan((r0 + r) * stride + h * hd, hd), scale, qb.AsSpan(r * hd, hd));
+
+        for (int p = 0; p * ps <= lastVisible; p++)
+        {
+            var page = cache.Page(p);
+            int first = p * ps, n = Math.Min(ps, lastVisible + 1 - first);
+            var s = sb.AsSpan(0, nr * n);
+            Gemm.MatMulNT(qb.AsSpan(0, nr * hd), page.Keys.AsSpan(0, n * hd), s, nr, n, hd);
+            for (int r = 0; r < nr; r++)
+            {
+                var row = s.Slice(r * n, n);
+                int limit = before + r0 + r - first + 1;          // entries of this page row r may see
+                if (limit <= 0) { row.Clear(); continue; }
+                if (limit < n) row[limit..].Fill(float.NegativeInfinity);
+                float pageMax = TensorPrimitives.Max(row);
+                float newMax = Math.Max(max[r], pageMax);
+                float correction = MathF.Exp(max[r] - newMax);
+                if (correction != 1f)
+                {
+                    sum[r] *= correction;
+                    TensorPrimitives.Multiply(ob.AsSpan(r * hd, hd), correction, ob.AsSpan(r * hd, hd));
+                }
+                TensorPrimitives.Subtract(row, newMax, row);
+                TensorPrimitives.Exp(row, row);
+                sum[r] += TensorPrimitives.Sum(row);
+                max[r] = newMax;
+            }
+            Gemm.MatMulNN(s, page.Values.AsSpan(0, n * hd), ob.AsSpan(0, nr * hd), nr, hd, n, accumulate: true);
+        }
+        for (int r = 0; r < nr; r++)
+            TensorPrimitives.Divide(ob.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -120,9 +120,12 @@ internal static unsafe class PackedNT
             hi.Store(c + 16);
             return;
         }
-        float* tmp = stackalloc float[NR];
-        lo.Store(tmp);
-        hi.Store(tmp + 16);
-        for (int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
+        // Partial panel (the last columns of C). No stackalloc here: it would stop inlining and make the
+        // JIT keep the micro-kernel's accumulators in memory.
+        for (int j = 0; j < cols; j++)
+        {
+            float v = j < 16 ? lo.GetElement(j) : hi.GetElement(j - 16);
+            c[j] = accumulate ? c[j] + v : v;
+        }
     }
 }

@@ -92,6 +92,18 @@ public class SessionTests
     }
 
     [Fact]
+    public void LongChunksMatchMaskedReference()
+    {
+        // Chunks of ≥ 128 rows take the pre-fill attention path (64-row blocks through the GEMM kernel).
+        var w = TinyModels.Weights(TinyModels.Config() with { HeadDim = 16, NumHeads = 2, NumKvHeads = 1 }, seed: 12);
+        int n = 300, chunk = 140, gen = 3, sink = 3, window = 40;
+        var prompt = TinyModels.Tokens(n, w.Config.VocabSize, seed: 13);
+        var (logits, seq, _) = RunAll(new LlamaModel(w), new Streaming(sink, window), prompt, chunk, gen);
+        var reference = ReferenceLlama.Logits(w, seq[..^1], (_, _, q, k) => StreamingVisible(q, k, n, chunk, sink, window));
+        AssertClose(reference, logits);
+    }
+
+    [Fact]
     public void HeadMaskMatchesMaskedReference()
     {
         var c = TinyModels.Config() with { NumLayers = 3 };

@@ -63,6 +63,8 @@ public class KernelReferenceTests
     [InlineData(9, 0, 16, 2, 2, 4)]    // a fresh chunk, no prefix
     [InlineData(13, 21, 32, 8, 2, 5)]  // a chunk after 21 kept entries, page size not dividing counts
     [InlineData(5, 70, 64, 4, 4, 64)]
+    [InlineData(150, 37, 32, 4, 2, 64)] // ≥ 128 rows: the pre-fill path (64-row blocks through the GEMM kernel)
+    [InlineData(130, 0, 16, 2, 1, 7)]   // … with pages of 7 entries and MQA
     public void AttentionMatchesNaiveSoftmax(int rows, int prefix, int hd, int heads, int kvHeads, int pageSize)
     {
         var cache = new KvCache(1, kvHeads, hd, pageSize);
