@@ -42,12 +42,8 @@ public static class Attention
         }
         int blocks = (rows + BlockRows - 1) / BlockRows, items = numHeads * blocks;
         double work = (double)rows * kv[0].Count * numHeads * hd;
-        if (KernelOptions.Threads > 1 && items > 1 && work > 1 << 18)
-            Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
-                item => Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows));
-        else
-            for (int item = 0; item < items; item++)
-                Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows);
+        KernelOptions.For(items, work > 1 << 18,
+            item => Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows));
     }
 
     /// <summary>Rows [r0, r0 + 4) of query head <paramref name="h"/> against one KV head.</summary>
@@ -86,22 +82,7 @@ public static class Attention
             }
             // Streaming softmax: rescale what was accumulated when the running max grows.
             for (int r = 0; r < nr; r++)
-            {
-                var row = scores.AsSpan(r * ps, n);
-                float pageMax = TensorPrimitives.Max(row);
-                if (float.IsNegativeInfinity(pageMax)) { row.Clear(); continue; }
-                float newMax = Math.Max(max[r], pageMax);
-                float correction = MathF.Exp(max[r] - newMax);
-                if (correction != 1f)
-                {
-                    sum[r] *= correction;
-                    TensorPrimitives.Multiply(acc.AsSpan(r * hd, hd), correction, acc.AsSpan(r * hd, hd));
-                }
-                TensorPrimitives.Subtract(row, newMax, row);
-                TensorPrimitives.Exp(row, row);
-                sum[r] += TensorPrimitives.Sum(row);
-                max[r] = newMax;
-            }
+                OnlineSoftmax(scores.AsSpan(r * ps, n), ref max[r], ref sum[r], acc.AsSpan(r * hd, hd));
             // acc_r += Σ_j P[r, j] · v_j
             for (int j = 0; j < n; j++)
             {
@@ -119,6 +100,28 @@ public static class Attention
             TensorPrimitives.Divide(acc.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
     }
 
+    /// <summary>
+    /// One streaming-softmax step for one query row: <paramref name="scores"/> (this page's, −∞ where
+    /// masked) become exp(score − running max); the running sum and the accumulated output
+    /// <paramref name="acc"/> are rescaled when the max grows. A fully masked page contributes zeros.
+    /// </summary>
+    private static void OnlineSoftmax(Span<float> scores, ref float max, ref float sum, Span<float> acc)
+    {
+        float pageMax = TensorPrimitives.Max(scores);
+        if (float.IsNegativeInfinity(pageMax)) { scores.Clear(); return; }
+        float newMax = Math.Max(max, pageMax);
+        float correction = MathF.Exp(max - newMax);
+        if (correction != 1f)
+        {
+            sum *= correction;
+            TensorPrimitives.Multiply(acc, correction, acc);
+        }
+        TensorPrimitives.Subtract(scores, newMax, scores);
+        TensorPrimitives.Exp(scores, scores);
+        sum += TensorPrimitives.Sum(scores);
+        max = newMax;
+    }
+
     private const int GemmRows = 64;
     [ThreadStatic] private static float[]? _qBlock, _sBlock, _oBlock;
 
@@ -131,12 +134,8 @@ public static class Attention
     private static void GemmLayer(float[] q, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output)
     {
         int group = numHeads / kv.Length, blocks = (rows + GemmRows - 1) / GemmRows, items = numHeads * blocks;
-        if (KernelOptions.Threads > 1 && items > 1)
-            Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
-                item => GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows));
-        else
-            for (int item = 0; item < items; item++)
-                GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows);
+        KernelOptions.For(items, true,
+            item => GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows));
     }
 
     private static void GemmBlock(float[] q, int rows, int numHeads, KvHeadCache cache, float scale, float[] output, int h, int r0)
@@ -167,18 +166,7 @@ public static class Attention
                 int limit = before + r0 + r - first + 1;          // entries of this page row r may see
                 if (limit <= 0) { row.Clear(); continue; }
                 if (limit < n) row[limit..].Fill(float.NegativeInfinity);
-                float pageMax = TensorPrimitives.Max(row);
-                float newMax = Math.Max(max[r], pageMax);
-                float correction = MathF.Exp(max[r] - newMax);
-                if (correction != 1f)
-                {
-                    sum[r] *= correction;
-                    TensorPrimitives.Multiply(ob.AsSpan(r * hd, hd), correction, ob.AsSpan(r * hd, hd));
-                }
-                TensorPrimitives.Subtract(row, newMax, row);
-                TensorPrimitives.Exp(row, row);
-                sum[r] += TensorPrimitives.Sum(row);
-                max[r] = newMax;
+                OnlineSoftmax(row, ref max[r], ref sum[r], ob.AsSpan(r * hd, hd));
             }
             Gemm.MatMulNN(s, page.Values.AsSpan(0, n * hd), ob.AsSpan(0, nr * hd), nr, hd, n, accumulate: true);
         }

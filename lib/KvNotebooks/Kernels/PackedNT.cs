@@ -26,11 +26,7 @@ internal static unsafe class PackedNT
             Pack(pb, pp, n, k, panels);
             int chunks = (m + RowChunk - 1) / RowChunk;
             float* ca = pa, cc = pc, cp = pp;
-            if (KernelOptions.Threads > 1 && chunks > 1 && (long)m * n * k > 1 << 20)
-                Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads },
-                    ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate));
-            else
-                for (int ch = 0; ch < chunks; ch++) Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate);
+            KernelOptions.For(chunks, (long)m * n * k > 1 << 20, ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate));
         }
     }
 
