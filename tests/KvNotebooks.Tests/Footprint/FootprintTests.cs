@@ -212,4 +212,20 @@ public class FootprintTests
         Assert.Equal(mix.Footprint, duo.Footprint, 12);
         Assert.Equal(mix.PeakKv, duo.PeakKv, 12);
     }
+
+    [Fact]
+    public void PaperTable2UsesOurCriticalFootprintNotation()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "KvNotebooks.sln"))) root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repo root not found");
+        var lines = File.ReadAllLines(Path.Combine(root, "data", "paper", "table2_critical_footprint.csv")).Skip(1).ToArray();
+        Assert.Equal(32, lines.Length); // 4 methods × 8 categories
+        foreach (var line in lines)
+        {
+            var f = line.Split(',');
+            var kind = f[4] switch { "above" => CriticalKind.Above, "below" => CriticalKind.Below, _ => CriticalKind.Exact };
+            var r = new CriticalFootprintResult(double.Parse(f[3], System.Globalization.CultureInfo.InvariantCulture) / 100, kind);
+            Assert.Equal(f[2], r.ToString());
+        }
+    }
 }
