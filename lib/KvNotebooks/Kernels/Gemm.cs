@@ -31,7 +31,8 @@ public static class Gemm
     /// (m small, memory-bound) and machines without AVX-512.</summary>
     internal static void PortableNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
-        if (m * (long)n * k > 1 << 16 && KernelOptions.Threads > 1 && n >= 64)
+        // Below ~1M multiply-adds (every decode GEMV of a small model) a thread hand-off costs more than it saves.
+        if (m * (long)n * k > 1 << 20 && KernelOptions.Threads > 1 && n >= 64)
         {
             unsafe
             {
