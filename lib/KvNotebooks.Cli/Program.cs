@@ -16,6 +16,9 @@ public static class Program
         root.Subcommands.Add(LogitsCommand.Create());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(NotebooksCommand.Create());
         return root;
     }

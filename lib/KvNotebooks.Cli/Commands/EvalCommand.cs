@@ -1,0 +1,99 @@
+using System.CommandLine;
+using System.Globalization;
+using KvNotebooks.Evaluation;
+using KvNotebooks.Inference;
+using KvNotebooks.Model;
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Cli.Commands;
+
+/// <summary><c>kvnb eval</c>: task scores with the measured footprint, peak KV and throughput, one CSV row per task.</summary>
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small", Required = true };
+        var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
+        var context = new Option<int>("--context") { Description = "Context length in tokens (the fixed sets in data/eval are used when they exist)", DefaultValueFactory = _ => 4096 };
+        var examples = new Option<int>("--examples") { Description = "Examples per task", DefaultValueFactory = _ => 20 };
+        var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
+        var csv = new Option<string?>("--csv") { Description = "Append the rows to this CSV (rows already there for the same model, method, config, context, chunk and task are replaced)" };
+        var json = Cli.JsonOption();
+        var methodOptions = new MethodOptions();
+        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, csv };
+        methodOptions.AddTo(cmd);
+        cmd.Options.Add(json);
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int n = p.GetValue(examples), length = p.GetValue(context);
+            if (n < 1) throw new ArgumentException("--examples must be ≥ 1");
+            if (length < 128) throw new ArgumentException("--context must be ≥ 128");
+            string dir = p.GetValue(model)!;
+            var weights = LlamaWeights.Load(dir);
+            var llama = new LlamaModel(weights);
+            int chunk = methodOptions.ChunkSize(p);
+            var probe = methodOptions.CreateMethod(p, weights.Config); // validates the options once
+            var method = new EvalMethod(probe.Name, MethodConfig(p, methodOptions, chunk),
+                m => new Session(m, methodOptions.CreateMethod(p, weights.Config), chunk));
+            var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
+            var set = LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
+            bool asJson = p.GetValue(json);
+            var rows = new List<EvalRow>();
+            int done = 0, total = taskList.Count * n;
+            foreach (var task in taskList)
+            {
+                var exs = set.For(task.Name).Take(n).ToList();
+                rows.Add(Evaluator.EvaluateTask(llama, Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), method, chunk, task, exs,
+                    _ => { if (!asJson) Progress(++done, total, task.Name); }));
+            }
+            if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
+            if (p.GetValue(csv) is { } path)
+            {
+                var keys = rows.Select(r => r.Key).ToHashSet();
+                var old = File.Exists(path) ? EvalRow.Load(path).Where(r => !keys.Contains(r.Key)) : [];
+                EvalRow.Save(path, old.Concat(rows));
+            }
+            if (asJson) Cli.WriteJson(new { rows, categories = Evaluator.Categories(rows).Select(c => new { c.Category, c.Score, c.Footprint }) });
+            else Print(rows);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The fixed set for this length when it has enough examples of every task, else freshly generated ones (same seeds).</summary>
+    internal static EvalSet LoadOrCreate(string evalDir, IReadOnlyList<LongContextTask> tasks, int length, int perTask)
+    {
+        string path = Path.Combine(evalDir, EvalSet.FileName(length));
+        if (File.Exists(path))
+        {
+            var set = EvalSet.Load(path);
+            if (tasks.All(t => set.For(t.Name).Count() >= perTask)) return set;
+        }
+        return EvalSet.Create(tasks, length, perTask);
+    }
+
+    private static string MethodConfig(ParseResult p, MethodOptions o, int chunk) =>
+        string.Create(CultureInfo.InvariantCulture, $"method={p.GetValue(o.Method)};chunk={(chunk == int.MaxValue ? "none" : chunk.ToString(CultureInfo.InvariantCulture))};sink={p.GetValue(o.Sink)};window={p.GetValue(o.Window)}")
+        + (p.GetValue(o.Masks) is { } m ? $";masks={Path.GetFileName(m)}" : "");
+
+    private static void Progress(int done, int total, string task)
+    {
+        if (Console.IsErrorRedirected) // a log file: one line per finished task
+        {
+            if (done == total || done % Math.Max(1, total / 10) == 0) Console.Error.WriteLine($"  {done}/{total} examples ({task})");
+            return;
+        }
+        const int width = 30;
+        int filled = (int)((long)done * width / total);
+        Console.Error.Write($"\r  [{new string('#', filled)}{new string('-', width - filled)}] {done}/{total} {task,-10}");
+    }
+
+    private static void Print(IReadOnlyList<EvalRow> rows)
+    {
+        Console.WriteLine($"{"task",-10} {"category",-8} {"score",7} {"chance",7} {"footprint",9} {"peak KV",8} {"peak bytes",12} {"prefill tok/s",13}");
+        foreach (var r in rows)
+            Console.WriteLine($"{r.Task,-10} {r.Category,-8} {r.Score,7:P1} {r.Chance,7:P1} {r.Footprint,9:P1} {r.PeakKv,8:P1} {r.PeakKvBytes,12:N0} {r.PrefillTokensPerSecond,13:N0}");
+        Console.WriteLine();
+        foreach (var (c, s, f) in Evaluator.Categories(rows)) Console.WriteLine($"{c,-8} score {s,6:P1}   footprint {f,6:P1}");
+    }
+}

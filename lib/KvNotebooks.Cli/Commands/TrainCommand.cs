@@ -1,0 +1,36 @@
+using System.CommandLine;
+using KvNotebooks.Training.Pretraining;
+
+namespace KvNotebooks.Cli.Commands;
+
+/// <summary><c>kvnb train</c>: trains a model from scratch on the task suite, resumably.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "Training config (JSON: model, seed, stages…), e.g. data/configs/train-kvnb-small.json", Required = true };
+        var output = new Option<string>("--out") { Description = "Run folder: checkpoint, logs and the exported model; an existing run there is resumed", Required = true };
+        var maxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many more steps (the run stays resumable)" };
+        var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: the config's)" };
+        var cmd = new Command("train", "Train a model on the synthetic long-context tasks (answer-token loss), resuming from the run folder") { config, output, maxSteps, threads };
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            var cfg = PretrainConfig.Load(p.GetValue(config)!);
+            int? t = p.GetValue(threads);
+            if (t is < 1) throw new ArgumentException("--threads must be ≥ 1");
+            int? max = p.GetValue(maxSteps);
+            if (max is < 0) throw new ArgumentException("--max-steps must be ≥ 0");
+            var trainer = new Pretrainer(cfg, p.GetValue(output)!) { Log = line => Console.WriteLine(line) };
+            trainer.OpenRun();
+            using var cts = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.WriteLine("stopping after this step (checkpoint follows)…"); };
+            long parameters = trainer.Model.Parameters.Sum(x => (long)x.Value.Length);
+            Console.WriteLine($"training {cfg.Model.NumLayers} layers, d {cfg.Model.HiddenSize}, {cfg.Model.NumHeads}/{cfg.Model.NumKvHeads} heads ({parameters:N0} parameters), " +
+                              $"{cfg.TotalSteps} steps in {cfg.Stages.Length} stages; starting at step {trainer.Step}");
+            trainer.Train(max ?? int.MaxValue, t, cts.Token);
+            Console.WriteLine($"stopped at step {trainer.Step}/{cfg.TotalSteps}; model in {trainer.ModelDir}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using KvNotebooks.Inference;
+using KvNotebooks.Model;
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Evaluation;
+
+/// <summary>A KV method as evaluated: a short name, its full configuration as text (both go into every
+/// CSV row), and how to start a fresh session for one example (methods may keep per-sequence state).</summary>
+public sealed record EvalMethod(string Name, string Config, Func<LlamaModel, Session> NewSession);
+
+/// <summary>What one example gave: the generated answer, its score, and the run's measurements.</summary>
+public sealed record ExampleResult(string Task, int Seed, int[] Generated, double Score, RunResult Run);
+
+/// <summary>
+/// Runs tasks through the real engine: chunked pre-fill of the prompt with the method evicting as it
+/// goes, greedy decoding until &lt;eos&gt; or the task's answer budget, scoring, and the measured
+/// footprint, peak KV and bytes of each run (PAPER.md §1.1; averaged over examples as the paper does).
+/// </summary>
+public static class Evaluator
+{
+    /// <summary>One example: pre-fill, greedy generation, score.</summary>
+    public static ExampleResult RunExample(LlamaModel model, EvalMethod method, LongContextTask task, TaskExample ex)
+    {
+        var session = method.NewSession(model);
+        var prompt = ex.Prompt();
+        int eos = Vocabulary.Default.EosId, max = task.MaxAnswerTokens(ex.Length);
+        var sw = Stopwatch.StartNew();
+        session.Prefill(prompt);
+        double prefill = sw.Elapsed.TotalSeconds;
+        var generated = new List<int>();
+        int token = TensorPrimitives.IndexOfMax(session.LastLogits);
+        while (token != eos && generated.Count < max)
+        {
+            generated.Add(token);
+            session.Decode(token, needLogits: generated.Count < max);
+            if (generated.Count < max) token = TensorPrimitives.IndexOfMax(session.LastLogits);
+        }
+        double total = sw.Elapsed.TotalSeconds;
+        var m = session.Meter;
+        var run = new RunResult(method.Name, prompt.Length, generated.Count, Math.Min(session.ChunkSize, prompt.Length), generated.ToArray(),
+            m.Footprint, m.PeakKv, m.Entries, m.PeakEntries, m.FullEntries, session.Cache.PeakAllocatedBytes, session.Cache.LiveEntries,
+            prefill, total - prefill);
+        return new ExampleResult(task.Name, ex.Seed, run.Generated, task.Score(ex.Questions[0], run.Generated), run);
+    }
+
+    /// <summary>Every example of one task: the mean score and measurements as one CSV row.</summary>
+    public static EvalRow EvaluateTask(LlamaModel model, string modelName, EvalMethod method, int chunk, LongContextTask task,
+        IReadOnlyList<TaskExample> examples, Action<ExampleResult>? onExample = null)
+    {
+        if (examples.Count == 0) throw new ArgumentException($"no examples of task {task.Name}");
+        var results = new List<ExampleResult>();
+        var sw = Stopwatch.StartNew();
+        foreach (var ex in examples)
+        {
+            var r = RunExample(model, method, task, ex);
+            results.Add(r);
+            onExample?.Invoke(r);
+        }
+        double Mean(Func<ExampleResult, double> f) => results.Average(f);
+        int length = examples[0].Length;
+        return new EvalRow
+        {
+            Model = modelName, Commit = GitInfo.Commit(), Method = method.Name, MethodConfig = method.Config,
+            Context = length, Chunk = chunk, Task = task.Name, Category = task.Category, Examples = results.Count,
+            Score = Mean(r => r.Score), Chance = task.ChanceScore(length),
+            Footprint = Mean(r => r.Run.Footprint), PeakKv = Mean(r => r.Run.PeakKv),
+            PeakKvEntries = Mean(r => r.Run.PeakEntries), PeakKvBytes = Mean(r => r.Run.PeakKvBytes),
+            PrefillTokensPerSecond = results.Sum(r => r.Run.PromptTokens) / results.Sum(r => r.Run.PrefillSeconds),
+            DecodeTokensPerSecond = results.Sum(r => r.Run.GenTokens) / Math.Max(1e-9, results.Sum(r => r.Run.DecodeSeconds)),
+            Seconds = sw.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>Category scores: the mean of the category's task scores (PAPER.md §1.2 aggregation).</summary>
+    public static IReadOnlyList<(string Category, double Score, double Footprint)> Categories(IEnumerable<EvalRow> rows) =>
+        TaskSuite.Categories
+            .Select(c => (c, rows.Where(r => r.Category == c).ToList()))
+            .Where(x => x.Item2.Count > 0)
+            .Select(x => (x.c, x.Item2.Average(r => r.Score), x.Item2.Average(r => r.Footprint)))
+            .ToList();
+}

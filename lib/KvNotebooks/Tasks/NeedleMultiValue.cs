@@ -1,0 +1,36 @@
+namespace KvNotebooks.Tasks;
+
+/// <summary>
+/// Recall, RULER's multi-value needles: the asked key has three needles with different numbers
+/// (other keys one each); answer all three, scored by the fraction found (RULER's recall).
+/// </summary>
+public sealed class NeedleMultiValue : LongContextTask
+{
+    public const int ValuesPerKey = 3;
+    public override string Name => "niah_mv";
+    public override string Category => "Recall";
+    public override string Description => "a key with three needles 'the special number for K is V'; answer all three (recall of values)";
+    public override int TrainingQuestions => 2;
+    public override int MaxAnswerTokens(int length) => 6;
+    public override double ChanceScore(int length) => ValuesPerKey / (double)V.Numbers.Count;
+
+    public override double Score(QuestionAnswer qa, ReadOnlySpan<int> generated) => Scoring.Recall(qa.Answer, generated);
+
+    protected override TaskExample Build(Random rng, int seed, int length, int questions)
+    {
+        int distractors = Math.Max(0, NeedleMultiKey.Needles(length) - ValuesPerKey * questions);
+        var keys = V.Names.SampleDistinct(rng, questions + distractors);
+        var prefix = V.Ids("the special number for");
+        var needles = new List<(int Key, int Value)>();
+        for (int q = 0; q < questions; q++)
+            foreach (int v in V.Numbers.SampleDistinct(rng, ValuesPerKey)) needles.Add((keys[q], v));
+        for (int d = 0; d < distractors; d++) needles.Add((keys[questions + d], V.Numbers.Sample(rng)));
+        needles = needles.OrderBy(_ => rng.Next()).ToList();
+        int ctx = length - QaTokens(1 + prefix.Length + 2, ValuesPerKey, questions);
+        var (tokens, _) = Haystack.Build(rng, ctx, needles.Select(x => (int[])[.. prefix, x.Key, V["is"], x.Value, V["."]]).ToList());
+        // Values in context order.
+        return Make(seed, length, tokens, Enumerable.Range(0, questions).Select(q => new QuestionAnswer(
+            [V["question"], .. V.Ids("the special numbers for"), keys[q], V["are"]],
+            needles.Where(x => x.Key == keys[q]).Select(x => x.Value).ToArray())));
+    }
+}

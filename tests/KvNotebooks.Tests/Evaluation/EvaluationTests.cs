@@ -1,0 +1,117 @@
+using KvNotebooks.Eviction;
+using KvNotebooks.Evaluation;
+using KvNotebooks.Inference;
+using KvNotebooks.Model;
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Tests.Evaluation;
+
+public class EvaluationTests
+{
+    private static string Repo([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", "..", ".."));
+
+    /// <summary>The shipped evaluation sets are exactly what the generators make from their seeds: a
+    /// generator change cannot silently change what scores mean.</summary>
+    [Theory]
+    [InlineData(1024)]
+    [InlineData(2048)]
+    [InlineData(4096)]
+    public void Shipped_eval_sets_match_their_generators(int length)
+    {
+        var set = EvalSet.Load(Path.Combine(Repo(), "data", "eval", EvalSet.FileName(length)));
+        Assert.Equal(length, set.Length);
+        var fresh = EvalSet.Create(TaskSuite.Scored, length, set.Examples.Count / TaskSuite.Scored.Count());
+        Assert.Equal(fresh.Examples.Count, set.Examples.Count);
+        for (int i = 0; i < set.Examples.Count; i++)
+        {
+            var a = set.Examples[i]; var b = fresh.Examples[i];
+            Assert.Equal(b.Task, a.Task);
+            Assert.Equal(b.Seed, a.Seed);
+            Assert.True(b.Context.AsSpan().SequenceEqual(a.Context), $"{a.Task} example {i}: context differs from its generator");
+            Assert.Equal(b.Questions[0].Question, a.Questions[0].Question);
+            Assert.Equal(b.Questions[0].Answer, a.Questions[0].Answer);
+            Assert.Equal(b.Questions[0].Grades, a.Questions[0].Grades);
+        }
+    }
+
+    [Fact]
+    public void A_corrupt_eval_set_is_named()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kvnb-eval-{Guid.NewGuid():N}.jsonl.gz");
+        try
+        {
+            File.WriteAllBytes(path, [1, 2, 3]);
+            Assert.Contains(path, Assert.ThrowsAny<Exception>(() => EvalSet.Load(path)).Message);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private static LlamaModel TinyModel() => new(LlamaWeights.Random(new LlamaConfig
+    {
+        VocabSize = Vocabulary.Default.Size, HiddenSize = 32, IntermediateSize = 48, NumLayers = 2, NumHeads = 4, NumKvHeads = 2,
+        HeadDim = 8, RopeTheta = 1e6, MaxPositionEmbeddings = 4096,
+    }, seed: 5));
+
+    [Fact]
+    public void Evaluating_runs_the_engine_and_measures_each_method()
+    {
+        var model = TinyModel();
+        var tasks = new[] { TaskSuite.Get("niah_mk"), TaskSuite.Get("table") };
+        var set = EvalSet.Create(tasks, 512, 2);
+        var full = new EvalMethod("full", "full", m => new Session(m, new FullAttention(), 128));
+        var stream = new EvalMethod("streaming", "s=4,w=32", m => new Session(m, new Streaming(4, 32), 128));
+        foreach (var task in tasks)
+        {
+            var exs = set.For(task.Name).ToList();
+            var f = Evaluator.EvaluateTask(model, "tiny", full, 128, task, exs);
+            var s = Evaluator.EvaluateTask(model, "tiny", stream, 128, task, exs);
+            Assert.InRange(f.Score, 0, 1);
+            Assert.Equal(1.0, f.Footprint, 12);
+            Assert.Equal(1.0, f.PeakKv, 12);
+            Assert.True(s.Footprint < 0.6 && s.PeakKvBytes < f.PeakKvBytes, $"{s.Footprint} {s.PeakKvBytes} {f.PeakKvBytes}");
+            Assert.Equal(2, f.Examples);
+            // the footprint is the paper's for these settings: the measured run equals the accountant
+            var r = Evaluator.RunExample(model, stream, task, exs[0]);
+            var plan = new KvNotebooks.Footprint.ChunkPlan(r.Run.PromptTokens, 128);
+            var acc = KvNotebooks.Footprint.KvFootprint.HeadMix(plan, r.Run.GenTokens, 4, 4, 4, 32); // 2 layers × 2 KV heads, all streaming
+            Assert.Equal(acc.Entries, r.Run.Entries);
+            Assert.Equal(acc.PeakEntries, r.Run.PeakEntries);
+        }
+    }
+
+    [Fact]
+    public void Generation_stops_at_eos_or_the_answer_budget()
+    {
+        var model = TinyModel();
+        var task = TaskSuite.Get("niah_mk");
+        var ex = task.Generate(1, 256);
+        var r = Evaluator.RunExample(model, new EvalMethod("full", "", m => new Session(m, new FullAttention())), task, ex);
+        Assert.True(r.Generated.Length <= task.MaxAnswerTokens(256));
+        Assert.DoesNotContain(Vocabulary.Default.EosId, r.Generated);
+        Assert.Equal(ex.Prompt().Length + r.Generated.Length, r.Run.PromptTokens + r.Run.GenTokens);
+    }
+
+    [Fact]
+    public void Result_rows_round_trip_through_csv_and_categories_average_their_tasks()
+    {
+        var rows = new[]
+        {
+            new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "json_kv", Category = "Recall", Score = 0.5, Footprint = 1 },
+            new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "niah_mk", Category = "Recall", Score = 1.0, Footprint = 1 },
+            new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Score = 0.25, Footprint = 0.5 },
+        };
+        string path = Path.Combine(Path.GetTempPath(), $"kvnb-rows-{Guid.NewGuid():N}.csv");
+        try
+        {
+            EvalRow.Save(path, rows);
+            Assert.Equal(rows, EvalRow.Load(path));
+            var cats = Evaluator.Categories(rows);
+            Assert.Equal(("Recall", 0.75, 1.0), cats[0]);
+            Assert.Equal(("RAG", 0.25, 0.5), cats[1]);
+            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1\n");
+            Assert.Contains("context", Assert.Throws<InvalidDataException>(() => EvalRow.Load(path)).Message);
+        }
+        finally { File.Delete(path); }
+    }
+}

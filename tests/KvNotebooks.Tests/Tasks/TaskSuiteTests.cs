@@ -1,0 +1,205 @@
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Tests.Tasks;
+
+public class TaskSuiteTests
+{
+    private static readonly Vocabulary V = Vocabulary.Default;
+    public static TheoryData<string> TaskNames() => new(TaskSuite.All.Where(t => t is not CopyTask).Select(t => t.Name));
+
+    [Theory, MemberData(nameof(TaskNames))]
+    public void Generators_are_deterministic_and_fill_the_length_exactly(string name)
+    {
+        var task = TaskSuite.Get(name);
+        foreach (int length in new[] { task.MinLength, 300, 1024, 4096 })
+            foreach (int q in new[] { 1, task.TrainingQuestions })
+            {
+                var a = task.Generate(42, length, q);
+                var b = task.Generate(42, length, q);
+                Assert.Equal(a.Context, b.Context);
+                Assert.Equal(q, a.Questions.Length);
+                Assert.Equal(length, a.TrainingSequence().Tokens.Length);
+                Assert.Equal(V.BosId, a.Context[0]);
+                Assert.DoesNotContain(V.EosId, a.Prompt());
+                Assert.DoesNotContain(V.PadId, a.TrainingSequence().Tokens);
+                Assert.All(a.Questions, qa => Assert.True(task.MaxAnswerTokens(length) >= qa.Answer.Length));
+                Assert.NotEqual(a.Context, task.Generate(43, length, q).Context);
+            }
+    }
+
+    [Theory, MemberData(nameof(TaskNames))]
+    public void The_gold_answer_scores_one_and_nothing_scores_zero(string name)
+    {
+        var task = TaskSuite.Get(name);
+        for (int seed = 0; seed < 5; seed++)
+        {
+            var qa = task.Generate(seed, 1024).Questions[0];
+            Assert.Equal(1.0, task.Score(qa, qa.Answer), 9);
+            Assert.Equal(0.0, task.Score(qa, []), 9);
+            Assert.InRange(task.ChanceScore(1024), 0.0, 0.8);
+        }
+    }
+
+    [Fact]
+    public void Training_sequence_targets_are_the_answers_then_eos()
+    {
+        var ex = TaskSuite.Get("niah_mk").Generate(3, 512, 3);
+        var (tokens, pos, tgt) = ex.TrainingSequence();
+        Assert.Equal(ex.Questions.Sum(q => q.Answer.Length + 1), pos.Length);
+        for (int i = 0; i < pos.Length; i++) Assert.Equal(tokens[pos[i] + 1], tgt[i]);
+        Assert.Equal(V.EosId, tokens[^1]);
+        Assert.Equal(ex.Prompt(0), tokens[..ex.Prompt(0).Length]);
+    }
+
+    /// <summary>Each lookup's answer is really in the context, right after the key the question names.</summary>
+    [Fact]
+    public void Needle_and_kv_answers_follow_their_key_in_the_context()
+    {
+        foreach (var name in new[] { "niah_mk", "niah_uuid", "json_kv", "rag", "passkey" })
+            for (int seed = 0; seed < 10; seed++)
+            {
+                var ex = TaskSuite.Get(name).Generate(seed, 2048, 1);
+                var qa = ex.Questions[0];
+                int[] pattern = [.. qa.Question[1..], .. qa.Answer]; // the question minus "question", then the answer
+                Assert.True(ex.Context.AsSpan().IndexOf(pattern) >= 0, $"{name} seed {seed}: '{V.Text(pattern)}' not in the context");
+            }
+    }
+
+    [Fact]
+    public void Keys_are_unique_so_every_lookup_has_one_answer()
+    {
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = TaskSuite.Get("json_kv").Generate(seed, 4096, 8);
+            var keys = new List<(int, int)>();
+            for (int i = 1; i + 2 < ex.Context.Length; i++)
+                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            Assert.True(keys.Count > 500);
+            Assert.Equal(keys.Count, keys.Distinct().Count());
+        }
+    }
+
+    [Fact]
+    public void Multi_value_answers_list_the_key_s_three_numbers_in_context_order()
+    {
+        var ex = TaskSuite.Get("niah_mv").Generate(9, 2048, 1);
+        var qa = ex.Questions[0];
+        int key = qa.Question[^2];
+        var found = new List<int>();
+        for (int i = 0; i + 2 < ex.Context.Length; i++)
+            if (ex.Context[i] == key && ex.Context[i + 1] == V["is"]) found.Add(ex.Context[i + 2]);
+        Assert.Equal(qa.Answer, found);
+        Assert.Equal(3, qa.Answer.Distinct().Count());
+    }
+
+    [Fact]
+    public void Variable_chains_resolve_by_following_the_let_statements()
+    {
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = TaskSuite.Get("var_track").Generate(seed, 2048, 1);
+            var qa = ex.Questions[0];
+            var let = new Dictionary<int, int>();
+            var c = ex.Context;
+            for (int i = 0; i + 3 < c.Length; i++)
+                if (c[i] == V["let"] && c[i + 2] == V["="]) let.Add(c[i + 1], c[i + 3]); // Add: each variable assigned once
+            int v = qa.Question[1];
+            var chain = new List<int>();
+            while (!V.Numbers.Contains(v)) { v = let[v]; chain.Add(v); if (!V.Numbers.Contains(v)) chain.Add(V["="]); }
+            Assert.Equal(qa.Answer, chain);
+        }
+    }
+
+    [Fact]
+    public void Frequency_gold_is_the_three_most_mentioned_names()
+    {
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = TaskSuite.Get("freq").Generate(seed, 4096, 1);
+            var counts = ex.Context.Where(V.Names.Contains).GroupBy(t => t).OrderByDescending(g => g.Count()).ToArray();
+            Assert.Equal(ex.Questions[0].Answer, counts.Take(3).Select(g => g.Key));
+            Assert.True(counts[2].Count() > counts[3].Count(), "the third and fourth must not tie");
+        }
+    }
+
+    [Fact]
+    public void Rerank_grades_count_the_query_words_in_each_passage()
+    {
+        var ex = TaskSuite.Get("rerank").Generate(4, 4096, 1);
+        var qa = ex.Questions[0];
+        var query = qa.Question[1..4];
+        var c = ex.Context;
+        for (int i = 0; i < c.Length; i++)
+        {
+            if (c[i] != V["["]) continue;
+            int id = c[i + 1], end = Array.IndexOf(c, V[";"], i);
+            int grade = c[(i + 3)..end].Count(query.Contains);
+            Assert.Equal(qa.Grades![Array.IndexOf(qa.GradedIds!, id)], grade);
+        }
+        var expected = qa.GradedIds!.Zip(qa.Grades!).Where(x => x.Second > 0).OrderByDescending(x => x.Second).Select(x => x.Second).Take(10);
+        Assert.Equal(expected, qa.Answer.Select(id => qa.Grades![Array.IndexOf(qa.GradedIds!, id)]));
+    }
+
+    [Fact]
+    public void Table_answer_holds_every_record_in_row_order()
+    {
+        var ex = TaskSuite.Get("table").Generate(2, 4096, 1);
+        var rows = ex.Questions[0].Answer.Chunk(6).ToArray();
+        Assert.Equal(TableGen.Rows(4096), rows.Length);
+        for (int r = 0; r < rows.Length; r++)
+        {
+            Assert.Equal(V.Numbers[r + 1], rows[r][0]);
+            Assert.Equal(V[Vocabulary.Newline], rows[r][5]);
+            Assert.True(ex.Context.AsSpan().IndexOf([V["row"], .. rows[r][..5], V[">"]]) >= 0);
+        }
+    }
+
+    [Fact]
+    public void Icl_labels_are_consistent_within_a_context_and_the_test_indicator_was_demonstrated()
+    {
+        foreach (var task in new[] { Icl.Few, Icl.Many })
+            for (int seed = 0; seed < 5; seed++)
+            {
+                var ex = task.Generate(seed, 2048, 4);
+                var labelOf = new Dictionary<int, int>();
+                var c = ex.Context;
+                for (int i = 0; i + 4 < c.Length; i++)
+                    if (c[i] == V["input"])
+                        foreach (int w in c[(i + 1)..(i + 3)])
+                            if (labelOf.TryGetValue(w, out int l) && l != c[i + 4]) labelOf[w] = -1; // neutral words vary
+                            else labelOf.TryAdd(w, c[i + 4]);
+                foreach (var qa in ex.Questions)
+                    Assert.Contains(qa.Answer[0], qa.Question[1..3].Select(w => labelOf.GetValueOrDefault(w, -2)));
+            }
+    }
+
+    [Fact]
+    public void Copy_task_targets_are_the_repeated_spans_which_really_repeat_earlier_text()
+    {
+        var task = TaskSuite.Get("copy");
+        for (int seed = 0; seed < 50; seed++) Assert.NotEmpty(task.Generate(seed, 128).ContextLossPositions);
+        var ex = task.Generate(8, 2048);
+        Assert.Equal(2048, ex.Context.Length);
+        Assert.Empty(ex.Questions);
+        var (tokens, pos, tgt) = ex.TrainingSequence();
+        Assert.True(pos.Length > 100);
+        Assert.Equal(ex.Context, tokens);
+        for (int i = 0; i < pos.Length; i++)
+        {
+            Assert.Equal(tokens[pos[i] + 1], tgt[i]);
+            // the 2-gram ending at the target occurs earlier in the text: copying is possible
+            Assert.True(tokens.AsSpan(0, pos[i]).IndexOf(tokens.AsSpan(pos[i], 2)) >= 0);
+        }
+    }
+
+    [Fact]
+    public void Parse_accepts_tasks_categories_and_all_and_names_unknown_ones()
+    {
+        Assert.Equal(4, TaskSuite.Parse("recall").Count);
+        Assert.Equal(11, TaskSuite.Parse("all").Count);
+        Assert.Equal(["json_kv", "rag"], TaskSuite.Parse("json_kv, RAG").Select(t => t.Name));
+        var e = Assert.Throws<ArgumentException>(() => TaskSuite.Parse("recal"));
+        Assert.Contains("recal", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => TaskSuite.Get("rerank").Generate(1, 64));
+    }
+}
