@@ -12,7 +12,8 @@ internal static class ReferenceLlama
     public delegate bool Visible(int layer, int kvHead, int query, int key);
 
     /// <summary>Logits [T][V] for every position of <paramref name="tokens"/>.</summary>
-    public static double[][] Logits(LlamaWeights w, int[] tokens, Visible visible)
+    /// <param name="onAttention">Optional: (layer, query head, query position, weights over the visible keys, those keys).</param>
+    public static double[][] Logits(LlamaWeights w, int[] tokens, Visible visible, Action<int, int, int, double[], int[]>? onAttention = null)
     {
         var c = w.Config;
         int T = tokens.Length, d = c.HiddenSize, hd = c.HeadDim, H = c.NumHeads, G = c.GroupSize;
@@ -40,6 +41,7 @@ internal static class ReferenceLlama
                     double max = s.Max();
                     var p = s.Select(z => Math.Exp(z - max)).ToArray();
                     double sum = p.Sum();
+                    onAttention?.Invoke(l, h, t, p.Select(z => z / sum).ToArray(), keys);
                     for (int a = 0; a < keys.Length; a++)
                         for (int i = 0; i < hd; i++) attn[h * hd + i] += p[a] / sum * v[keys[a]][g * hd + i];
                 }

@@ -1,0 +1,37 @@
+using KvNotebooks.Analysis;
+using KvNotebooks.Model;
+
+namespace KvNotebooks.Tests.Inference;
+
+public class AttentionProbeTests
+{
+    [Fact]
+    public void Rows_are_the_reference_softmax_attention()
+    {
+        var w = LlamaWeights.Random(new LlamaConfig
+        {
+            VocabSize = 40, HiddenSize = 32, IntermediateSize = 48, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 8,
+            RopeTheta = 10000, MaxPositionEmbeddings = 512,
+        }, seed: 3);
+        var tokens = Enumerable.Range(0, 70).Select(i => (i * 7 + 3) % 40).ToArray();
+        var probe = new AttentionProbe(new LlamaModel(w), tokens);
+        var want = new Dictionary<(int, int, int), double[]>();
+        ReferenceLlama.Logits(w, tokens, (_, _, _, _) => true, (l, h, t, p, keys) => want[(l, h, t)] = p);
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 4; h++)
+                foreach (int row in new[] { 0, 5, 69 })
+                {
+                    var got = probe.Row(l, h, row);
+                    Assert.Equal(1.0, got.Sum(), 9);
+                    for (int j = 0; j <= row; j++) Assert.Equal(want[(l, h, row)][j], got[j], 5);
+                }
+        var far = probe.FarMass([60, 69], window: 8);
+        var near = probe.MassOn([69], Enumerable.Range(62, 8).ToArray());
+        for (int l = 0; l < 2; l++)
+            for (int g = 0; g < 2; g++)
+            {
+                Assert.InRange(far[l, g], 0, 1);
+                Assert.InRange(near[l, g], 0, 1);
+            }
+    }
+}
