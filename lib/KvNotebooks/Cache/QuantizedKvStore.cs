@@ -112,17 +112,35 @@ public sealed class QuantizedKvStore
     public void Dequantize(int layer, int head, int b, Span<float> keys, Span<float> values, Span<int> positions)
     {
         var block = _blocks[layer][head][b];
-        int G = Quantization.GroupSize, hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd);
+        int G = Quantization.GroupSize, hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd), n = G * hd;
+        Unpack(block.KeyCodes, bits, keys[..n]);
+        Unpack(block.ValueCodes, bits, values[..n]);
+        Span<float> scale = stackalloc float[hd];
+        Span<float> zero = stackalloc float[hd];
+        for (int c = 0; c < hd; c++) { scale[c] = (float)block.KeyScale[c]; zero[c] = (float)block.KeyZero[c]; }
         for (int t = 0; t < G; t++)
         {
-            for (int c = 0; c < hd; c++)
+            var row = keys.Slice(t * hd, hd);
+            System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(row, scale, zero, row);   // z + code·s per channel
+            for (int g = 0; g < hd / gv; g++)
             {
-                int i = t * hd + c;
-                keys[i] = KvQuantizer.Dequantize(KvQuantizer.Unpack(block.KeyCodes, bits, i), block.KeyScale[c], block.KeyZero[c]);
-                int vg = t * (hd / gv) + c / gv;
-                values[i] = KvQuantizer.Dequantize(KvQuantizer.Unpack(block.ValueCodes, bits, i), block.ValueScale[vg], block.ValueZero[vg]);
+                int vg = t * (hd / gv) + g;
+                var part = values.Slice(t * hd + g * gv, gv);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(part, (float)block.ValueScale[vg], part);
+                System.Numerics.Tensors.TensorPrimitives.Add(part, (float)block.ValueZero[vg], part);
             }
-            positions[t] = block.Positions[t];
+        }
+        block.Positions.CopyTo(positions);
+    }
+
+    /// <summary>Packed codes → one float per code.</summary>
+    private static void Unpack(ReadOnlySpan<byte> packed, int bits, Span<float> codes)
+    {
+        int perByte = 8 / bits, mask = (1 << bits) - 1, n = codes.Length;
+        for (int i = 0, byteIndex = 0; i < n; byteIndex++)
+        {
+            int v = packed[byteIndex];
+            for (int j = 0; j < perByte && i < n; j++, i++, v >>= bits) codes[i] = v & mask;
         }
     }
 
