@@ -12,6 +12,7 @@ public static class RunCommand
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
         var tokens = new Option<string>("--tokens") { Description = "Prompt token ids, e.g. \"1 2 3\"", Required = true };
         var gen = new Option<int>("--gen-tokens") { Description = "Tokens to generate greedily", DefaultValueFactory = _ => 16 };
+        var timeline = new Option<string?>("--timeline") { Description = "Write the per-step timeline (entries and bytes held, per chunk and decode step) to this CSV file" };
         var json = Cli.JsonOption();
         var methodOptions = new MethodOptions();
         var cmd = new Command("run", "Pre-fill and decode greedily under an eviction method and schedule; prints generated ids, measured footprint, peak KV, peak entries and bytes held");
@@ -19,6 +20,7 @@ public static class RunCommand
         cmd.Options.Add(tokens);
         cmd.Options.Add(gen);
         methodOptions.AddTo(cmd);
+        cmd.Options.Add(timeline);
         cmd.Options.Add(json);
         cmd.SetAction(p => Cli.Run(() =>
         {
@@ -33,6 +35,7 @@ public static class RunCommand
                 session.Progress = (done, total) => Console.Error.Write($"\r  {done}/{total} tokens");
             var result = session.Run(prompt, genTokens);
             if (!asJson && prompt.Length >= 2048) Console.Error.WriteLine();
+            if (p.GetValue(timeline) is { } csv) AtomicFile.WriteAllText(csv, Reports.TableExtensions.ToTable(session.Meter.Steps).ToCsv());
             if (asJson) Cli.WriteJson(result);
             else
             {

@@ -117,8 +117,14 @@ public sealed class CliTests : IDisposable
             "--method", "snapkv", "--budget", "16", "--obs-window", "4", "--gqa", gqa, "--json").stdout).RootElement.GetProperty("peakKvBytes").GetInt64();
         Assert.Equal(2 * Bytes("shared"), Bytes("replicated"));
 
-        var text = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "2", "--chunk", "12", "--method", "h2o", "--schedule", "naive", "--budget", "20", "--obs-window", "4");
+        string csv = Path.Combine(_dir, "timeline.csv");
+        var text = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "2", "--chunk", "12", "--method", "h2o", "--schedule", "naive",
+            "--budget", "20", "--obs-window", "4", "--timeline", csv);
         Assert.Equal(0, text.code);
+        var lines = File.ReadAllLines(csv);
+        Assert.Equal(4 + 2 + 1, lines.Length);                    // header, 4 chunks, 2 decode steps
+        Assert.Contains("EntriesWhileAttending", lines[0]);
+        Assert.Contains("StepPeakBytes", lines[0]);
         Assert.Contains("h2o (naive, budget 20, window 4)", text.stdout);
         Assert.Contains("peak held", text.stdout);
     }
