@@ -116,6 +116,48 @@ public class ScheduleTests
             }
     }
 
+    /// <summary>
+    /// ZigZagKV: each layer's LMBA (fewest KVs reaching 90% of the window's attention mass, averaged over
+    /// heads) from the reference model's full attention; budgets B_min + (B_avg − B_min)·L·u_l, u_l = LMBA_l / Σ LMBA,
+    /// rounded so they sum to L·B_avg.
+    /// </summary>
+    [Fact]
+    public void ZigZagBudgetsFollowLayerUncertainty()
+    {
+        int n = 60, w = 6, L = 4;
+        var model = EvictionHarness.Model(L, kvHeads: 2, seed: 35, out var weights);
+        var c = weights.Config;
+        var prompt = TinyModels.Tokens(n, c.VocabSize, seed: 36);
+        var schedule = EvictionSchedule.PostFill(EvictionBudget.Fraction(0.6), window: w) with { CapacityMultiple = 1 };
+        var session = new Session(model, new ScheduledEviction(new ZigZagKV(threshold: 0.9, minFraction: 0.25), schedule), pageSize: 4);
+        session.Prefill(prompt);
+        var qs = new double[L][][]; var ks = new double[L][][];
+        ReferenceLlama.Logits(weights, prompt, (_, _, q, k) => k <= q, (l, q, k) => { qs[l] = q; ks[l] = k; });
+        var lmba = new double[L];
+        for (int l = 0; l < L; l++)
+            for (int g = 0; g < c.NumKvHeads; g++)
+            {
+                var mass = ReferenceScores("zigzag", qs[l], ks[l], [2 * g, 2 * g + 1], g, n, w, c.HeadDim).OrderDescending().ToArray();
+                double total = mass.Sum(), acc = 0;
+                int count = 0;
+                while (acc < 0.9 * total) acc += mass[count++];
+                lmba[l] += count / (double)c.NumKvHeads;
+            }
+        var measured = ((ZigZagKV)((ScheduledEviction)session.Method).Scorer).LayerLmba();
+        for (int l = 0; l < L; l++) Assert.True(Math.Abs(lmba[l] - measured[l]) <= 0.5, $"layer {l}: LMBA {measured[l]}, reference {lmba[l]}");
+        int cap = schedule.Capacity(0, n, n, 0), avg = cap - w;
+        double bmin = 0.25 * avg;
+        var budgets = Enumerable.Range(0, L).Select(l => session.Cache[l, 0].Count - w).ToArray();
+        Assert.Equal(L * avg, budgets.Sum());
+        for (int l = 0; l < L; l++)
+        {
+            double target = bmin + (avg - bmin) * L * measured[l] / measured.Sum();
+            Assert.True(Math.Abs(budgets[l] - target) < 1, $"layer {l}: budget {budgets[l]}, target {target}");
+            Assert.Equal(budgets[l], session.Cache[l, 1].Count - w);
+        }
+        Assert.True(budgets.Distinct().Count() > 1, "layers with different uncertainty get different budgets");
+    }
+
     /// <summary>The methods' scores, from the definitions: SnapKV / PyramidKV pool the window's attention
     /// (kernel 5, zero padding); ZigZag sums it; H2O accumulates every prompt row's attention; L2 is −‖k‖.</summary>
     private static double[] ReferenceScores(string name, double[][] q, double[][] k, int[] heads, int g, int n, int w, int hd)
