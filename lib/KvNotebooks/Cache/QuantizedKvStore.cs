@@ -70,6 +70,10 @@ public sealed class QuantizedKvStore
             if (_keepBuf.Length < rest) _keepBuf = new int[rest];
             for (int i = 0; i < rest; i++) _keepBuf[i] = groups * G + i;
             head.Keep(_keepBuf.AsSpan(0, rest));
+            // The moved entries are counted once: as codes, after the residual released them. (Their
+            // bytes did overlap for a moment — the codes exist before the pages are freed — and the
+            // pool's byte peak shows that, as an allocator would.)
+            _pool.TrackEntries((long)groups * G);
         }
     }
 
@@ -105,7 +109,6 @@ public sealed class QuantizedKvStore
         _blocks[layer][h].Add(block);
         Bytes += block.Bytes;
         _pool.TrackExternal(block.Bytes);
-        _pool.TrackEntries(G);
     }
 
     /// <summary>Dequantized keys and values [GroupSize × headDim] of block <paramref name="b"/> of a head.</summary>

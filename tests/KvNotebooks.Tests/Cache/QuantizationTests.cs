@@ -76,6 +76,7 @@ public class QuantizationTests
         Assert.Equal(n - quantized, cache[0, 0].Count);
         Assert.Equal(n, cache.HeadEntries(0, 1));
         Assert.Equal(2L * n, cache.Pool.EntriesInUse);
+        Assert.Equal(2L * n, cache.Pool.PeakEntriesInUse);                   // an entry moved to codes is counted once
         Assert.Equal(Enumerable.Range(100 + quantized, n - quantized), Enumerable.Range(0, cache[0, 0].Count).Select(cache[0, 0].Position));
         // Bytes held: residual pages + blocks, each block exactly codes + fp16 scales/zero-points + positions.
         Assert.Equal(2L * (quantized / G) * q.BlockBytes(hd), cache.Quantized.Bytes);
@@ -196,6 +197,7 @@ public class QuantizationTests
         Assert.Equal(heads * (11 * kq.BlockBytes(16) + 1 * (64L * (2 * 16 * 4 + 4))), q4.FinalBytes);
         Assert.True(q4.PeakTransientBytes < fp.PeakKvBytes / heads * 2);
         Assert.Equal(fp.FinalEntries, q4.FinalEntries);                         // nothing evicted
+        Assert.Equal(fp.PeakHeldEntries, q4.PeakHeldEntries);                   // an entry moved to codes counts once
         Assert.InRange(q4.Footprint, 0.25, 0.5);
     }
 }
