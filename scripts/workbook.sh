@@ -14,5 +14,8 @@ mkdir -p .tmp
 kvnb init --config data/configs/bench-4l.json --seed 1 --out .tmp/random-4l
 kvnb run --model .tmp/random-4l --tokens "$(seq -s ' ' 1 500)" --gen-tokens 16 --chunk 128 --method streaming --sink 8 --window 64
 
+echo "== The same prompt, PyramidKV evicting half of each chunk, patched (the prompt's last 16 tokens score each chunk)"
+kvnb run --model .tmp/random-4l --tokens "$(seq -s ' ' 1 500)" --gen-tokens 16 --chunk 128 --method pyramidkv --schedule patched --evict 0.5 --obs-window 16
+
 echo "== The workbook"
 kvnb notebooks run

@@ -12,13 +12,15 @@ public static class RunCommand
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
         var tokens = new Option<string>("--tokens") { Description = "Prompt token ids, e.g. \"1 2 3\"", Required = true };
         var gen = new Option<int>("--gen-tokens") { Description = "Tokens to generate greedily", DefaultValueFactory = _ => 16 };
+        var timeline = new Option<string?>("--timeline") { Description = "Write the per-step timeline (entries and bytes held, per chunk and decode step) to this CSV file" };
         var json = Cli.JsonOption();
         var methodOptions = new MethodOptions();
-        var cmd = new Command("run", "Pre-fill and decode greedily under an eviction method; prints generated ids, measured footprint, peak KV and peak KV bytes");
+        var cmd = new Command("run", "Pre-fill and decode greedily under an eviction method and schedule; prints generated ids, measured footprint, peak KV, peak entries and bytes held");
         cmd.Options.Add(model);
         cmd.Options.Add(tokens);
         cmd.Options.Add(gen);
         methodOptions.AddTo(cmd);
+        cmd.Options.Add(timeline);
         cmd.Options.Add(json);
         cmd.SetAction(p => Cli.Run(() =>
         {
@@ -33,15 +35,22 @@ public static class RunCommand
                 session.Progress = (done, total) => Console.Error.Write($"\r  {done}/{total} tokens");
             var result = session.Run(prompt, genTokens);
             if (!asJson && prompt.Length >= 2048) Console.Error.WriteLine();
+            if (p.GetValue(timeline) is { } csv) AtomicFile.WriteAllText(csv, Reports.TableExtensions.ToTable(session.Meter.Steps).ToCsv());
             if (asJson) Cli.WriteJson(result);
             else
             {
-                Console.WriteLine($"method          {result.Method}");
+                Console.WriteLine($"method          {result.Method}{(result.Schedule is { } s ? $" ({s})" : "")}");
                 Console.WriteLine($"prompt / gen    {result.PromptTokens} / {result.GenTokens} tokens, chunk {result.ChunkSize}");
                 Console.WriteLine($"generated       {string.Join(' ', result.Generated)}");
-                Console.WriteLine($"footprint       {result.Footprint * 100:F2} %  ({result.Entries} of {result.FullEntries} entries)");
-                Console.WriteLine($"peak KV         {result.PeakKv * 100:F2} %  ({result.PeakEntries} entries over all heads)");
-                Console.WriteLine($"peak KV bytes   {result.PeakKvBytes:N0}  (pages held by the cache, fp32)");
+                string bits = result.EntryBits != 16 * result.Entries ? ", weighted by bits" : "";
+                Console.WriteLine($"footprint       {result.Footprint * 100:F2} %  ({result.Entries} of {result.FullEntries} entries{bits}, {result.StoredHeads} stored heads)");
+                Console.WriteLine($"peak KV         {result.PeakKv * 100:F2} %  ({result.PeakEntries} entries while attending, summed over heads)");
+                Console.WriteLine($"peak held       {result.PeakHeldEntries} entries at once (all layers and heads)");
+                Console.WriteLine($"peak KV bytes   {result.PeakKvBytes:N0}  (what the cache really held: fp32 pages{(result.PeakTransientBytes > 0 ? " + codes, scales, zero-points" : "")})");
+                if (result.PeakTransientBytes > 0)
+                    Console.WriteLine($"transient bytes {result.PeakTransientBytes:N0}  (dequantized view of one KV head while it attends)");
+                if (result.PatchRows > 0)
+                    Console.WriteLine($"patch rows      {result.PatchRows}  (prompt tail appended to non-final chunks; not counted in T)");
                 Console.WriteLine($"time            pre-fill {result.PrefillSeconds:F3} s, decode {result.DecodeSeconds:F3} s");
             }
             return 0;

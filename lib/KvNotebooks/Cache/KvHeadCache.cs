@@ -37,6 +37,7 @@ public sealed class KvHeadCache
             page.Positions[slot] = positions[r];
             Count++;
         }
+        _pool.TrackEntries(positions.Length);
     }
 
     /// <summary>Keeps exactly the entries at <paramref name="indices"/> (strictly increasing, each
@@ -85,6 +86,7 @@ public sealed class KvHeadCache
 
     private void Truncate(int count)
     {
+        _pool.TrackEntries(count - Count);
         Count = count;
         int needed = (count + PageSize - 1) / PageSize;
         for (int p = _pages.Count - 1; p >= needed; p--)

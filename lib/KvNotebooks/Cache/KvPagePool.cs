@@ -21,11 +21,15 @@ public sealed class KvPage
 /// eviction empties them. Returned pages are reused (fresh pages are slow on these machines), the way
 /// a GPU caching allocator keeps freed blocks: <see cref="BytesInUse"/> is what the cache holds,
 /// like <c>torch.cuda.memory_allocated</c>; <see cref="BytesReserved"/> is what the process keeps.
+/// Storage that is not a page (the codes and scales of a quantized cache) is registered with
+/// <see cref="TrackExternal"/>, so the peak is the peak of everything the cache holds at once.
+/// The pool also counts the entries stored (<see cref="EntriesInUse"/>) and their simultaneous peak.
 /// </summary>
 public sealed class KvPagePool
 {
     private readonly Stack<KvPage> _free = new();
     private readonly object _lock = new();
+    private long _peakBytes, _stepPeakBytes;
 
     public KvPagePool(int pageSize, int headDim)
     {
@@ -40,11 +44,20 @@ public sealed class KvPagePool
     public int PagesInUse { get; private set; }
     public int PeakPagesInUse { get; private set; }
     public int PagesReserved { get; private set; }
+    /// <summary>Bytes held outside pages (quantized codes, scales, zero-points, positions).</summary>
+    public long ExternalBytes { get; private set; }
+    /// <summary>KV entries stored now, over every head of the cache (quantized ones included).</summary>
+    public long EntriesInUse { get; private set; }
+    /// <summary>The most entries stored at the same moment since the last <see cref="ResetPeak"/>.</summary>
+    public long PeakEntriesInUse { get; private set; }
 
     /// <summary>Bytes of one page: keys and values in fp32 plus an int32 position per entry.</summary>
     public long BytesPerPage => (long)PageSize * (2L * HeadDim * sizeof(float) + sizeof(int));
-    public long BytesInUse => PagesInUse * BytesPerPage;
-    public long PeakBytesInUse => PeakPagesInUse * BytesPerPage;
+    public long BytesInUse => PagesInUse * BytesPerPage + ExternalBytes;
+    /// <summary>The most bytes held at the same moment since the last <see cref="ResetPeak"/>.</summary>
+    public long PeakBytesInUse => _peakBytes;
+    /// <summary>The most bytes held at the same moment since the last <see cref="ResetStepPeak"/>.</summary>
+    public long StepPeakBytes => _stepPeakBytes;
     public long BytesReserved => PagesReserved * BytesPerPage;
 
     public KvPage Rent()
@@ -54,6 +67,7 @@ public sealed class KvPagePool
             var page = _free.Count > 0 ? _free.Pop() : NewPage();
             PagesInUse++;
             if (PagesInUse > PeakPagesInUse) PeakPagesInUse = PagesInUse;
+            UpdatePeaks();
             return page;
         }
     }
@@ -67,10 +81,50 @@ public sealed class KvPagePool
         }
     }
 
+    /// <summary>Registers <paramref name="delta"/> bytes of non-page storage (negative when freed).</summary>
+    public void TrackExternal(long delta)
+    {
+        lock (_lock)
+        {
+            ExternalBytes += delta;
+            if (ExternalBytes < 0) throw new InvalidOperationException($"external bytes went negative ({ExternalBytes})");
+            UpdatePeaks();
+        }
+    }
+
+    /// <summary>Registers <paramref name="delta"/> entries stored (negative when evicted).</summary>
+    public void TrackEntries(long delta)
+    {
+        lock (_lock)
+        {
+            EntriesInUse += delta;
+            if (EntriesInUse > PeakEntriesInUse) PeakEntriesInUse = EntriesInUse;
+        }
+    }
+
     /// <summary>Starts a new peak measurement from what is in use now.</summary>
     public void ResetPeak()
     {
-        lock (_lock) PeakPagesInUse = PagesInUse;
+        lock (_lock)
+        {
+            PeakPagesInUse = PagesInUse;
+            _peakBytes = BytesInUse;
+            PeakEntriesInUse = EntriesInUse;
+            _stepPeakBytes = BytesInUse;
+        }
+    }
+
+    /// <summary>Starts a new per-step peak (<see cref="StepPeakBytes"/>) without touching the run's peak.</summary>
+    public void ResetStepPeak()
+    {
+        lock (_lock) _stepPeakBytes = BytesInUse;
+    }
+
+    private void UpdatePeaks()
+    {
+        long b = BytesInUse;
+        if (b > _peakBytes) _peakBytes = b;
+        if (b > _stepPeakBytes) _stepPeakBytes = b;
     }
 
     private KvPage NewPage()

@@ -18,8 +18,12 @@ public sealed class EvictionContext
     public Phase Phase { get; set; }
     /// <summary>Index of the pre-fill chunk (0-based), or of the decode step.</summary>
     public int Step { get; set; }
-    /// <summary>Query rows processed in this step (the chunk length, or 1 when decoding).</summary>
+    /// <summary>Query rows of this forward pass: the chunk length (plus <see cref="PatchRows"/>), or 1 when decoding.</summary>
     public int Rows { get; set; }
+    /// <summary>Rows appended after the chunk for patched chunked eviction (the prompt's last tokens, at
+    /// positions right after the chunk); they are the last <see cref="PatchRows"/> of <see cref="Rows"/>
+    /// and their KVs are the newest entries of every head. 0 otherwise.</summary>
+    public int PatchRows { get; set; }
     /// <summary>Position of this step's first token.</summary>
     public int StartPosition { get; set; }
     /// <summary>True for the last pre-fill chunk.</summary>
@@ -29,6 +33,8 @@ public sealed class EvictionContext
     /// [QueryRows × QDim], when the method asked for them (<see cref="IEvictionMethod.ObservationWindow"/>).</summary>
     public float[]? Queries { get; set; }
     public int QueryRows { get; set; }
+    /// <summary>Position of query row <paramref name="j"/> of <see cref="Queries"/>.</summary>
+    public int QueryPosition(int j) => StartPosition + Rows - QueryRows + j;
 }
 
 /// <summary>
@@ -44,6 +50,20 @@ public interface IEvictionMethod
     /// Score-based methods (SnapKV, PyramidKV, H2O…) ask for their observation window here.</summary>
     int ObservationWindow => 0;
 
+    /// <summary>Patched chunked eviction: how many of the prompt's last tokens the session appends to
+    /// every non-final pre-fill chunk (0 = none). The method must evict their KVs itself.</summary>
+    int PatchLength => 0;
+
+    /// <summary>How the cache must store KVs for this method (replicated per query head, quantized).</summary>
+    KvStorage Storage => KvStorage.Default;
+
+    /// <summary>A method with per-run state returns a fresh copy here; the session calls it once.</summary>
+    IEvictionMethod ForSession() => this;
+
     /// <summary>Evicts from layer <c>ctx.Layer</c> after its attention over the current step.</summary>
     void Evict(EvictionContext ctx);
+
+    /// <summary>Called once a step has gone through every layer, before the meter reads the cache
+    /// (methods that need every layer's scores before deciding, like ZigZagKV, evict here).</summary>
+    void EndStep(EvictionContext ctx) { }
 }

@@ -59,6 +59,58 @@ public sealed record HeadAccount(long Entries, long[] PeakPoints)
         return new HeadAccount(entries, peaks.ToArray());
     }
 
+    /// <summary>
+    /// A token-eviction head given, per chunk, the prompt KVs it holds once that chunk is evicted
+    /// (<paramref name="keptAfter"/>[k] = P_k) and the patch rows appended to it: chunk k adds
+    /// c_k(c_k+1)/2 + P_{k−1}·c_k (the patch rows are not sequence rows), its peak point is
+    /// P_{k−1} + c_k + patch_k (the patch's KVs are held while the chunk attends); decoding adds
+    /// m(m+1)/2 + P_K·m. <see cref="Global"/> is the case P_k = P_{k−1} + min(round(r·c_k) + w₀, c_k), no patch.
+    /// </summary>
+    public static HeadAccount Chunked(ChunkPlan plan, int m, IReadOnlyList<long> keptAfter, IReadOnlyList<int>? patch = null)
+    {
+        CheckSizes(m, 0, 0);
+        if (keptAfter.Count != plan.Count) throw new ArgumentException($"{keptAfter.Count} kept counts for {plan.Count} chunks");
+        long entries = 0, P = 0;
+        var peaks = new List<long>();
+        for (int k = 0; k < plan.Count; k++)
+        {
+            long c = plan.Sizes[k];
+            entries += c * (c + 1) / 2 + P * c;
+            peaks.Add(P + c + (patch?[k] ?? 0));
+            P = keptAfter[k];
+        }
+        entries += (long)m * (m + 1) / 2 + P * m;
+        if (m > 0) peaks.Add(P + m);
+        return new HeadAccount(entries, peaks.ToArray());
+    }
+
+    /// <summary>
+    /// A quantized head (nothing evicted): after every step holding N entries, G·⌊max(0, N − R)/G⌋ of
+    /// them are b-bit codes, the rest full precision. Entries are counted in bits (16 per full-precision
+    /// entry, b per code): chunk k's rows see the Q quantized entries before it plus the rest causally.
+    /// </summary>
+    public static HeadAccount QuantizedBits(ChunkPlan plan, int m, int bits, int groupSize, int residual)
+    {
+        CheckSizes(m, 0, residual);
+        long Q(long n) => Math.Max(0, n - residual) / groupSize * groupSize;
+        long bitsSeen = 0, b = 0;
+        var peaks = new List<long>();
+        void Step(long c)
+        {
+            long q = Q(b);
+            bitsSeen += 16 * (c * b + c * (c + 1) / 2) - (16L - bits) * c * q;
+            peaks.Add(16 * (b + c) - (16L - bits) * q);
+            b += c;
+        }
+        foreach (int c in plan.Sizes) Step(c);
+        var prefillPeaks = peaks.Count;
+        for (int t = 0; t < m; t++) Step(1);
+        // Sampled like the other accounts: one point per chunk, one at the end of decoding.
+        var points = peaks.Take(prefillPeaks).ToList();
+        if (m > 0) points.Add(peaks.Skip(prefillPeaks).Max());
+        return new HeadAccount(bitsSeen, points.ToArray());
+    }
+
     /// <summary>Full attention: every entry stays.</summary>
     public static HeadAccount Full(ChunkPlan plan, int m) => GlobalKeeping(plan, m, 1.0, 0);
 

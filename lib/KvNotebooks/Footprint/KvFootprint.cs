@@ -1,3 +1,6 @@
+using KvNotebooks.Cache;
+using KvNotebooks.Eviction;
+
 namespace KvNotebooks.Footprint;
 
 /// <summary>
@@ -9,6 +12,8 @@ namespace KvNotebooks.Footprint;
 public sealed record FootprintResult(long Entries, long FullEntries, long PeakEntries, int Heads, int SequenceLength,
                                      double Footprint, double PeakKv)
 {
+    /// <summary>Σ of bits seen (16 per full-precision entry); 16 × Entries unless the method quantizes.</summary>
+    public long EntryBits { get; init; } = 16 * Entries;
     public double FootprintPercent => Footprint * 100;
     public double PeakKvPercent => PeakKv * 100;
 }
@@ -19,7 +24,7 @@ public sealed record FootprintResult(long Entries, long FullEntries, long PeakEn
 /// </summary>
 public static class KvFootprint
 {
-    public static readonly string[] Methods = ["full", "streaming", "duo", "prulong", "snapkv", "pyramidkv", "locret"];
+    public static readonly string[] Methods = ["full", "streaming", "duo", "prulong", "snapkv", "pyramidkv", "h2o", "l2", "zigzag", "locret", "quantized"];
 
     /// <summary>Full attention with chunked pre-fill (100%; the peak is (n+m)/T = 1 as well).</summary>
     public static FootprintResult Full(ChunkPlan plan, int m) => Single(plan, m, HeadAccount.Full(plan, m));
@@ -71,6 +76,40 @@ public static class KvFootprint
     public static FootprintResult TokenEviction(ChunkPlan plan, int m, double evict, int window0 = 64) =>
         Single(plan, m, HeadAccount.Global(plan, m, evict, window0));
 
+    /// <summary>
+    /// A score-based method as the engine runs it under <paramref name="schedule"/> (post-fill, chunked
+    /// naive or patched; the paper code's integer capacities or the accountant's, absolute budgets): per
+    /// chunk the KVs kept are what <see cref="EvictionSchedule.KeptAfterChunks"/> says, averaged over layers
+    /// (PyramidKV's and ZigZagKV's layer budgets sum to L times the average, so the head average is the
+    /// same); the patch's KVs count in the peak, not in the footprint. Nothing is evicted while decoding.
+    /// The engine's meter equals this to the entry. With <see cref="BudgetKind.EvictPlusWindow"/> and no
+    /// patch this is exactly <see cref="TokenEviction"/>.
+    /// </summary>
+    public static FootprintResult Scheduled(ChunkPlan plan, int m, EvictionSchedule schedule)
+    {
+        schedule.Validate();
+        var (kept, patch) = schedule.KeptAfterChunks(plan);
+        return Single(plan, m, HeadAccount.Chunked(plan, m, kept, patch));
+    }
+
+    /// <summary>
+    /// KV quantization (nothing evicted) in bits: <see cref="FootprintResult.Footprint"/> and
+    /// <see cref="FootprintResult.PeakKv"/> weight a b-bit entry b/16 of a full-precision one;
+    /// <see cref="FootprintResult.Entries"/> and <see cref="FootprintResult.PeakEntries"/> are in bits / 16.
+    /// </summary>
+    public static FootprintResult Quantized(ChunkPlan plan, int m, KvQuantization q)
+    {
+        if (q.Bits is not (2 or 4 or 8) || q.GroupSize < 1 || q.Residual < 0)
+            throw new ArgumentException("quantization needs bits 2, 4 or 8, group size ≥ 1 and residual ≥ 0");
+        var a = HeadAccount.QuantizedBits(plan, m, q.Bits, q.GroupSize, q.Residual);
+        long T = plan.PromptTokens + (long)m, F = T * (T + 1) / 2;
+        long peak = a.PeakPoints.Max();
+        return new FootprintResult(a.Entries / 16, F, peak / 16, 1, (int)T, a.Entries / (16.0 * F), peak / (16.0 * T))
+        {
+            EntryBits = a.Entries,
+        };
+    }
+
     /// <summary>Locret (PAPER.md §2.5): its own chunk plan (last <paramref name="localLen"/> prompt tokens
     /// alone), P_k = P_{k−1} + min(round((1 − s)·c_k) + stabilizers, c_k).</summary>
     public static FootprintResult Locret(int n, int m, int chunkSize, double sparsity, int stabilizers = 2500, int localLen = 100)
@@ -88,7 +127,10 @@ public static class KvFootprint
             "full" => Full(plan, q.GenTokens),
             "streaming" => Duo(plan, q.GenTokens, 1.0, q.Sink, q.Window),
             "duo" or "duoattention" or "prulong" => Duo(plan, q.GenTokens, q.HeadSparsity, q.Sink, q.Window),
-            "snapkv" or "pyramidkv" => TokenEviction(plan, q.GenTokens, q.Evict, q.PatchWindow),
+            "snapkv" or "pyramidkv" or "h2o" or "l2" or "zigzag" => q.Schedule is { } s
+                ? Scheduled(plan, q.GenTokens, s)
+                : TokenEviction(plan, q.GenTokens, q.Evict, q.PatchWindow),
+            "quantized" or "kivi" => Quantized(plan, q.GenTokens, q.Quantization ?? new KvQuantization()),
             "locret" => Locret(q.PromptTokens, q.GenTokens, q.ChunkSize, q.Evict, q.Stabilizers, q.LocalLen),
             _ => throw new ArgumentException($"unknown method '{q.Method}'; choose one of {string.Join(", ", Methods)}"),
         };
@@ -102,7 +144,13 @@ public static class KvFootprint
     }
 }
 
-/// <summary>The inputs of <c>kvnb footprint</c>, with the paper's defaults.</summary>
+/// <summary>The inputs of <c>kvnb footprint</c>, with the paper's defaults. With a
+/// <see cref="Schedule"/>, score-based methods are counted as the engine runs them
+/// (<see cref="KvFootprint.Scheduled"/>); without, by the paper's formula.</summary>
 public sealed record FootprintQuery(string Method, int PromptTokens, int GenTokens, int ChunkSize = 32768,
     double HeadSparsity = 0.5, double Evict = 0.5, int Sink = 128, int Window = 1024,
-    int Stabilizers = 2500, int LocalLen = 100, int PatchWindow = 64);
+    int Stabilizers = 2500, int LocalLen = 100, int PatchWindow = 64)
+{
+    public EvictionSchedule? Schedule { get; init; }
+    public KvQuantization? Quantization { get; init; }
+}

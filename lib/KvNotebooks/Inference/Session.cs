@@ -11,6 +11,9 @@ namespace KvNotebooks.Inference;
 /// meter records what each head held and the eviction method trims that layer.
 /// As in the paper's accounting (PAPER.md §1.2, T = n + m), every generated token is also a query
 /// row: its key and value are appended, the last generated token's included.
+/// The cache is laid out as the method asks (<see cref="IEvictionMethod.Storage"/>: replicated per query
+/// head, quantized), and a method that patches (<see cref="IEvictionMethod.PatchLength"/>) gets the
+/// prompt's last tokens appended to every non-final chunk, at the positions right after the chunk.
 /// </summary>
 public sealed class Session : ILayerObserver
 {
@@ -26,10 +29,10 @@ public sealed class Session : ILayerObserver
     {
         if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be positive");
         _model = model;
-        Method = method;
+        Method = method.ForSession();
         ChunkSize = chunkSize;
-        Cache = model.NewCache(pageSize);
-        Meter = new FootprintMeter(model.Config.NumLayers, model.Config.NumKvHeads);
+        Cache = model.NewCache(pageSize, Method.Storage);
+        Meter = new FootprintMeter(model.Config.NumLayers, Cache.NumKvHeads);
         _ctx = new EvictionContext { Config = model.Config, Cache = Cache };
         _logits = new float[model.Config.VocabSize];
     }
@@ -56,18 +59,27 @@ public sealed class Session : ILayerObserver
         if (allLogits is not null && allLogits.Length < (long)n * V)
             throw new ArgumentException($"allLogits holds {allLogits.Length} values, {(long)n * V} needed");
         _promptLength = n;
-        var positions = new int[Math.Min(ChunkSize, n)];
+        int patch = Math.Min(Method.PatchLength, n), maxRows = Math.Min(ChunkSize, n) + patch;
+        var positions = new int[maxRows];
+        var tokens = new int[maxRows];
+        float[]? patchLogits = allLogits is not null && patch > 0 && n > ChunkSize ? new float[maxRows * V] : null;
         int chunkIndex = 0;
         for (int start = 0; start < n; start += ChunkSize, chunkIndex++)
         {
             int len = Math.Min(ChunkSize, n - start);
-            for (int i = 0; i < len; i++) positions[i] = start + i;
             bool final = start + len == n;
-            PrepareStep(Phase.Prefill, chunkIndex, len, start, final);
-            Span<float> logits = allLogits is null ? _logits : allLogits.AsSpan(start * V, len * V);
+            int extra = final ? 0 : patch;
+            // Patched chunked eviction: the prompt's last tokens follow the chunk, at the next positions.
+            prompt.Slice(start, len).CopyTo(tokens);
+            if (extra > 0) prompt[(n - extra)..].CopyTo(tokens.AsSpan(len));
+            for (int i = 0; i < len + extra; i++) positions[i] = start + i;
+            PrepareStep(Phase.Prefill, chunkIndex, len, extra, start, final);
+            Span<float> logits = allLogits is null ? _logits
+                : extra > 0 ? patchLogits.AsSpan(0, (len + extra) * V) : allLogits.AsSpan(start * V, len * V);
             var mode = allLogits is not null ? LogitRows.All : final ? LogitRows.Last : LogitRows.None;
-            _model.Forward(prompt.Slice(start, len), positions.AsSpan(0, len), Cache, mode, logits, this);
-            Meter.EndStep(Cache, prefill: true);
+            _model.Forward(tokens.AsSpan(0, len + extra), positions.AsSpan(0, len + extra), Cache, mode, logits, this);
+            if (allLogits is not null && extra > 0) logits[..(len * V)].CopyTo(allLogits.AsSpan(start * V, len * V));
+            EndStep(prefill: true);
             Progress?.Invoke(start + len, n);
         }
         if (allLogits is not null) allLogits.AsSpan((n - 1) * V, V).CopyTo(_logits);
@@ -95,9 +107,9 @@ public sealed class Session : ILayerObserver
     {
         if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before decoding");
         int position = _nextPosition++;
-        PrepareStep(Phase.Decode, _decodeSteps++, 1, position, false);
+        PrepareStep(Phase.Decode, _decodeSteps++, 1, 0, position, false);
         _model.Forward([token], [position], Cache, needLogits ? LogitRows.Last : LogitRows.None, _logits, this);
-        Meter.EndStep(Cache, prefill: false);
+        EndStep(prefill: false);
         Progress?.Invoke(_nextPosition, _nextPosition);
     }
 
@@ -111,23 +123,43 @@ public sealed class Session : ILayerObserver
         double total = sw.Elapsed.TotalSeconds;
         return new RunResult(Method.Name, prompt.Length, genTokens, Math.Min(ChunkSize, prompt.Length), generated,
             Meter.Footprint, Meter.PeakKv, Meter.Entries, Meter.PeakEntries, Meter.FullEntries,
-            Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, total - prefillSeconds);
+            Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, total - prefillSeconds)
+        {
+            Schedule = (Method as ScheduledEviction)?.Schedule.ToString(),
+            StoredHeads = Meter.NumHeads,
+            PeakHeldEntries = Cache.PeakHeldEntries,
+            PeakTransientBytes = Cache.TransientPeakBytes,
+            FinalBytes = Cache.AllocatedBytes,
+            EntryBits = Meter.EntryBits,
+            PatchRows = Meter.PatchRows,
+            PatchEntries = Meter.PatchEntries,
+        };
     }
 
-    private void PrepareStep(Phase phase, int step, int rows, int start, bool finalChunk)
+    private void PrepareStep(Phase phase, int step, int rows, int patchRows, int start, bool finalChunk)
     {
         _ctx.Phase = phase;
         _ctx.Step = step;
-        _ctx.Rows = rows;
+        _ctx.Rows = rows + patchRows;
+        _ctx.PatchRows = patchRows;
         _ctx.StartPosition = start;
         _ctx.IsFinalChunk = finalChunk;
         _ctx.PromptLength = _promptLength;
-        Meter.BeginStep(rows);
+        Meter.BeginStep(rows, patchRows);
+        Cache.Pool.ResetStepPeak();
+    }
+
+    private void EndStep(bool prefill)
+    {
+        Method.EndStep(_ctx);
+        Meter.EndStep(Cache, prefill);
     }
 
     void ILayerObserver.AfterAttention(int layer, int rows, float[] queries)
     {
-        foreach (var head in Cache.Layer(layer)) Meter.RecordHead(head.Count);
+        int bits = Cache.QuantizedBits;
+        for (int h = 0; h < Cache.NumKvHeads; h++)
+            Meter.RecordHead(Cache.HeadEntries(layer, h), Cache.QuantizedEntries(layer, h), bits);
         _ctx.Layer = layer;
         int k = Math.Min(Method.ObservationWindow, rows);
         if (k > 0)
@@ -148,8 +180,27 @@ public sealed class Session : ILayerObserver
 }
 
 /// <summary>The outcome of <see cref="Session.Run"/>: generated ids, the measured footprint and peak
-/// KV (fractions, PAPER.md §1.1), their integer entry counts, and the peak bytes the cache held.</summary>
+/// KV (fractions, PAPER.md §1.1), their integer entry counts, and the peak bytes the cache held.
+/// <see cref="PeakKvBytes"/> is the cache's real allocation at its peak (pages + quantized blocks), not a
+/// formula; <see cref="PeakHeldEntries"/> the most entries it held at once over all layers and heads.</summary>
 public sealed record RunResult(
     string Method, int PromptTokens, int GenTokens, int ChunkSize, int[] Generated,
     double Footprint, double PeakKv, long Entries, long PeakEntries, long FullEntries,
-    long PeakKvBytes, long FinalEntries, double PrefillSeconds, double DecodeSeconds);
+    long PeakKvBytes, long FinalEntries, double PrefillSeconds, double DecodeSeconds)
+{
+    /// <summary>The schedule of a score-based method ("patched, evict 0.5, window 64"), else null.</summary>
+    public string? Schedule { get; init; }
+    /// <summary>(layer, stored head) pairs: layers × KV heads, or × query heads when replicated.</summary>
+    public int StoredHeads { get; init; }
+    /// <summary>The most entries the cache held at the same moment (all layers and heads).</summary>
+    public long PeakHeldEntries { get; init; }
+    /// <summary>Peak bytes of dequantized views built for attention (quantized KV only).</summary>
+    public long PeakTransientBytes { get; init; }
+    /// <summary>Bytes the cache holds at the end of the run.</summary>
+    public long FinalBytes { get; init; }
+    /// <summary>Σ over heads and rows of the bits of the entries each row saw (16 per full-precision entry).</summary>
+    public long EntryBits { get; init; }
+    /// <summary>Patch rows appended by patched chunked eviction (not part of T) and the entries they saw.</summary>
+    public long PatchRows { get; init; }
+    public long PatchEntries { get; init; }
+}

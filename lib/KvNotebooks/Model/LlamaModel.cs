@@ -60,8 +60,14 @@ public sealed class LlamaModel
     public LlamaConfig Config { get; }
     public LlamaWeights Weights => _w;
 
-    /// <summary>A cache shaped for this model.</summary>
-    public KvCache NewCache(int pageSize = 64) => new(Config.NumLayers, Config.NumKvHeads, Config.HeadDim, pageSize);
+    /// <summary>A cache shaped for this model: one stored head per KV head, or per query head when
+    /// <paramref name="storage"/> replicates; quantized when it says so.</summary>
+    public KvCache NewCache(int pageSize = 64, KvStorage? storage = null)
+    {
+        storage ??= KvStorage.Default;
+        int heads = storage.ReplicatePerQueryHead ? Config.NumHeads : Config.NumKvHeads;
+        return new(Config.NumLayers, heads, Config.HeadDim, pageSize, storage.Quantization);
+    }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> (at <paramref name="positions"/>) through the model, appending
@@ -75,7 +81,8 @@ public sealed class LlamaModel
         int rows = tokens.Length, d = c.HiddenSize, V = c.VocabSize;
         if (rows == 0) throw new ArgumentException("Forward needs at least one token");
         if (positions.Length != rows) throw new ArgumentException($"{rows} tokens but {positions.Length} positions");
-        if (cache.NumLayers != c.NumLayers || cache.NumKvHeads != c.NumKvHeads || cache.HeadDim != c.HeadDim)
+        if (cache.NumLayers != c.NumLayers || cache.HeadDim != c.HeadDim
+            || cache.NumKvHeads % c.NumKvHeads != 0 || c.NumHeads % cache.NumKvHeads != 0)
             throw new ArgumentException("the cache was made for a different model shape");
         int needLogits = logitRows switch { LogitRows.All => rows, LogitRows.Last => 1, _ => 0 };
         if (logits.Length < needLogits * V)
@@ -101,10 +108,16 @@ public sealed class LlamaModel
             _rope.Apply(qkv, qkvWidth, c.NumHeads + c.NumKvHeads, positions); // q heads then k heads, same rotation
             var q = _q.AsSpan(0, rows * c.QDim);
             for (int i = 0; i < rows; i++) qkv.Slice(i * qkvWidth, c.QDim).CopyTo(q.Slice(i * c.QDim, c.QDim));
-            for (int g = 0; g < c.NumKvHeads; g++)
-                cache[l, g].Append(qkv.Slice(c.QDim + g * hd), qkv.Slice(c.QDim + c.KvDim + g * hd), 0, qkvWidth, positions);
+            // Stored head s holds KV head s / rep: rep = 1 normally, the group size when replicated per query head.
+            int rep = cache.NumKvHeads / c.NumKvHeads;
+            for (int s = 0; s < cache.NumKvHeads; s++)
+            {
+                int g = s / rep;
+                cache[l, s].Append(qkv.Slice(c.QDim + g * hd), qkv.Slice(c.QDim + c.KvDim + g * hd), 0, qkvWidth, positions);
+            }
 
-            Attention.Layer(_q, rows, c.NumHeads, cache.Layer(l), _scale, _attn);
+            if (cache.Quantized is { } quantized) quantized.Attend(l, cache.Layer(l), _q, rows, c.NumHeads, _scale, _attn);
+            else Attention.Layer(_q, rows, c.NumHeads, cache.Layer(l), _scale, _attn);
             observer?.AfterAttention(l, rows, _q);
             Gemm.MatMulNT(_attn.AsSpan(0, rows * c.QDim), lw.Wo, x, rows, d, c.QDim, accumulate: true);
 

@@ -33,7 +33,7 @@ public sealed class CliTests : IDisposable
 
     [Theory]
     [InlineData("footprint", "--method", "pyramidkv", "--evict", "1.5", "--prompt-tokens", "100")]
-    [InlineData("footprint", "--method", "h2o", "--prompt-tokens", "100")]
+    [InlineData("footprint", "--method", "fastgen", "--prompt-tokens", "100")]
     [InlineData("footprint", "--method", "full", "--prompt-tokens", "-3")]
     [InlineData("run", "--model", "/nonexistent/model", "--tokens", "1 2")]
     public void BadInputExitsWithTwoAndAMessage(params string[] args)
@@ -66,5 +66,105 @@ public sealed class CliTests : IDisposable
         var bad = Kvnb("run", "--model", model, "--tokens", "1 2 99");
         Assert.Equal(2, bad.code);
         Assert.Contains("outside the vocabulary", bad.stderr);
+    }
+
+    private string RandomModel()
+    {
+        string cfg = Path.Combine(_dir, "config.json");
+        KvNotebooks.Tests.Inference.TinyModels.Config().Save(cfg);
+        string model = Path.Combine(_dir, "m");
+        Assert.Equal(0, Kvnb("init", "--config", cfg, "--seed", "3", "--out", model).code);
+        return model;
+    }
+
+    [Fact]
+    public void RunScoredMethodsAndTheirFootprints()
+    {
+        string model = RandomModel();
+        string tokens = string.Join(' ', KvNotebooks.Tests.Inference.TinyModels.Tokens(40, 37, seed: 5));
+        var (code, stdout, stderr) = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "3", "--chunk", "12",
+            "--method", "pyramidkv", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4", "--json");
+        Assert.True(code == 0, stderr);
+        var run = JsonDocument.Parse(stdout).RootElement;
+        var schedule = KvNotebooks.Eviction.EvictionSchedule.Patched(KvNotebooks.Eviction.EvictionBudget.Fraction(0.5), 4);
+        var expected = KvFootprint.Scheduled(new ChunkPlan(40, 12), 3, schedule);
+        int heads = 2 * 2;
+        Assert.Equal(heads * expected.Entries, run.GetProperty("entries").GetInt64());
+        Assert.Equal(heads * expected.PeakEntries, run.GetProperty("peakEntries").GetInt64());
+        Assert.Equal(3 * 4, run.GetProperty("patchRows").GetInt64());
+        Assert.StartsWith("patched", run.GetProperty("schedule").GetString());
+        Assert.True(run.GetProperty("peakKvBytes").GetInt64() > 0);
+
+        // kvnb footprint --schedule counts the same run analytically; without it, the paper's formula.
+        var fp = Kvnb("footprint", "--method", "pyramidkv", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4",
+            "--prompt-tokens", "40", "--gen-tokens", "3", "--chunk", "12", "--json");
+        Assert.Equal(0, fp.code);
+        Assert.Equal(expected.Footprint, JsonDocument.Parse(fp.stdout).RootElement.GetProperty("footprint").GetDouble(), 12);
+        var formula = Kvnb("footprint", "--method", "pyramidkv", "--evict", "0.5", "--prompt-tokens", "40", "--gen-tokens", "3", "--chunk", "12", "--patch-window", "4", "--json");
+        Assert.Equal(KvFootprint.TokenEviction(new ChunkPlan(40, 12), 3, 0.5, 4).Footprint,
+            JsonDocument.Parse(formula.stdout).RootElement.GetProperty("footprint").GetDouble(), 12);
+
+        // Quantized KV: the measured footprint in bits equals the accountant; replicated storage shows G x the bytes.
+        var q = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "3", "--method", "quantized", "--bits", "4",
+            "--group-size", "4", "--residual", "8", "--chunk", "12", "--json");
+        Assert.Equal(0, q.code);
+        var qExpected = KvFootprint.Quantized(new ChunkPlan(40, 12), 3, new KvNotebooks.Cache.KvQuantization(4, 4, 8));
+        Assert.Equal(qExpected.Footprint, JsonDocument.Parse(q.stdout).RootElement.GetProperty("footprint").GetDouble(), 12);
+        var qf = Kvnb("footprint", "--method", "quantized", "--bits", "4", "--group-size", "4", "--residual", "8",
+            "--prompt-tokens", "40", "--gen-tokens", "3", "--chunk", "12", "--json");
+        Assert.Equal(qExpected.Footprint, JsonDocument.Parse(qf.stdout).RootElement.GetProperty("footprint").GetDouble(), 12);
+        long Bytes(string gqa) => JsonDocument.Parse(Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "3", "--chunk", "12",
+            "--method", "snapkv", "--budget", "16", "--obs-window", "4", "--gqa", gqa, "--json").stdout).RootElement.GetProperty("peakKvBytes").GetInt64();
+        Assert.Equal(2 * Bytes("shared"), Bytes("replicated"));
+
+        string csv = Path.Combine(_dir, "timeline.csv");
+        var text = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "2", "--chunk", "12", "--method", "h2o", "--schedule", "naive",
+            "--budget", "20", "--obs-window", "4", "--timeline", csv);
+        Assert.Equal(0, text.code);
+        var lines = File.ReadAllLines(csv);
+        Assert.Equal(4 + 2 + 1, lines.Length);                    // header, 4 chunks, 2 decode steps
+        Assert.Contains("EntriesWhileAttending", lines[0]);
+        Assert.Contains("StepPeakBytes", lines[0]);
+        Assert.Contains("h2o (naive, budget 20, window 4)", text.stdout);
+        Assert.Contains("peak held", text.stdout);
+    }
+
+    [Theory]
+    [InlineData("[0, 1)", "--method", "pyramidkv", "--evict", "1")]
+    [InlineData("[0, 1)", "--method", "snapkv", "--evict", "-0.1")]
+    [InlineData("below the always-kept observation window", "--method", "snapkv", "--budget", "10", "--obs-window", "64")]
+    [InlineData("either --evict or --budget", "--method", "snapkv", "--evict", "0.5", "--budget", "100")]
+    [InlineData("--schedule must be", "--method", "snapkv", "--schedule", "eventually")]
+    [InlineData("--bits must be 2, 4 or 8", "--method", "quantized", "--bits", "3")]
+    [InlineData("apply to --method quantized", "--method", "snapkv", "--bits", "4")]
+    [InlineData("apply to the score-based methods", "--method", "full", "--schedule", "naive")]
+    [InlineData("--pool-kernel must be odd", "--method", "snapkv", "--pool-kernel", "4")]
+    [InlineData("--gqa must be", "--method", "snapkv", "--gqa", "sometimes")]
+    [InlineData("--gqa replicated applies", "--method", "streaming", "--gqa", "replicated")]
+    [InlineData("patching", "--method", "l2", "--schedule", "patched")]
+    [InlineData("--decode-budget needs --decode-evict", "--method", "h2o", "--decode-budget", "100")]
+    [InlineData("does not divide the head dimension", "--method", "quantized", "--group-size", "3")]
+    public void ImpossibleEvictionSettingsExitWithTwoAndOneLine(string message, params string[] args)
+    {
+        string model = RandomModel();
+        var (code, _, stderr) = Kvnb(["run", "--model", model, "--tokens", "1 2 3 4 5 6", .. args]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("kvnb: error:", stderr);
+        Assert.Contains(message, stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Theory]
+    [InlineData("footprint", "--method", "snapkv", "--evict", "1", "--prompt-tokens", "100")]
+    [InlineData("footprint", "--method", "full", "--schedule", "naive", "--prompt-tokens", "100")]
+    [InlineData("footprint", "--method", "snapkv", "--schedule", "patched", "--budget", "10", "--prompt-tokens", "100")]
+    [InlineData("footprint", "--method", "quantized", "--bits", "5", "--prompt-tokens", "100")]
+    [InlineData("footprint", "--method", "pyramidkv", "--bits", "4", "--prompt-tokens", "100")]
+    public void ImpossibleFootprintSettingsExitWithTwo(params string[] args)
+    {
+        var (code, _, stderr) = Kvnb(args);
+        Assert.Equal(2, code);
+        Assert.StartsWith("kvnb: error:", stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

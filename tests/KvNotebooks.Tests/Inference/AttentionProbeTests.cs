@@ -15,8 +15,18 @@ public class AttentionProbeTests
         }, seed: 3);
         var tokens = Enumerable.Range(0, 70).Select(i => (i * 7 + 3) % 40).ToArray();
         var probe = new AttentionProbe(new LlamaModel(w), tokens);
+        // Reference weights: softmax(q·k/√d) from the reference model's post-RoPE queries and keys (double precision).
         var want = new Dictionary<(int, int, int), double[]>();
-        ReferenceLlama.Logits(w, tokens, (_, _, _, _) => true, (l, h, t, p, keys) => want[(l, h, t)] = p);
+        ReferenceLlama.Logits(w, tokens, (_, _, _, _) => true, (l, q, k) =>
+        {
+            for (int h = 0; h < 4; h++)
+                foreach (int t in new[] { 0, 5, 69 })
+                {
+                    var s = Enumerable.Range(0, t + 1).Select(j => Enumerable.Range(0, 8).Sum(i => q[t][h * 8 + i] * k[j][h / 2 * 8 + i]) / Math.Sqrt(8)).ToArray();
+                    double max = s.Max(), sum = s.Sum(z => Math.Exp(z - max));
+                    want[(l, h, t)] = s.Select(z => Math.Exp(z - max) / sum).ToArray();
+                }
+        });
         for (int l = 0; l < 2; l++)
             for (int h = 0; h < 4; h++)
                 foreach (int row in new[] { 0, 5, 69 })

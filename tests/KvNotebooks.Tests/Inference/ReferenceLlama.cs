@@ -10,10 +10,16 @@ namespace KvNotebooks.Tests.Inference;
 internal static class ReferenceLlama
 {
     public delegate bool Visible(int layer, int kvHead, int query, int key);
+    /// <summary>Visibility per query head (a cache replicated per query head keeps a set per query head).</summary>
+    public delegate bool VisibleQ(int layer, int queryHead, int query, int key);
 
-    /// <summary>Logits [T][V] for every position of <paramref name="tokens"/>.</summary>
-    /// <param name="onAttention">Optional: (layer, query head, query position, weights over the visible keys, those keys).</param>
-    public static double[][] Logits(LlamaWeights w, int[] tokens, Visible visible, Action<int, int, int, double[], int[]>? onAttention = null)
+    /// <summary>Logits [T][V] for every position of <paramref name="tokens"/>. <paramref name="layerQk"/>,
+    /// when given, sees each layer's post-RoPE queries [T][QDim] and keys [T][KvDim].</summary>
+    public static double[][] Logits(LlamaWeights w, int[] tokens, Visible visible, Action<int, double[][], double[][]>? layerQk = null) =>
+        LogitsPerQueryHead(w, tokens, (l, h, q, k) => visible(l, h / w.Config.GroupSize, q, k), layerQk);
+
+    /// <summary>As above, with visibility decided per query head.</summary>
+    public static double[][] LogitsPerQueryHead(LlamaWeights w, int[] tokens, VisibleQ visible, Action<int, double[][], double[][]>? layerQk = null)
     {
         var c = w.Config;
         int T = tokens.Length, d = c.HiddenSize, hd = c.HeadDim, H = c.NumHeads, G = c.GroupSize;
@@ -30,18 +36,18 @@ internal static class ReferenceLlama
                 k[t] = Rope(Linear(xn, lw.Wk, lw.Bk, c.KvDim), t, c);
                 v[t] = Linear(xn, lw.Wv, lw.Bv, c.KvDim);
             }
+            layerQk?.Invoke(l, q, k);
             for (int t = 0; t < T; t++)
             {
                 var attn = new double[c.QDim];
                 for (int h = 0; h < H; h++)
                 {
                     int g = h / G;
-                    var keys = Enumerable.Range(0, t + 1).Where(j => visible(l, g, t, j)).ToArray();
+                    var keys = Enumerable.Range(0, t + 1).Where(j => visible(l, h, t, j)).ToArray();
                     var s = keys.Select(j => Enumerable.Range(0, hd).Sum(i => q[t][h * hd + i] * k[j][g * hd + i]) / Math.Sqrt(hd)).ToArray();
                     double max = s.Max();
                     var p = s.Select(z => Math.Exp(z - max)).ToArray();
                     double sum = p.Sum();
-                    onAttention?.Invoke(l, h, t, p.Select(z => z / sum).ToArray(), keys);
                     for (int a = 0; a < keys.Length; a++)
                         for (int i = 0; i < hd; i++) attn[h * hd + i] += p[a] / sum * v[keys[a]][g * hd + i];
                 }

@@ -83,3 +83,34 @@ public sealed class FigureTests
         Assert.Throws<ArgumentException>(() => Figure.Categories("bad", [[3]], ["a"], ["#000"]));
     }
 }
+
+public sealed class KvTimelineTests
+{
+    [Fact]
+    public void TimelineHasOneLinePerRunWithOnePointPerStep()
+    {
+        var w = KvNotebooks.Tests.Inference.TinyModels.Weights(KvNotebooks.Tests.Inference.TinyModels.Config(), seed: 1);
+        var model = new KvNotebooks.Model.LlamaModel(w);
+        var prompt = KvNotebooks.Tests.Inference.TinyModels.Tokens(40, w.Config.VocabSize, seed: 2);
+        var post = new KvNotebooks.Inference.Session(model, new KvNotebooks.Eviction.ScheduledEviction(new KvNotebooks.Eviction.SnapKV(),
+            KvNotebooks.Eviction.EvictionSchedule.PostFill(KvNotebooks.Eviction.EvictionBudget.Absolute(8), 4) with { CapacityMultiple = 1 }), 10, pageSize: 4);
+        post.Run(prompt, 3);
+        var chunked = new KvNotebooks.Inference.Session(model, new KvNotebooks.Eviction.ScheduledEviction(new KvNotebooks.Eviction.SnapKV(),
+            KvNotebooks.Eviction.EvictionSchedule.Naive(KvNotebooks.Eviction.EvictionBudget.Absolute(8), 4)), 10, pageSize: 4);
+        chunked.Run(prompt, 3);
+        var fig = KvTimeline.Entries(("post-fill", post.Meter.Steps), ("naive", chunked.Meter.Steps));
+        var data = ((JsonObject)JsonNode.Parse(fig.ToJson())!)["data"]!.AsArray();
+        Assert.Equal(2, data.Count);
+        Assert.Equal([10.0, 20, 30, 40, 41, 42, 43], data[0]!["x"]!.AsArray().Select(v => v!.GetValue<double>()));
+        var postY = data[0]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+        var naiveY = data[1]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+        Assert.Equal(4 * 40, postY[3]);                      // post-fill: the last chunk attends over the whole prompt
+        Assert.Equal(4 * (8 + 3), postY[^1]);                // then 8 kept + 3 decoded per head
+        Assert.True(naiveY.Max() < postY.Max());
+        // Bytes: each step's own peak, at least what is held after it, the largest of them the run's peak.
+        var bytes = KvTimeline.Bytes(("naive", chunked.Meter.Steps)).Data[0]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+        Assert.Equal(chunked.Meter.Steps.Select(s => (double)s.StepPeakBytes), bytes);
+        Assert.All(chunked.Meter.Steps, s => Assert.True(s.StepPeakBytes >= s.AllocatedBytes));
+        Assert.Equal(chunked.Cache.PeakAllocatedBytes, (long)bytes.Max());
+    }
+}

@@ -1,0 +1,181 @@
+using System.Globalization;
+using KvNotebooks.Footprint;
+
+namespace KvNotebooks.Eviction;
+
+/// <summary>When a score-based method evicts during pre-fill (PAPER.md §2.4).</summary>
+public enum ScheduleKind
+{
+    /// <summary>Evict once, after the whole prompt is pre-filled, scoring every prompt KV with the
+    /// prompt's last queries (the classical SnapKV / PyramidKV / H2O setting). With chunked pre-fill
+    /// nothing is evicted before the last chunk, so the peak stays that of full attention.</summary>
+    PostFill,
+    /// <summary>After each chunk, score that chunk's KVs with the chunk's own last queries and compress
+    /// them; KVs kept from earlier chunks are never re-scored.</summary>
+    Naive,
+    /// <summary>As naive, but every non-final chunk gets the prompt's last <see cref="EvictionSchedule.Window"/>
+    /// tokens appended (at positions right after the chunk, as the paper's code does); those queries
+    /// score the chunk, then their KVs are dropped.</summary>
+    Patched,
+}
+
+/// <summary>How a budget is given.</summary>
+public enum BudgetKind
+{
+    /// <summary>A fraction p of each chunk's KVs is evicted, with the paper code's integer rules:
+    /// per-chunk capacity int((1 − p)·c), window included (+ the patch for a patched chunk); a single
+    /// pre-fill keeps max(int((1 − p)·n), window) rounded up to a multiple of 64.</summary>
+    Evict,
+    /// <summary>A fraction p, with PAPER.md §1.2's accounting: each chunk keeps round((1 − p)·c) of
+    /// its own KVs plus a window of w (at most the chunk), exactly what <c>KvFootprint.TokenEviction</c>
+    /// counts; a single pre-fill keeps round((1 − p)·n) + w (no rounding to 64).</summary>
+    EvictPlusWindow,
+    /// <summary>An absolute number of prompt KVs per head (averaged over layers). Chunked schedules
+    /// split it over chunks in proportion to their length: chunk k gets round(B·b_k/n) − round(B·b_{k−1}/n).</summary>
+    Tokens,
+}
+
+/// <summary>A KV budget: a fraction evicted per chunk, or an absolute token count.</summary>
+public sealed record EvictionBudget
+{
+    private EvictionBudget(BudgetKind kind, double evict, int tokens)
+    {
+        Kind = kind;
+        Evict = evict;
+        Tokens = tokens;
+    }
+
+    public BudgetKind Kind { get; }
+    /// <summary>p, the fraction evicted (Evict, EvictPlusWindow).</summary>
+    public double Evict { get; }
+    /// <summary>B, the prompt KVs kept per head (Tokens).</summary>
+    public int Tokens { get; }
+
+    /// <summary>Evict a fraction <paramref name="p"/> per chunk, with the paper code's rules.</summary>
+    public static EvictionBudget Fraction(double p) => new(BudgetKind.Evict, CheckP(p), 0);
+    /// <summary>Evict a fraction <paramref name="p"/>, keeping round((1 − p)·c) + window per chunk (PAPER.md §1.2).</summary>
+    public static EvictionBudget FractionPlusWindow(double p) => new(BudgetKind.EvictPlusWindow, CheckP(p), 0);
+    /// <summary>Keep <paramref name="tokens"/> prompt KVs per head.</summary>
+    public static EvictionBudget Absolute(int tokens) =>
+        tokens >= 1 ? new(BudgetKind.Tokens, 0, tokens) : throw new ArgumentException($"--budget must be a positive number of tokens (got {tokens})");
+
+    private static double CheckP(double p) =>
+        p >= 0 && p < 1 ? p : throw new ArgumentException($"--evict must be a fraction p in [0, 1) (got {p.ToString(CultureInfo.InvariantCulture)})");
+
+    public override string ToString() => Kind switch
+    {
+        BudgetKind.Evict => $"evict {Evict.ToString(CultureInfo.InvariantCulture)}",
+        BudgetKind.EvictPlusWindow => $"evict {Evict.ToString(CultureInfo.InvariantCulture)} (+window)",
+        _ => $"budget {Tokens}",
+    };
+}
+
+/// <summary>
+/// When and how much a score-based method evicts: the schedule (post-fill, chunked naive, chunked
+/// patched), the budget, the observation window (the last <see cref="Window"/> queries score, and their
+/// own KVs are always kept; it is also the patch length), and optional eviction while decoding.
+/// The method (<see cref="IKvScorer"/>) only says how KVs are scored and how a budget splits over layers.
+/// </summary>
+public sealed record EvictionSchedule
+{
+    public ScheduleKind Kind { get; init; } = ScheduleKind.Naive;
+    public EvictionBudget Budget { get; init; } = EvictionBudget.Fraction(0.5);
+    /// <summary>Observation window k: queries that score, KVs always kept, patch length (paper: 64).</summary>
+    public int Window { get; init; } = 64;
+    /// <summary>Post-fill capacity is rounded up to a multiple of this (paper code: 64).</summary>
+    public int CapacityMultiple { get; init; } = 64;
+    /// <summary>Also evict while decoding: a head is cut back to its budget once it exceeds it by
+    /// <see cref="DecodeInterval"/>, re-scoring every KV it holds with the last <see cref="Window"/> queries.</summary>
+    public bool EvictDuringDecode { get; init; }
+    /// <summary>Entries per head while decoding; 0 = the size each head had after pre-fill.</summary>
+    public int DecodeBudget { get; init; }
+    /// <summary>Decode eviction runs when a head holds budget + this many entries (1 = every step).</summary>
+    public int DecodeInterval { get; init; } = 1;
+
+    public static EvictionSchedule PostFill(EvictionBudget budget, int window = 64) => new() { Kind = ScheduleKind.PostFill, Budget = budget, Window = window };
+    public static EvictionSchedule Naive(EvictionBudget budget, int window = 64) => new() { Kind = ScheduleKind.Naive, Budget = budget, Window = window };
+    public static EvictionSchedule Patched(EvictionBudget budget, int window = 64) => new() { Kind = ScheduleKind.Patched, Budget = budget, Window = window };
+
+    /// <summary>Short text for tables: "patched, evict 0.5, window 64".</summary>
+    public override string ToString() =>
+        $"{Kind.ToString().ToLowerInvariant()}, {Budget}, window {Window}" + (EvictDuringDecode ? $", decode eviction{(DecodeBudget > 0 ? $" to {DecodeBudget}" : "")}" : "");
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first impossible setting.</summary>
+    public void Validate()
+    {
+        if (Window < 1) throw new ArgumentException($"--obs-window must be ≥ 1 (got {Window})");
+        if (CapacityMultiple < 1) throw new ArgumentException($"--capacity-multiple must be ≥ 1 (got {CapacityMultiple})");
+        if (Budget.Kind == BudgetKind.Tokens && Budget.Tokens < Window)
+            throw new ArgumentException($"--budget {Budget.Tokens} is below the always-kept observation window of {Window} tokens");
+        if (DecodeInterval < 1) throw new ArgumentException($"--decode-interval must be ≥ 1 (got {DecodeInterval})");
+        if (DecodeBudget < 0) throw new ArgumentException($"--decode-budget must be ≥ 0 (got {DecodeBudget})");
+        if (DecodeBudget > 0 && DecodeBudget < Window)
+            throw new ArgumentException($"--decode-budget {DecodeBudget} is below the always-kept observation window of {Window} tokens");
+        if (DecodeBudget > 0 && !EvictDuringDecode) throw new ArgumentException("--decode-budget needs --decode-evict");
+    }
+
+    /// <summary>
+    /// Capacity when a step's candidates are compressed: entries kept of them, the always-kept window
+    /// included, and for a patched chunk the <paramref name="patchRows"/> appended tokens too (the paper
+    /// code's <c>capacity_override</c>). Post-fill: the whole prompt's capacity.
+    /// </summary>
+    public int Capacity(int chunkStart, int chunkLength, int promptLength, int patchRows)
+    {
+        double r = 1 - Budget.Evict;
+        int cap = Kind == ScheduleKind.PostFill
+            ? Budget.Kind switch
+            {
+                BudgetKind.Evict => RoundUp(Math.Max((int)(r * promptLength), Window)),
+                BudgetKind.EvictPlusWindow => (int)Math.Round(r * promptLength, MidpointRounding.ToEven) + Window,
+                _ => RoundUp(Math.Max(Budget.Tokens, Window)),
+            }
+            : Budget.Kind switch
+            {
+                BudgetKind.Evict => (int)(r * chunkLength),
+                BudgetKind.EvictPlusWindow => (int)Math.Round(r * chunkLength, MidpointRounding.ToEven) + Window,
+                _ => (int)(Share(chunkStart + chunkLength, promptLength) - Share(chunkStart, promptLength)),
+            };
+        return cap + patchRows;
+    }
+
+    /// <summary>Entries kept (averaged over layers) when <paramref name="candidates"/> are compressed to
+    /// <paramref name="capacity"/> with the last <paramref name="window"/> always kept — SnapKV's rule:
+    /// all if the capacity reaches the candidates, only the window if it does not exceed it.</summary>
+    public static int Kept(int capacity, int candidates, int window) =>
+        capacity >= candidates ? candidates : capacity <= window ? window : capacity;
+
+    /// <summary>
+    /// Per chunk of <paramref name="plan"/>, the prompt KVs each head holds (on average over layers)
+    /// once that chunk is evicted, P_k, and the patch rows appended to it: what the engine does, for
+    /// <c>KvFootprint.Scheduled</c>.
+    /// </summary>
+    public (long[] Kept, int[] Patch) KeptAfterChunks(ChunkPlan plan)
+    {
+        int n = plan.PromptTokens, K = plan.Count, start = 0;
+        int patch = Kind == ScheduleKind.Patched ? Math.Min(Window, n) : 0;
+        var kept = new long[K];
+        var patches = new int[K];
+        long P = 0;
+        for (int k = 0; k < K; k++)
+        {
+            int c = plan.Sizes[k];
+            bool final = k == K - 1;
+            if (Kind == ScheduleKind.PostFill)
+                P = final ? Kept(Capacity(0, n, n, 0), n, Math.Min(Window, n)) : P + c;
+            else
+            {
+                int pr = final ? 0 : patch, cand = c + pr, w = pr > 0 ? pr : Math.Min(Window, cand);
+                P += Kept(Capacity(start, c, n, pr), cand, w) - pr;
+                patches[k] = pr;
+            }
+            kept[k] = P;
+            start += c;
+        }
+        return (kept, patches);
+    }
+
+    private int RoundUp(int x) => (x + CapacityMultiple - 1) / CapacityMultiple * CapacityMultiple;
+
+    /// <summary>round(B·b / n), half up, in integers.</summary>
+    private long Share(long b, long n) => (2L * Budget.Tokens * b + n) / (2 * n);
+}

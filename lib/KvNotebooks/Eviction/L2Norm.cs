@@ -1,0 +1,32 @@
+namespace KvNotebooks.Eviction;
+
+/// <summary>
+/// L2-norm key eviction (Devoto et al. 2024; PAPER.md §2.6): keep the recent window plus the keys with
+/// the lowest L2 norm (low-norm keys tend to draw high attention). No queries are needed. As in the
+/// paper's <c>L2KVCache</c>, the first <see cref="SkipLayers"/> layers are never pruned (so with skipped
+/// layers the per-head average is above the budget; use 0 to compare with the footprint accountant).
+/// </summary>
+public sealed class L2Norm : IKvScorer
+{
+    public L2Norm(int skipLayers = 2)
+    {
+        if (skipLayers < 0) throw new ArgumentException($"--skip-layers must be ≥ 0 (got {skipLayers})");
+        SkipLayers = skipLayers;
+    }
+
+    public int SkipLayers { get; }
+    public string Name => "l2";
+    public ScoreQueries Queries => ScoreQueries.None;
+
+    public void Score(in ScoreInput input, Span<float> scores)
+    {
+        for (int i = input.From; i < input.To; i++)
+            scores[i - input.From] = -System.Numerics.Tensors.TensorPrimitives.Norm(input.Cache.Key(i));
+    }
+
+    public void LayerBudgets(in BudgetInput b, Span<int> keep)
+    {
+        LayerBudget.Uniform(b, keep);
+        for (int l = 0; l < Math.Min(SkipLayers, keep.Length); l++) keep[l] = b.Max;
+    }
+}

@@ -1,0 +1,295 @@
+using KvNotebooks.Cache;
+using KvNotebooks.Kernels;
+
+namespace KvNotebooks.Eviction;
+
+/// <summary>
+/// A score-based method run on a schedule: the <see cref="IKvScorer"/> says how KVs are scored and how a
+/// budget splits over layers, the <see cref="EvictionSchedule"/> when eviction happens, which KVs are
+/// candidates, and how many are kept. Per layer, right after its attention (as the paper's code does):
+/// <list type="bullet">
+/// <item>post-fill: at the last pre-fill chunk, every KV of the head is a candidate, scored by the
+/// prompt's last <c>Window</c> queries;</item>
+/// <item>naive: the chunk's own KVs are candidates, scored by the chunk's own last queries; earlier
+/// KVs are never touched;</item>
+/// <item>patched: the session appended the prompt's last <c>Window</c> tokens to the chunk; chunk + patch
+/// are the candidates, the patch's queries score them, the patch is the always-kept window, and its KVs
+/// are then dropped (<c>drop_last_k_tokens</c>), so only chunk KVs remain;</item>
+/// <item>decode (optional): a head over its budget re-scores everything it holds with the last queries.</item>
+/// </list>
+/// The last w candidates are always kept; the rest keep the top-scoring ones (ties: the earlier one),
+/// in original order. Evicted entries leave the cache and free its pages. GQA: one kept set per stored
+/// head — per KV head with scores averaged over its query heads (the paper's "+C"), or, with
+/// <see cref="ReplicatePerQueryHead"/>, the original per-query-head copies.
+/// </summary>
+public sealed class ScheduledEviction : IEvictionMethod
+{
+    private QueryRing[] _rings = [];
+    private int[][] _decodeCap = [];
+    private float[][][] _scores = [];
+    private int[][] _keep = [];
+    private int[][] _order = [];
+    private LayerPlan?[] _pending = [];
+    private int[] _qpos = [];
+    private int _numLayers, _numHeads;
+
+    public ScheduledEviction(IKvScorer scorer, EvictionSchedule schedule, bool replicatePerQueryHead = false)
+    {
+        schedule.Validate();
+        if (schedule.Kind == ScheduleKind.Patched && scorer.Queries == ScoreQueries.None)
+            throw new ArgumentException($"{scorer.Name} scores without queries, so patching (appending the prompt's last tokens as queries) cannot change it; use --schedule naive");
+        Scorer = scorer;
+        Schedule = schedule;
+        ReplicatePerQueryHead = replicatePerQueryHead;
+    }
+
+    public IKvScorer Scorer { get; }
+    public EvictionSchedule Schedule { get; }
+    /// <summary>Store one copy per query head (the original SnapKV/PyramidKV layout) instead of one per KV head.</summary>
+    public bool ReplicatePerQueryHead { get; }
+    public string Name => Scorer.Name;
+    public int ObservationWindow => Scorer.Queries switch
+    {
+        ScoreQueries.AllRows => int.MaxValue,
+        ScoreQueries.Window => Schedule.Window,
+        _ => 0,
+    };
+    public int PatchLength => Schedule.Kind == ScheduleKind.Patched ? Schedule.Window : 0;
+    public KvStorage Storage => ReplicatePerQueryHead ? new KvStorage(ReplicatePerQueryHead: true) : KvStorage.Default;
+    public IEvictionMethod ForSession() => new ScheduledEviction(Scorer.ForSession(), Schedule, ReplicatePerQueryHead);
+
+    private bool NeedRing => Scorer.Queries == ScoreQueries.Window && (Schedule.Kind == ScheduleKind.PostFill || Schedule.EvictDuringDecode);
+
+    /// <summary>What one layer's eviction does at this step: candidates [From, From + Candidates), the
+    /// last Window always kept (dropped afterwards when DropWindow: the patch), Capacity kept on average.</summary>
+    private readonly record struct LayerPlan(int From, int Candidates, int Window, int Capacity, bool DropWindow)
+    {
+        public int NonWindow => Candidates - Window;
+    }
+
+    /// <summary>Query rows [Offset / QDim …) of Data, with their positions.</summary>
+    private readonly record struct QuerySet(float[] Data, int Offset, int Rows, int[] Positions);
+
+    public void Evict(EvictionContext ctx)
+    {
+        if (_numLayers == 0 || (ctx.Phase == Phase.Prefill && ctx.Step == 0 && ctx.Layer == 0)) Begin(ctx);
+        int l = ctx.Layer;
+        var heads = ctx.Cache.Layer(l);
+        bool decode = ctx.Phase == Phase.Decode;
+        if (decode && !Schedule.EvictDuringDecode) return;
+        if (Scorer.Queries == ScoreQueries.AllRows) Observe(ctx, heads);
+        if (NeedRing && ctx.PatchRows == 0 && ctx.Queries is not null) _rings[l].Push(ctx);
+        if (decode)
+        {
+            EvictWhileDecoding(ctx, heads);
+            return;
+        }
+        if (Schedule.Kind == ScheduleKind.PostFill && !ctx.IsFinalChunk) return;
+
+        int count = heads[0].Count;
+        int cand = Schedule.Kind == ScheduleKind.PostFill ? count : ctx.Rows;
+        int w = ctx.PatchRows > 0 ? ctx.PatchRows : Math.Min(Schedule.Window, cand);
+        int cap = Schedule.Capacity(ctx.StartPosition, ctx.Rows - ctx.PatchRows, ctx.PromptLength, ctx.PatchRows);
+        var plan = new LayerPlan(count - cand, cand, w, cap, ctx.PatchRows > 0);
+        var queries = PrefillQueries(ctx, l, w);
+        if (Scorer.NeedsAllLayers)
+        {
+            ScoreHeads(ctx, l, heads, plan, queries);
+            _pending[l] = plan;
+            return;
+        }
+        Span<int> budgets = stackalloc int[_numLayers];
+        Budgets(plan, budgets);
+        if (budgets[l] > 0 && budgets[l] < plan.NonWindow) ScoreHeads(ctx, l, heads, plan, queries);
+        KeepLayer(l, heads, plan, budgets[l]);
+    }
+
+    public void EndStep(EvictionContext ctx)
+    {
+        if (ctx.Phase != Phase.Prefill || _numLayers == 0) return;
+        if (Array.Exists(_pending, p => p is not null))
+        {
+            var first = Array.Find(_pending, p => p is not null)!.Value;
+            Span<int> budgets = stackalloc int[_numLayers];
+            Budgets(first, budgets);
+            for (int l = 0; l < _numLayers; l++)
+                if (_pending[l] is { } plan) KeepLayer(l, ctx.Cache.Layer(l), plan, budgets[l]);
+            Array.Clear(_pending);
+        }
+        if (ctx.IsFinalChunk)
+            for (int l = 0; l < _numLayers; l++)
+                for (int h = 0; h < _numHeads; h++) _decodeCap[l][h] = ctx.Cache[l, h].Count;
+    }
+
+    private void Begin(EvictionContext ctx)
+    {
+        _numLayers = ctx.Cache.NumLayers;
+        _numHeads = ctx.Cache.NumKvHeads;
+        int qDim = ctx.Config.QDim;
+        _rings = Enumerable.Range(0, _numLayers).Select(_ => new QueryRing(Schedule.Window, qDim)).ToArray();
+        _decodeCap = Enumerable.Range(0, _numLayers).Select(_ => new int[_numHeads]).ToArray();
+        _scores = Enumerable.Range(0, _numLayers).Select(_ => Enumerable.Range(0, _numHeads).Select(_ => Array.Empty<float>()).ToArray()).ToArray();
+        _keep = Enumerable.Range(0, _numHeads).Select(_ => Array.Empty<int>()).ToArray();
+        _order = Enumerable.Range(0, _numHeads).Select(_ => Array.Empty<int>()).ToArray();
+        _pending = new LayerPlan?[_numLayers];
+        Scorer.Begin(_numLayers, _numHeads);
+    }
+
+    /// <summary>Scored entries each layer keeps: all if the capacity reaches the candidates, none
+    /// (window only) if it does not exceed the window, else the scorer's split of capacity − window.</summary>
+    private void Budgets(LayerPlan plan, Span<int> budgets)
+    {
+        if (plan.Capacity >= plan.Candidates) budgets.Fill(plan.NonWindow);
+        else if (plan.Capacity <= plan.Window) budgets.Clear();
+        else Scorer.LayerBudgets(new BudgetInput(plan.Capacity, plan.Candidates, plan.Window, _numLayers), budgets);
+    }
+
+    private QuerySet PrefillQueries(EvictionContext ctx, int layer, int w)
+    {
+        if (Scorer.Queries != ScoreQueries.Window) return new QuerySet([], 0, 0, []);
+        if (Schedule.Kind == ScheduleKind.PostFill) return _rings[layer].AsQuerySet();
+        int rows = Math.Min(w, ctx.QueryRows), skip = ctx.QueryRows - rows;
+        if (_qpos.Length < rows) _qpos = new int[rows];
+        for (int j = 0; j < rows; j++) _qpos[j] = ctx.QueryPosition(skip + j);
+        return new QuerySet(ctx.Queries!, skip * ctx.Config.QDim, rows, _qpos);
+    }
+
+    private void ScoreHeads(EvictionContext ctx, int l, KvHeadCache[] heads, LayerPlan plan, QuerySet q)
+    {
+        int n = plan.NonWindow, qph = ctx.Config.NumHeads / heads.Length, qDim = ctx.Config.QDim;
+        float scale = 1f / MathF.Sqrt(ctx.Config.HeadDim);
+        for (int h = 0; h < heads.Length; h++)
+            if (_scores[l][h].Length < n) _scores[l][h] = new float[Math.Max(n, 2 * _scores[l][h].Length)];
+        double work = (double)heads.Length * (plan.Candidates) * Math.Max(q.Rows, 1) * qph * ctx.Config.HeadDim;
+        KernelOptions.For(heads.Length, work > 1 << 20, h =>
+        {
+            var input = new ScoreInput
+            {
+                Layer = l, Head = h, Cache = heads[h], From = plan.From, To = plan.From + n, End = plan.From + plan.Candidates,
+                Queries = q.Data.AsSpan(q.Offset, q.Rows * qDim), QueryPositions = q.Positions.AsSpan(0, q.Rows),
+                QDim = qDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = scale,
+            };
+            Scorer.Score(input, _scores[l][h].AsSpan(0, n));
+        });
+    }
+
+    private void Observe(EvictionContext ctx, KvHeadCache[] heads)
+    {
+        int rows = ctx.QueryRows, qph = ctx.Config.NumHeads / heads.Length, qDim = ctx.Config.QDim;
+        if (_qpos.Length < rows) _qpos = new int[rows];
+        for (int j = 0; j < rows; j++) _qpos[j] = ctx.QueryPosition(j);
+        var q = ctx.Queries!;
+        var pos = _qpos;
+        float scale = 1f / MathF.Sqrt(ctx.Config.HeadDim);
+        int l = ctx.Layer;
+        double work = (double)heads.Length * heads[0].Count * rows * qph * ctx.Config.HeadDim;
+        KernelOptions.For(heads.Length, work > 1 << 20, h =>
+        {
+            int count = heads[h].Count;
+            var input = new ScoreInput
+            {
+                Layer = l, Head = h, Cache = heads[h], From = 0, To = count, End = count,
+                Queries = q.AsSpan(0, rows * qDim), QueryPositions = pos.AsSpan(0, rows),
+                QDim = qDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = scale,
+            };
+            Scorer.Observe(input);
+        });
+    }
+
+    private void EvictWhileDecoding(EvictionContext ctx, KvHeadCache[] heads)
+    {
+        int l = ctx.Layer;
+        for (int h = 0; h < heads.Length; h++)
+        {
+            int budget = Schedule.DecodeBudget > 0 ? Schedule.DecodeBudget : _decodeCap[l][h];
+            int count = heads[h].Count;
+            if (count < budget + Schedule.DecodeInterval) continue;
+            int w = Math.Min(Schedule.Window, count);
+            var plan = new LayerPlan(0, count, w, Math.Max(budget, w), false);
+            int keep = plan.Capacity - w;
+            if (keep > 0)
+            {
+                if (_scores[l][h].Length < plan.NonWindow) _scores[l][h] = new float[Math.Max(plan.NonWindow, 2 * _scores[l][h].Length)];
+                var q = Scorer.Queries == ScoreQueries.Window ? _rings[l].AsQuerySet() : new QuerySet([], 0, 0, []);
+                int qph = ctx.Config.NumHeads / heads.Length;
+                var input = new ScoreInput
+                {
+                    Layer = l, Head = h, Cache = heads[h], From = 0, To = plan.NonWindow, End = count,
+                    Queries = q.Data.AsSpan(q.Offset, q.Rows * ctx.Config.QDim), QueryPositions = q.Positions.AsSpan(0, q.Rows),
+                    QDim = ctx.Config.QDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = 1f / MathF.Sqrt(ctx.Config.HeadDim),
+                };
+                Scorer.Score(input, _scores[l][h].AsSpan(0, plan.NonWindow));
+            }
+            KeepHead(l, h, heads[h], plan, keep);
+        }
+    }
+
+    private void KeepLayer(int l, KvHeadCache[] heads, LayerPlan plan, int keepScored)
+    {
+        bool parallel = (double)heads.Length * plan.Candidates > 1 << 14;
+        KernelOptions.For(heads.Length, parallel, h => KeepHead(l, h, heads[h], plan, keepScored));
+    }
+
+    /// <summary>Keeps entries [0, From), the top <paramref name="keepScored"/> scored candidates and the
+    /// window (unless it is the patch), in order; the scorer hears which entries survived.</summary>
+    private void KeepHead(int l, int h, KvHeadCache head, LayerPlan plan, int keepScored)
+    {
+        int count = head.Count, n = plan.NonWindow;
+        keepScored = Math.Clamp(keepScored, 0, n);
+        if (_keep[h].Length < count) _keep[h] = new int[Math.Max(count, 2 * _keep[h].Length)];
+        var keep = _keep[h];
+        int k = 0;
+        for (int i = 0; i < plan.From; i++) keep[k++] = i;
+        if (keepScored == n)
+            for (int i = 0; i < n; i++) keep[k++] = plan.From + i;
+        else if (keepScored > 0)
+        {
+            if (_order[h].Length < n) _order[h] = new int[Math.Max(n, 2 * _order[h].Length)];
+            var order = _order[h].AsSpan(0, n);
+            for (int i = 0; i < n; i++) order[i] = i;
+            order.Sort(new ByScoreDescending(_scores[l][h]));
+            var top = order[..keepScored];
+            top.Sort();
+            foreach (int i in top) keep[k++] = plan.From + i;
+        }
+        if (!plan.DropWindow)
+            for (int i = plan.From + n; i < plan.From + plan.Candidates; i++) keep[k++] = i;
+        if (k == count) return;
+        head.Keep(keep.AsSpan(0, k));
+        Scorer.OnKept(l, h, keep.AsSpan(0, k));
+    }
+
+    private readonly struct ByScoreDescending(float[] scores) : IComparer<int>
+    {
+        public int Compare(int a, int b)
+        {
+            int c = scores[b].CompareTo(scores[a]);
+            return c != 0 ? c : a.CompareTo(b);
+        }
+    }
+
+    /// <summary>The last <c>capacity</c> query rows of a layer (sequence rows only, never patch rows),
+    /// oldest first, with their positions: the observation window across steps.</summary>
+    private sealed class QueryRing(int capacity, int qDim)
+    {
+        private readonly float[] _data = new float[capacity * qDim];
+        private readonly int[] _positions = new int[capacity];
+        private int _count;
+
+        public void Push(EvictionContext ctx)
+        {
+            int rows = Math.Min(ctx.QueryRows, capacity), skip = ctx.QueryRows - rows;
+            int keepOld = Math.Min(_count, capacity - rows), drop = _count - keepOld;
+            if (drop > 0)
+            {
+                Array.Copy(_data, drop * qDim, _data, 0, keepOld * qDim);
+                Array.Copy(_positions, drop, _positions, 0, keepOld);
+            }
+            Array.Copy(ctx.Queries!, skip * qDim, _data, keepOld * qDim, rows * qDim);
+            for (int j = 0; j < rows; j++) _positions[keepOld + j] = ctx.QueryPosition(skip + j);
+            _count = keepOld + rows;
+        }
+
+        public QuerySet AsQuerySet() => new(_data, 0, _count, _positions);
+    }
+}

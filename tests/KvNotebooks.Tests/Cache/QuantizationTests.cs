@@ -1,0 +1,203 @@
+using KvNotebooks.Cache;
+using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
+using KvNotebooks.Inference;
+using KvNotebooks.Model;
+using KvNotebooks.Tests.Inference;
+
+namespace KvNotebooks.Tests.Cache;
+
+/// <summary>KV quantization: error bounds, the bytes really held, the bit-weighted footprint, and attention
+/// through dequantized values.</summary>
+public class QuantizationTests
+{
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void QuantizeDequantizeErrorIsAtMostHalfAStep(int bits)
+    {
+        var rng = new Random(bits);
+        int levels = (1 << bits) - 1;
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int n = rng.Next(1, 70);
+            double center = (rng.NextDouble() - 0.5) * 20, spread = trial % 10 == 0 ? 0 : Math.Pow(10, rng.NextDouble() * 4 - 3);
+            var x = Enumerable.Range(0, n).Select(_ => (float)(center + (rng.NextDouble() - 0.5) * spread)).ToArray();
+            var codes = new byte[n];
+            var (scale, zero) = KvQuantizer.Quantize(x, n, 1, bits, codes, 1);
+            float min = x.Min(), max = x.Max();
+            Assert.True((float)zero <= min, "zero-point above the minimum");
+            Assert.True((float)zero + levels * (float)scale >= max - 1e-6f * (Math.Abs(max) + 1), "range does not reach the maximum");
+            // fp16 scale rounded up by at most one fp16 ulp over the exact (max − zero) / levels.
+            Assert.True((float)scale <= (max - (float)zero) / levels * (1 + 1.0 / 512) + 1e-7);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.InRange(codes[i], 0, levels);
+                float xhat = KvQuantizer.Dequantize(codes[i], scale, zero);
+                Assert.True(Math.Abs(x[i] - xhat) <= 0.5 * (float)scale + 1e-5 * (Math.Abs(x[i]) + 1),
+                    $"{bits} bits: x={x[i]} x̂={xhat} scale={(float)scale}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void CodesPackToTheirBitWidth(int bits)
+    {
+        var rng = new Random(1);
+        var codes = Enumerable.Range(0, 101).Select(_ => (byte)rng.Next(1 << bits)).ToArray();
+        var packed = new byte[(codes.Length * bits + 7) / 8];
+        KvQuantizer.Pack(codes, bits, packed);
+        for (int i = 0; i < codes.Length; i++) Assert.Equal(codes[i], KvQuantizer.Unpack(packed, bits, i));
+        // A 4-bit block's codes are a quarter of the same values in fp16 (2 bytes each).
+        var q = new KvQuantization(bits, 32, 0);
+        long fp16 = 32L * 64 * 2 * 2;
+        long codeBytes = q.BlockBytes(64) - 2 * (2L * 64 + 2L * 32 * (64 / 32)) - 4 * 32;
+        Assert.Equal(fp16 * bits / 16, codeBytes);
+    }
+
+    [Fact]
+    public void StoreKeepsResidualInFullPrecisionAndCodesTheRest()
+    {
+        int hd = 8, G = 4, R = 6, n = 23;
+        var q = new KvQuantization(4, G, R);
+        var cache = new KvCache(1, 2, hd, pageSize: 4, quantization: q);
+        var rng = new Random(2);
+        var k = Enumerable.Range(0, n * hd).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var v = Enumerable.Range(0, n * hd).Select(_ => (float)(rng.NextDouble() * 2)).ToArray();
+        var pos = Enumerable.Range(100, n).ToArray();
+        for (int h = 0; h < 2; h++) cache[0, h].Append(k, v, 0, hd, pos);
+        cache.Quantized!.Flush(0, cache.Layer(0));
+        int quantized = (n - R) / G * G;                       // 16: whole groups older than the residual
+        Assert.Equal(quantized, cache.QuantizedEntries(0, 0));
+        Assert.Equal(n - quantized, cache[0, 0].Count);
+        Assert.Equal(n, cache.HeadEntries(0, 1));
+        Assert.Equal(2L * n, cache.Pool.EntriesInUse);
+        Assert.Equal(2L * n, cache.Pool.PeakEntriesInUse);                   // an entry moved to codes is counted once
+        Assert.Equal(Enumerable.Range(100 + quantized, n - quantized), Enumerable.Range(0, cache[0, 0].Count).Select(cache[0, 0].Position));
+        // Bytes held: residual pages + blocks, each block exactly codes + fp16 scales/zero-points + positions.
+        Assert.Equal(2L * (quantized / G) * q.BlockBytes(hd), cache.Quantized.Bytes);
+        Assert.Equal(2L * ((n - quantized + 3) / 4) * cache.Pool.BytesPerPage + cache.Quantized.Bytes, cache.AllocatedBytes);
+        // Dequantized values are within half a step of the originals: keys per channel, values per token.
+        var kq = new float[G * hd]; var vq = new float[G * hd]; var pq = new int[G];
+        for (int b = 0; b < quantized / G; b++)
+        {
+            cache.Quantized.Dequantize(0, 1, b, kq, vq, pq);
+            for (int t = 0; t < G; t++)
+            {
+                int i = b * G + t;
+                Assert.Equal(100 + i, pq[t]);
+                float vmin = Enumerable.Range(0, hd).Min(d => v[i * hd + d]), vmax = Enumerable.Range(0, hd).Max(d => v[i * hd + d]);
+                for (int d = 0; d < hd; d++)
+                {
+                    var col = Enumerable.Range(b * G, G).Select(j => k[j * hd + d]).ToArray();
+                    double keyStep = (col.Max() - col.Min()) / 15.0 * (1 + 1.0 / 512) + 1e-4;
+                    Assert.True(Math.Abs(k[i * hd + d] - kq[t * hd + d]) <= keyStep / 2 + 1e-5);
+                    Assert.True(Math.Abs(v[i * hd + d] - vq[t * hd + d]) <= (vmax - vmin) / 15.0 * (1 + 1.0 / 512) / 2 + 1e-4);
+                }
+            }
+        }
+        cache.Clear();
+        Assert.Equal(0, cache.AllocatedBytes);
+        Assert.Equal(0, cache.Pool.EntriesInUse);
+    }
+
+    /// <summary>Attention over a quantized cache is the kernel's attention over the dequantized values:
+    /// the store gathers each KV head's query heads, dequantizes the head and scatters the output back.</summary>
+    [Fact]
+    public void QuantizedAttentionIsAttentionOverDequantizedValues()
+    {
+        int hd = 16, kvHeads = 2, numHeads = 4, n = 45, rows = 3;
+        var q = new KvQuantization(4, 8, 5);
+        var cache = new KvCache(1, kvHeads, hd, pageSize: 8, quantization: q);
+        var plain = new KvCache(1, kvHeads, hd, pageSize: 8);
+        var rng = new Random(3);
+        float[] R(int count) => Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        for (int h = 0; h < kvHeads; h++) cache[0, h].Append(R(n * hd), R(n * hd), 0, hd, Enumerable.Range(0, n).ToArray());
+        cache.Quantized!.Flush(0, cache.Layer(0));
+        var kb = new float[8 * hd]; var vb = new float[8 * hd]; var pb = new int[8];
+        for (int h = 0; h < kvHeads; h++)
+        {
+            for (int b = 0; b < cache.QuantizedEntries(0, h) / 8; b++)
+            {
+                cache.Quantized.Dequantize(0, h, b, kb, vb, pb);
+                plain[0, h].Append(kb, vb, 0, hd, pb);
+            }
+            var res = cache[0, h];
+            for (int i = 0; i < res.Count; i++) plain[0, h].Append(res.Key(i), res.Value(i), 0, hd, [res.Position(i)]);
+            // This step's own rows come last, in full precision, in both caches.
+            var (k, v) = (R(rows * hd), R(rows * hd));
+            int[] pos = [n, n + 1, n + 2];
+            cache[0, h].Append(k, v, 0, hd, pos);
+            plain[0, h].Append(k, v, 0, hd, pos);
+        }
+        var query = R(rows * numHeads * hd);
+        var expected = new float[query.Length];
+        var actual = new float[query.Length];
+        KvNotebooks.Kernels.Attention.Layer(query, rows, numHeads, plain.Layer(0), 0.25f, expected);
+        cache.Quantized.Attend(0, cache.Layer(0), query, rows, numHeads, 0.25f, actual);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
+        Assert.True(cache.TransientPeakBytes > 0 && cache.TransientPeakBytes <= 8 * cache.Pool.BytesPerPage);
+    }
+
+    [Fact]
+    public void EightBitAttentionIsCloseAndAFullResidualIsExact()
+    {
+        var w = TinyModels.Weights(TinyModels.Config(), seed: 91);
+        var model = new LlamaModel(w);
+        var prompt = TinyModels.Tokens(60, w.Config.VocabSize, seed: 92);
+        int V = w.Config.VocabSize;
+        float[] Logits(IEvictionMethod method)
+        {
+            var all = new float[prompt.Length * V];
+            new Session(model, method, chunkSize: 13, pageSize: 4).Prefill(prompt, all);
+            return all;
+        }
+        var full = Logits(new FullAttention());
+        var exact = Logits(new QuantizedKv(4, 4, residual: 1000));
+        var eight = Logits(new QuantizedKv(8, 4, residual: 2));
+        var two = Logits(new QuantizedKv(2, 4, residual: 2));
+        double scale = full.Max(Math.Abs);
+        double Err(float[] x) => full.Zip(x, (a, b) => Math.Abs(a - b)).Max() / scale;
+        var four = Logits(new QuantizedKv(4, 4, residual: 2));
+        Assert.True(Err(exact) < 1e-6, $"full residual: {Err(exact)}");
+        // This tiny random model is sensitive (sharp attention): measured 1.5%, 16%, 75% of the logit scale.
+        Assert.True(Err(eight) < 3e-2, $"8-bit: {Err(eight)}");
+        Assert.True(Err(eight) < Err(four) / 4 && Err(four) < Err(two), $"errors 8/4/2 bits: {Err(eight)} {Err(four)} {Err(two)}");
+    }
+
+    [Fact]
+    public void MeasuredBitsEqualTheAccountantAndBytesShrink()
+    {
+        var c = TinyModels.Config() with { HeadDim = 16, NumHeads = 4, NumKvHeads = 2 };
+        var model = new LlamaModel(TinyModels.Weights(c, seed: 93));
+        int heads = c.NumLayers * c.NumKvHeads;
+        var rng = new Random(8);
+        for (int trial = 0; trial < 12; trial++)
+        {
+            int n = rng.Next(1, 90), m = rng.Next(0, 12), chunk = rng.Next(1, 40);
+            var q = new KvQuantization(new[] { 2, 4, 8 }[trial % 3], new[] { 1, 4, 8, 16 }[trial % 4], rng.Next(0, 20));
+            var prompt = TinyModels.Tokens(n, c.VocabSize, seed: trial);
+            var run = new Session(model, new QuantizedKv(q.Bits, q.GroupSize, q.Residual), chunk, pageSize: 8).Run(prompt, m);
+            var expected = KvFootprint.Quantized(new ChunkPlan(n, chunk), m, q);
+            Assert.Equal(heads * expected.EntryBits, run.EntryBits);
+            Assert.Equal(expected.Footprint, run.Footprint, 12);
+            Assert.Equal(expected.PeakKv, run.PeakKv, 12);
+        }
+        // 4 bits, a short residual: a much smaller cache than fp32, with the dequantized view only one KV head.
+        var longPrompt = TinyModels.Tokens(400, c.VocabSize, seed: 94);
+        var fp = new Session(model, new FullAttention(), 64).Run(longPrompt, 4);
+        var q4 = new Session(model, new QuantizedKv(4, 32, 32), 64).Run(longPrompt, 4);
+        Assert.True(q4.PeakKvBytes < fp.PeakKvBytes / 2, $"4-bit {q4.PeakKvBytes} vs fp32 {fp.PeakKvBytes}");
+        // What it holds at the end, byte for byte: per head, 352 of 404 entries as codes (11 blocks of 32), 52 in one fp32 page.
+        var kq = new KvQuantization(4, 32, 32);
+        Assert.Equal(heads * (11 * kq.BlockBytes(16) + 1 * (64L * (2 * 16 * 4 + 4))), q4.FinalBytes);
+        Assert.True(q4.PeakTransientBytes < fp.PeakKvBytes / heads * 2);
+        Assert.Equal(fp.FinalEntries, q4.FinalEntries);                         // nothing evicted
+        Assert.Equal(fp.PeakHeldEntries, q4.PeakHeldEntries);                   // an entry moved to codes counts once
+        Assert.InRange(q4.Footprint, 0.25, 0.5);
+    }
+}
