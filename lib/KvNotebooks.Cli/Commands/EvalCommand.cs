@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using KvNotebooks.Evaluation;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
@@ -33,7 +32,7 @@ public static class EvalCommand
             var llama = new LlamaModel(weights);
             int chunk = methodOptions.ChunkSize(p);
             var probe = methodOptions.CreateMethod(p, weights.Config); // validates the options once
-            var method = new EvalMethod(probe.Name, MethodConfig(p, methodOptions, chunk),
+            var method = new EvalMethod(probe.Name, methodOptions.Describe(p),
                 m => new Session(m, methodOptions.CreateMethod(p, weights.Config), chunk));
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
             var set = LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
@@ -71,10 +70,6 @@ public static class EvalCommand
         }
         return EvalSet.Create(tasks, length, perTask);
     }
-
-    private static string MethodConfig(ParseResult p, MethodOptions o, int chunk) =>
-        string.Create(CultureInfo.InvariantCulture, $"method={p.GetValue(o.Method)};chunk={(chunk == int.MaxValue ? "none" : chunk.ToString(CultureInfo.InvariantCulture))};sink={p.GetValue(o.Sink)};window={p.GetValue(o.Window)}")
-        + (p.GetValue(o.Masks) is { } m ? $";masks={Path.GetFileName(m)}" : "");
 
     private static void Progress(int done, int total, string task)
     {

@@ -52,6 +52,24 @@ internal sealed class MethodOptions
         return MethodFactory.Create(name, config, settings);
     }
 
+    /// <summary>Every method option with its value ("--method=snapkv;--chunk=1024;…"; unset ones left out):
+    /// the full configuration a result row carries.</summary>
+    public string Describe(ParseResult p)
+    {
+        var all = new Option[] { Method, Chunk, Sink, Window, Masks }.Concat(Schedule.All)
+            .Concat([PoolKernel, Beta, LmbaThreshold, MinBudget, SkipLayers, Gqa]).Concat(Quant.All);
+        var parts = new List<string>();
+        foreach (var o in all)
+        {
+            object? v = p.GetResult(o) is { } r ? r.GetValueOrDefault<object?>() : null;
+            if (v is null) continue;
+            string text = v is IFormattable f ? f.ToString(null, System.Globalization.CultureInfo.InvariantCulture) : v.ToString()!;
+            if (o == Masks) text = Path.GetFileName(text);
+            parts.Add($"{o.Name}={text}");
+        }
+        return string.Join(';', parts);
+    }
+
     public int ChunkSize(ParseResult p)
     {
         int? c = p.GetValue(Chunk);

@@ -12,7 +12,8 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "Run folder: checkpoint, logs and the exported model; an existing run there is resumed", Required = true };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many more steps (the run stays resumable)" };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: the config's)" };
-        var cmd = new Command("train", "Train a model on the synthetic long-context tasks (answer-token loss), resuming from the run folder") { config, output, maxSteps, threads };
+        var ship = new Option<string?>("--ship") { Description = "When stopped, also write the model with its training config and logs to this folder (e.g. data/models/kvnb-small)" };
+        var cmd = new Command("train", "Train a model on the synthetic long-context tasks (answer-token loss), resuming from the run folder") { config, output, maxSteps, threads, ship };
         cmd.SetAction(p => Cli.Run(() =>
         {
             var cfg = PretrainConfig.Load(p.GetValue(config)!);
@@ -29,6 +30,11 @@ public static class TrainCommand
                               $"{cfg.TotalSteps} steps in {cfg.Stages.Length} stages; starting at step {trainer.Step}");
             trainer.Train(max ?? int.MaxValue, t, cts.Token);
             Console.WriteLine($"stopped at step {trainer.Step}/{cfg.TotalSteps}; model in {trainer.ModelDir}");
+            if (p.GetValue(ship) is { } dir)
+            {
+                trainer.Ship(dir);
+                Console.WriteLine($"shipped the model, train_config.json, loss.csv and eval.csv to {dir}");
+            }
             return 0;
         }));
         return cmd;

@@ -172,6 +172,18 @@ public sealed class Pretrainer
         ExportModel(ModelDir);
     }
 
+    /// <summary>The shipped form of the run: the model in Hugging Face layout (config.json, model.safetensors,
+    /// tokenizer.json) plus train_config.json, loss.csv and eval.csv, written into <paramref name="dir"/>.</summary>
+    public void Ship(string dir)
+    {
+        ExportModel(dir);
+        foreach (var name in new[] { "train_config.json", "loss.csv", "eval.csv" })
+        {
+            string src = Path.Combine(_dir, name);
+            if (File.Exists(src)) AtomicFile.WriteAllText(Path.Combine(dir, name), File.ReadAllText(src));
+        }
+    }
+
     /// <summary>Writes the model in Hugging Face layout with the task tokenizer.</summary>
     public void ExportModel(string dir)
     {
