@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KvNotebooks.Evaluation;
 using KvNotebooks.Eviction;
 using KvNotebooks.Model;
 
@@ -29,7 +30,10 @@ internal sealed class MethodOptions
         foreach (var o in Quant.All) cmd.Options.Add(o);
     }
 
-    public IEvictionMethod CreateMethod(ParseResult p, LlamaConfig config)
+    public IEvictionMethod CreateMethod(ParseResult p, LlamaConfig config) => Spec(p).Create(config);
+
+    /// <summary>The method and every knob as plain data (validated except for model-dependent checks).</summary>
+    public MethodSpec Spec(ParseResult p)
     {
         string name = p.GetValue(Method)!.ToLowerInvariant();
         bool scored = MethodFactory.ScoredNames.Contains(name) || name == "zigzagkv";
@@ -49,7 +53,7 @@ internal sealed class MethodOptions
             ReplicatePerQueryHead = gqa == "replicated",
             Bits = p.GetValue(Quant.Bits), GroupSize = p.GetValue(Quant.GroupSize), Residual = p.GetValue(Quant.Residual),
         };
-        return MethodFactory.Create(name, config, settings);
+        return new MethodSpec(name, settings);
     }
 
     public int ChunkSize(ParseResult p)
