@@ -42,12 +42,13 @@ public static class SweepCommand
         var minBudget = new Option<double>("--min-budget-fraction") { Description = "zigzag: B_min as a fraction of the average budget", DefaultValueFactory = _ => 0.2 };
         var skipLayers = new Option<int>("--skip-layers") { Description = "l2: first layers never pruned (paper code: 2 of 32)", DefaultValueFactory = _ => 2 };
         var groupSize = new Option<int>("--group-size") { Description = "quantized: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
+        var masks = new Option<string?>("--masks") { Description = "headmask: 0/1 TSV, one row per layer, one column per KV head (1 = full)" };
         var residual = new Option<int>("--residual") { Description = "quantized: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
         var json = Cli.JsonOption();
 
         var cmd = new Command("sweep", "Evaluate a grid of KV methods and settings on the task suite; one CSV row per (config, context, task), resumable");
         foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, bits, windows, gqa, contexts, tasks, examples, evalDir, csv,
-                     dryRun, threads, sink, obsWindow, budgetRule, poolKernel, beta, lmba, minBudget, skipLayers, groupSize, residual, json })
+                     dryRun, threads, sink, obsWindow, budgetRule, poolKernel, beta, lmba, minBudget, skipLayers, groupSize, residual, masks, json })
             cmd.Options.Add(o);
 
         cmd.SetAction(p => Cli.Run(() =>
@@ -92,7 +93,7 @@ public static class SweepCommand
                 {
                     Sink = p.GetValue(sink), PoolKernel = p.GetValue(poolKernel), Beta = p.GetValue(beta),
                     LmbaThreshold = p.GetValue(lmba), MinBudgetFraction = p.GetValue(minBudget), SkipLayers = p.GetValue(skipLayers),
-                    GroupSize = p.GetValue(groupSize), Residual = p.GetValue(residual),
+                    GroupSize = p.GetValue(groupSize), Residual = p.GetValue(residual), MasksPath = p.GetValue(masks),
                 },
             };
             var options = new SweepOptions
@@ -106,7 +107,7 @@ public static class SweepCommand
             foreach (var note in plan.Notes) Console.Error.WriteLine($"kvnb sweep: note: {note}");
             int skipped = plan.Points.Count - todo.Count;
             if (!asJson)
-                Console.Error.WriteLine($"kvnb sweep: {plan.Configs.Count} configurations × {grid.Contexts.Count} context(s) × {grid.Tasks.Count} task(s) = " +
+                Console.Error.WriteLine($"kvnb sweep: {plan.Configs.Count} configuration(s) × {grid.Contexts.Count} context(s) × {grid.Tasks.Count} task(s) = " +
                     $"{plan.Points.Count} rows of {grid.Examples} example(s); {skipped} already in {options.CsvPath ?? "(no CSV)"}, {todo.Count} to run");
             if (p.GetValue(dryRun))
             {

@@ -55,6 +55,7 @@ public static class Sweep
     public static SweepResult Run(SweepGrid grid, SweepOptions options, Action<SweepProgress>? onRow = null,
         Action<SweepPoint, ExampleResult>? onExample = null, CancellationToken cancel = default)
     {
+        using var guard = Lock(options.CsvPath);
         var weights = LlamaWeights.Load(options.ModelDir);
         var (plan, todo) = Pending(grid, options, weights.Config);
         var rows = options.CsvPath is { } csv && File.Exists(csv) ? EvalRow.Load(csv) : [];
@@ -105,6 +106,23 @@ public static class Sweep
             FinishSidecar(options.CsvPath, record, ran, interrupted: ran < todo.Count);
         }
         return new SweepResult(rows, plan.Points.Count, plan.Points.Count - todo.Count, ran, plan.Notes);
+    }
+
+    /// <summary>One sweep per CSV at a time: a second one would overwrite the first one's rows. The lock
+    /// (<c>FILE.lock</c>, an exclusive OS lock released when the process ends, however it ends) says so.</summary>
+    private static FileStream? Lock(string? csv)
+    {
+        if (csv is null) return null;
+        string path = Path.GetFullPath(csv) + ".lock";
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException)
+        {
+            throw new IOException($"{csv} is being written by another sweep ({Path.GetFileName(path)} is locked); wait for it or stop it first");
+        }
     }
 
     /// <summary>Keys of the rows in <paramref name="csv"/> that hold <paramref name="examples"/> examples

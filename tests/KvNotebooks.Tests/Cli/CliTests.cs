@@ -188,7 +188,7 @@ public sealed class CliTests : IDisposable
             "--eval-dir", Path.Combine(_dir, "none"), "--csv", csv];
         var first = Kvnb(args);
         Assert.True(first.code == 0, first.stderr);
-        Assert.Contains("5 rows of 1 example(s); 0 already in", first.stderr);
+        Assert.Contains("5 configuration(s) × 1 context(s) × 1 task(s) = 5 rows of 1 example(s); 0 already in", first.stderr);
         Assert.Contains("[   5/5]", first.stderr); // one line per finished row (stderr is not a terminal here)
         var rows = KvNotebooks.Evaluation.EvalRow.Load(csv);
         Assert.Equal(["full", "pyramidkv/naive", "pyramidkv/naive", "pyramidkv/patched", "pyramidkv/patched"], rows.Select(r => r.Method));

@@ -199,6 +199,20 @@ public sealed class SweepTests : IDisposable
         Assert.Equal(4, Sweep.Run(SmallGrid(), options).Ran);
     }
 
+    [Fact]
+    public void Two_sweeps_cannot_write_one_csv_at_once()
+    {
+        string csv = Path.Combine(_dir, "sweep.csv");
+        var options = new SweepOptions { ModelDir = RandomModel(), CsvPath = csv, EvalDir = Path.Combine(_dir, "none") };
+        var grid = SmallGrid() with { Methods = ["full"], Tasks = [TaskSuite.Get("niah_mk")] };
+        IOException? inner = null;
+        Sweep.Run(grid, options, onExample: (_, _) => inner ??= Assert.Throws<IOException>(() => Sweep.Run(grid, options)));
+        Assert.Contains("being written by another sweep", inner!.Message);
+        Assert.Single(EvalRow.Load(csv));
+        Assert.False(File.Exists(csv + ".lock"));
+        Assert.Equal(0, Sweep.Run(grid, options).Ran); // the lock is gone with the first sweep
+    }
+
     // ---- critical footprint per category ----
 
     private static EvalRow Row(string method, string config, string task, string category, double score, double footprint, int chunk = 1024) => new()
