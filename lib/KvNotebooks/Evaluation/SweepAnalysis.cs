@@ -83,6 +83,7 @@ public static class SweepAnalysis
     /// <paramref name="fullMethod"/>, one column per category, cells as the paper prints them ("64.0",
     /// "&gt;93.0", "&lt;34.0", "–" without a complete point); closing lines give full attention's score and the
     /// chance score per category, so a reader sees when 90% of full attention is not far above chance.
+    /// A curve whose context has no full-attention rows gets "–" everywhere.
     /// </summary>
     public static Table CriticalTable(IEnumerable<EvalRow> rows, string fullMethod = "full", double threshold = 0.9)
     {
@@ -95,8 +96,10 @@ public static class SweepAnalysis
         var reference = new Dictionary<(string, int), IReadOnlyList<CategoryCritical>>();
         foreach (var curve in list.Where(r => r.Method != fullMethod).GroupBy(r => (r.Model, r.Method, r.Context, r.Chunk)))
         {
-            var crit = CriticalFootprints(curve, full, threshold);
-            reference.TryAdd((curve.Key.Model, curve.Key.Context), crit);
+            // A curve without a full-attention baseline at its context (a sweep still running) gets empty cells.
+            var crit = full.Any(r => r.Model == curve.Key.Model && r.Context == curve.Key.Context)
+                ? CriticalFootprints(curve, full, threshold) : [];
+            if (crit.Count > 0) reference.TryAdd((curve.Key.Model, curve.Key.Context), crit);
             var line = new List<object?> { curve.Key.Method, curve.Key.Context, MethodSpec.ChunkText(curve.Key.Chunk) };
             line.AddRange(categories.Select(c => (object?)(crit.FirstOrDefault(x => x.Category == c)?.Critical?.ToString() ?? "–")));
             lines.Add(line.ToArray());
