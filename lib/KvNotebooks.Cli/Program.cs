@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(SweepCommand.Create());
         root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(NotebooksCommand.Create());
         return root;

@@ -30,12 +30,12 @@ public static class EvalCommand
             string dir = p.GetValue(model)!;
             var weights = LlamaWeights.Load(dir);
             var llama = new LlamaModel(weights);
-            int chunk = methodOptions.ChunkSize(p);
-            var probe = methodOptions.CreateMethod(p, weights.Config); // validates the options once
-            var method = new EvalMethod(probe.Name, methodOptions.Describe(p),
-                m => new Session(m, methodOptions.CreateMethod(p, weights.Config), chunk));
+            int chunk = methodOptions.ChunkSize(p) is var c && c == int.MaxValue ? 0 : c; // 0 = a single pre-fill
+            var spec = methodOptions.Spec(p);
+            spec.Create(weights.Config); // validates the options once
+            var method = spec.ToEvalMethod(chunk);
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
-            var set = LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
+            var set = EvalSet.LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
             bool asJson = p.GetValue(json);
             var rows = new List<EvalRow>();
             int done = 0, total = taskList.Count * n;
@@ -57,18 +57,6 @@ public static class EvalCommand
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>The fixed set for this length when it has enough examples of every task, else freshly generated ones (same seeds).</summary>
-    internal static EvalSet LoadOrCreate(string evalDir, IReadOnlyList<LongContextTask> tasks, int length, int perTask)
-    {
-        string path = Path.Combine(evalDir, EvalSet.FileName(length));
-        if (File.Exists(path))
-        {
-            var set = EvalSet.Load(path);
-            if (tasks.All(t => set.For(t.Name).Count() >= perTask)) return set;
-        }
-        return EvalSet.Create(tasks, length, perTask);
     }
 
     private static void Progress(int done, int total, string task)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KvNotebooks.Evaluation;
 using KvNotebooks.Eviction;
 using KvNotebooks.Model;
 
@@ -29,7 +30,10 @@ internal sealed class MethodOptions
         foreach (var o in Quant.All) cmd.Options.Add(o);
     }
 
-    public IEvictionMethod CreateMethod(ParseResult p, LlamaConfig config)
+    public IEvictionMethod CreateMethod(ParseResult p, LlamaConfig config) => Spec(p).Create(config);
+
+    /// <summary>The method and every knob as plain data (validated except for model-dependent checks).</summary>
+    public MethodSpec Spec(ParseResult p)
     {
         string name = p.GetValue(Method)!.ToLowerInvariant();
         bool scored = MethodFactory.ScoredNames.Contains(name) || name == "zigzagkv";
@@ -49,25 +53,7 @@ internal sealed class MethodOptions
             ReplicatePerQueryHead = gqa == "replicated",
             Bits = p.GetValue(Quant.Bits), GroupSize = p.GetValue(Quant.GroupSize), Residual = p.GetValue(Quant.Residual),
         };
-        return MethodFactory.Create(name, config, settings);
-    }
-
-    /// <summary>Every method option with its value ("--method=snapkv;--chunk=1024;…"; unset ones left out):
-    /// the full configuration a result row carries.</summary>
-    public string Describe(ParseResult p)
-    {
-        var all = new Option[] { Method, Chunk, Sink, Window, Masks }.Concat(Schedule.All)
-            .Concat([PoolKernel, Beta, LmbaThreshold, MinBudget, SkipLayers, Gqa]).Concat(Quant.All);
-        var parts = new List<string>();
-        foreach (var o in all)
-        {
-            object? v = p.GetResult(o) is { } r ? r.GetValueOrDefault<object?>() : null;
-            if (v is null) continue;
-            string text = v is IFormattable f ? f.ToString(null, System.Globalization.CultureInfo.InvariantCulture) : v.ToString()!;
-            if (o == Masks) text = Path.GetFileName(text);
-            parts.Add($"{o.Name}={text}");
-        }
-        return string.Join(';', parts);
+        return new MethodSpec(name, settings);
     }
 
     public int ChunkSize(ParseResult p)

@@ -31,7 +31,11 @@ public sealed record EvalRow
     public double Seconds { get; init; }
 
     /// <summary>What identifies a row for resuming a sweep: finished keys are skipped.</summary>
-    public string Key => $"{Model}|{Method}|{MethodConfig}|{Context}|{Chunk}|{Task}";
+    public string Key => MakeKey(Model, Method, MethodConfig, Context, Chunk, Task);
+
+    /// <summary>The <see cref="Key"/> a row with these fields has (a sweep computes it before running).</summary>
+    public static string MakeKey(string model, string method, string methodConfig, int context, int chunk, string task) =>
+        $"{model}|{method}|{methodConfig}|{context}|{chunk}|{task}";
 
     public static readonly string[] Columns =
     [

@@ -39,6 +39,19 @@ public sealed class EvalSet
         return new EvalSet(length, list);
     }
 
+    /// <summary>The shipped set for this length (<paramref name="evalDir"/>/eval-N.jsonl.gz) when it holds at least
+    /// <paramref name="perTask"/> examples of every task, else freshly generated ones (the same seeds).</summary>
+    public static EvalSet LoadOrCreate(string evalDir, IReadOnlyList<LongContextTask> tasks, int length, int perTask)
+    {
+        string path = Path.Combine(evalDir, FileName(length));
+        if (File.Exists(path))
+        {
+            var set = Load(path);
+            if (tasks.All(t => set.For(t.Name).Count() >= perTask)) return set;
+        }
+        return Create(tasks, length, perTask);
+    }
+
     /// <summary>The shipped file name for a length: eval-4096.jsonl.gz.</summary>
     public static string FileName(int length) => $"eval-{length}.jsonl.gz";
 

@@ -11,7 +11,11 @@ namespace KvNotebooks.Evaluation;
 public sealed record EvalMethod(string Name, string Config, Func<LlamaModel, Session> NewSession);
 
 /// <summary>What one example gave: the generated answer, its score, and the run's measurements.</summary>
-public sealed record ExampleResult(string Task, int Seed, int[] Generated, double Score, RunResult Run);
+public sealed record ExampleResult(string Task, int Seed, int[] Generated, double Score, RunResult Run)
+{
+    /// <summary>The run's timeline, one record per pre-fill chunk and decode step (for <c>KvTimeline</c> figures).</summary>
+    public IReadOnlyList<StepRecord> Steps { get; init; } = [];
+}
 
 /// <summary>
 /// Runs tasks through the real engine: chunked pre-fill of the prompt with the method evicting as it
@@ -38,11 +42,8 @@ public static class Evaluator
             if (generated.Count < max) token = TensorPrimitives.IndexOfMax(session.LastLogits);
         }
         double total = sw.Elapsed.TotalSeconds;
-        var m = session.Meter;
-        var run = new RunResult(method.Name, prompt.Length, generated.Count, Math.Min(session.ChunkSize, prompt.Length), generated.ToArray(),
-            m.Footprint, m.PeakKv, m.Entries, m.PeakEntries, m.FullEntries, session.Cache.PeakAllocatedBytes, session.Cache.LiveEntries,
-            prefill, total - prefill);
-        return new ExampleResult(task.Name, ex.Seed, run.Generated, task.Score(ex.Questions[0], run.Generated), run);
+        var run = session.Result(prompt.Length, generated.ToArray(), prefill, total - prefill) with { Method = method.Name };
+        return new ExampleResult(task.Name, ex.Seed, run.Generated, task.Score(ex.Questions[0], run.Generated), run) { Steps = session.Meter.Steps };
     }
 
     /// <summary>Every example of one task: the mean score and measurements as one CSV row.</summary>

@@ -121,9 +121,15 @@ public sealed class Session : ILayerObserver
         double prefillSeconds = sw.Elapsed.TotalSeconds;
         var generated = Generate(genTokens);
         double total = sw.Elapsed.TotalSeconds;
-        return new RunResult(Method.Name, prompt.Length, genTokens, Math.Min(ChunkSize, prompt.Length), generated,
+        return Result(prompt.Length, generated, prefillSeconds, total - prefillSeconds);
+    }
+
+    /// <summary>The measurements so far as a <see cref="RunResult"/>, for a caller that drove
+    /// <see cref="Prefill"/> and <see cref="Decode"/> itself (<paramref name="generated"/>: its answer).</summary>
+    public RunResult Result(int promptTokens, int[] generated, double prefillSeconds, double decodeSeconds) =>
+        new(Method.Name, promptTokens, generated.Length, Math.Min(ChunkSize, promptTokens), generated,
             Meter.Footprint, Meter.PeakKv, Meter.Entries, Meter.PeakEntries, Meter.FullEntries,
-            Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, total - prefillSeconds)
+            Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, decodeSeconds)
         {
             Schedule = (Method as ScheduledEviction)?.Schedule.ToString(),
             StoredHeads = Meter.NumHeads,
@@ -134,7 +140,6 @@ public sealed class Session : ILayerObserver
             PatchRows = Meter.PatchRows,
             PatchEntries = Meter.PatchEntries,
         };
-    }
 
     private void PrepareStep(Phase phase, int step, int rows, int patchRows, int start, bool finalChunk)
     {

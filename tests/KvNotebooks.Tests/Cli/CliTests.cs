@@ -167,4 +167,82 @@ public sealed class CliTests : IDisposable
         Assert.StartsWith("kvnb: error:", stderr);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    private string TaskModel()
+    {
+        string model = Path.Combine(_dir, "task-model");
+        KvNotebooks.Model.LlamaWeights.Random(new KvNotebooks.Model.LlamaConfig
+        {
+            VocabSize = KvNotebooks.Tasks.Vocabulary.Default.Size, HiddenSize = 32, IntermediateSize = 48, NumLayers = 2, NumHeads = 4,
+            NumKvHeads = 2, HeadDim = 8, RopeTheta = 1e6, MaxPositionEmbeddings = 4096,
+        }, seed: 5).Save(model);
+        return model;
+    }
+
+    [Fact]
+    public void SweepTwiceDoesNoWorkTheSecondTimeAndLeavesTheCsvAlone()
+    {
+        string model = TaskModel(), csv = Path.Combine(_dir, "sweep.csv");
+        string[] args = ["sweep", "--model", model, "--methods", "full,pyramidkv:naive,pyramidkv:patched", "--evict", "0.3:0.6:0.3",
+            "--chunks", "128", "--contexts", "256", "--tasks", "niah_mk", "--examples", "1", "--obs-window", "16",
+            "--eval-dir", Path.Combine(_dir, "none"), "--csv", csv];
+        var first = Kvnb(args);
+        Assert.True(first.code == 0, first.stderr);
+        Assert.Contains("5 configuration(s) × 1 context(s) × 1 task(s) = 5 rows of 1 example(s); 0 already in", first.stderr);
+        Assert.Contains("[   5/5]", first.stderr); // one line per finished row (stderr is not a terminal here)
+        var rows = KvNotebooks.Evaluation.EvalRow.Load(csv);
+        Assert.Equal(["full", "pyramidkv/naive", "pyramidkv/naive", "pyramidkv/patched", "pyramidkv/patched"], rows.Select(r => r.Method));
+        Assert.Contains("evict=0.6", rows[4].MethodConfig);
+        byte[] before = File.ReadAllBytes(csv);
+        var sidecar = JsonDocument.Parse(File.ReadAllText(csv + ".config.json")).RootElement.GetProperty("runs")[0];
+        Assert.Contains("--evict 0.3:0.6:0.3", sidecar.GetProperty("command").GetString());
+        Assert.Equal("task-model", sidecar.GetProperty("model").GetString());
+
+        var second = Kvnb(args);
+        Assert.Equal(0, second.code);
+        Assert.Contains("5 already in", second.stderr);
+        Assert.Contains("0 row(s) run, 5 skipped", second.stderr);
+        Assert.Equal(before, File.ReadAllBytes(csv));
+
+        var dry = Kvnb([.. args.Select(a => a == "0.3:0.6:0.3" ? "0.3:0.9:0.3" : a), "--dry-run"]);
+        Assert.Equal(0, dry.code);
+        Assert.Equal(5, dry.stdout.Split('\n').Count(l => l.StartsWith("done")));
+        Assert.Equal(2, dry.stdout.Split('\n').Count(l => l.StartsWith("todo")));
+        Assert.Equal(before, File.ReadAllBytes(csv));
+    }
+
+    [Fact]
+    public void EvalRowsOfDifferentRatesNoLongerReplaceEachOther()
+    {
+        string model = TaskModel(), csv = Path.Combine(_dir, "eval.csv");
+        foreach (var p in new[] { "0.3", "0.6" })
+            Assert.Equal(0, Kvnb("eval", "--model", model, "--tasks", "niah_mk", "--context", "256", "--examples", "1", "--chunk", "128",
+                "--method", "snapkv", "--schedule", "patched", "--evict", p, "--obs-window", "16", "--eval-dir", Path.Combine(_dir, "none"), "--csv", csv).code);
+        var rows = KvNotebooks.Evaluation.EvalRow.Load(csv);
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, r => Assert.Equal("snapkv/patched", r.Method));
+        Assert.Contains("evict=0.3", rows[0].MethodConfig);
+        Assert.Contains("evict=0.6", rows[1].MethodConfig);
+    }
+
+    [Theory]
+    [InlineData("--evict: range '0.9:0.1:0.1' ends before it starts", "--methods", "snapkv", "--evict", "0.9:0.1:0.1")]
+    [InlineData("positive step", "--methods", "snapkv", "--evict", "0.1:0.9:0")]
+    [InlineData("--evict must be a fraction p in [0, 1)", "--methods", "snapkv", "--evict", "0.5:1.0:0.5")]
+    [InlineData("--evict applies to the score-based methods", "--methods", "full,quantized", "--evict", "0.5")]
+    [InlineData("--bits applies to quantized KV", "--methods", "snapkv", "--bits", "2,4")]
+    [InlineData("--bits must be 2, 4 or 8", "--methods", "quantized", "--bits", "2:4:1")]
+    [InlineData("--chunks: 'big' in 'big' is not an integer", "--methods", "full", "--chunks", "big")]
+    [InlineData("use l2:naive", "--methods", "l2:patched")]
+    [InlineData("unknown task", "--methods", "full", "--tasks", "sudoku")]
+    [InlineData("--gqa: each item", "--methods", "snapkv", "--gqa", "shared,sometimes")]
+    public void BadSweepGridsExitWithTwoAndOneLine(string message, params string[] args)
+    {
+        string model = TaskModel();
+        var (code, _, stderr) = Kvnb(["sweep", "--model", model, "--dry-run", .. args]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("kvnb: error:", stderr);
+        Assert.Contains(message, stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }

@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Globalization;
+using KvNotebooks.Evaluation;
+using KvNotebooks.Eviction;
+using KvNotebooks.Kernels;
+using KvNotebooks.Model;
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Cli.Commands;
+
+/// <summary>
+/// <c>kvnb sweep</c>: a grid of methods × schedules × eviction rates × chunk sizes (× bits, windows, GQA
+/// layouts) × contexts × tasks, one CSV row per run with its full configuration; resumable (rows already
+/// in the CSV are skipped), the CSV rewritten atomically after every row, progress on stderr.
+/// </summary>
+public static class SweepCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small", Required = true };
+        var modelName = new Option<string?>("--model-name") { Description = "The rows' model column (default: the model folder's name)" };
+        var methods = new Option<string>("--methods") { Description = $"Methods, comma-separated: {string.Join(" | ", MethodFactory.Names)}; a score-based one may fix its schedule, e.g. pyramidkv:patched", Required = true };
+        var schedules = new Option<string?>("--schedules") { Description = "Schedules for score-based methods named without one: postfill, naive, patched (default: postfill for a single pre-fill, naive when chunked)" };
+        var evict = new Option<string?>("--evict") { Description = "Eviction rates p: values and ranges start:end:step, e.g. 0.1:0.9:0.1 or 0.3,0.5,0.7 (default 0.5)" };
+        var chunks = new Option<string>("--chunks", "--chunk") { Description = "Pre-fill chunk sizes, e.g. 512,1024 or 512:2048:512; none = a single pre-fill", DefaultValueFactory = _ => "none" };
+        var bits = new Option<string?>("--bits") { Description = "quantized: bits per code, e.g. 2,4,8 (default 4)" };
+        var windows = new Option<string?>("--windows") { Description = "streaming: local windows W, e.g. 64,256,1024 (default 1024)" };
+        var gqa = new Option<string>("--gqa") { Description = "Score-based methods: shared and/or replicated (e.g. shared,replicated)", DefaultValueFactory = _ => "shared" };
+        var contexts = new Option<string>("--contexts", "--context") { Description = "Context lengths, e.g. 2048,4096 (fixed sets in data/eval for 1024, 2048, 4096)", DefaultValueFactory = _ => "4096" };
+        var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
+        var examples = new Option<int>("--examples") { Description = "Examples per task (the first N of the fixed set)", DefaultValueFactory = _ => 5 };
+        var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
+        var csv = new Option<string?>("--csv") { Description = "Results CSV: finished rows are skipped, new ones added after each run; FILE.config.json records each invocation" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "List the runs (and which are already done) without running them" };
+        var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var sink = new Option<int>("--sink") { Description = "streaming: sink tokens S", DefaultValueFactory = _ => 128 };
+        var obsWindow = new Option<int>("--obs-window") { Description = "Score-based: observation window k (scoring queries, always-kept KVs, patch length)", DefaultValueFactory = _ => 64 };
+        var budgetRule = new Option<string>("--budget-rule") { Description = "code (paper code: int((1−p)·c) per chunk) | accounting (PAPER.md §1.2: round((1−p)·c) + window)", DefaultValueFactory = _ => "code" };
+        var poolKernel = new Option<int>("--pool-kernel") { Description = "snapkv/pyramidkv: average-pool kernel (odd)", DefaultValueFactory = _ => 5 };
+        var beta = new Option<int>("--beta") { Description = "pyramidkv: β (min budget = average / β)", DefaultValueFactory = _ => 20 };
+        var lmba = new Option<double>("--lmba-threshold") { Description = "zigzag: attention mass LMBA must reach", DefaultValueFactory = _ => 0.9 };
+        var minBudget = new Option<double>("--min-budget-fraction") { Description = "zigzag: B_min as a fraction of the average budget", DefaultValueFactory = _ => 0.2 };
+        var skipLayers = new Option<int>("--skip-layers") { Description = "l2: first layers never pruned (paper code: 2 of 32)", DefaultValueFactory = _ => 2 };
+        var groupSize = new Option<int>("--group-size") { Description = "quantized: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
+        var masks = new Option<string?>("--masks") { Description = "headmask: 0/1 TSV, one row per layer, one column per KV head (1 = full)" };
+        var residual = new Option<int>("--residual") { Description = "quantized: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
+        var json = Cli.JsonOption();
+
+        var cmd = new Command("sweep", "Evaluate a grid of KV methods and settings on the task suite; one CSV row per (config, context, task), resumable");
+        foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, bits, windows, gqa, contexts, tasks, examples, evalDir, csv,
+                     dryRun, threads, sink, obsWindow, budgetRule, poolKernel, beta, lmba, minBudget, skipLayers, groupSize, residual, masks, json })
+            cmd.Options.Add(o);
+
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            bool Given(Option o) => ScheduleOptions.Given(p, o);
+            int t = p.GetValue(threads);
+            if (t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
+            string rule = p.GetValue(budgetRule)!.ToLowerInvariant();
+            if (rule is not ("code" or "accounting")) throw new ArgumentException($"--budget-rule must be code or accounting (got '{rule}')");
+            var gqaList = SweepRange.Words(p.GetValue(gqa)!, "--gqa");
+            if (gqaList.Any(g => g is not ("shared" or "replicated"))) throw new ArgumentException($"--gqa: each item must be shared or replicated (got '{p.GetValue(gqa)}')");
+
+            var methodList = SweepRange.Words(p.GetValue(methods)!, "--methods");
+            var names = methodList.Select(m => new MethodSpec(m.Split(':')[0], new MethodSettings()).Canonical).ToList();
+            bool anyScored = names.Any(n => MethodFactory.ScoredNames.Contains(n));
+            void Needs(bool ok, Option o, string what)
+            {
+                if (Given(o) && !ok) throw new ArgumentException($"{o.Name} applies to {what}, and --methods has none");
+            }
+            Needs(anyScored, evict, "the score-based methods");
+            Needs(anyScored, schedules, "the score-based methods");
+            Needs(anyScored, gqa, "the score-based methods");
+            Needs(names.Contains("quantized"), bits, "quantized KV");
+            Needs(names.Contains("streaming"), windows, "streaming heads");
+
+            var chunkWords = new Dictionary<string, int> { ["none"] = 0, ["single"] = 0 };
+            var grid = new SweepGrid
+            {
+                Methods = methodList,
+                Schedules = p.GetValue(schedules) is { } s ? SweepRange.Words(s, "--schedules") : [],
+                Evicts = p.GetValue(evict) is { } e ? SweepRange.Doubles(e, "--evict") : [0.5],
+                Chunks = SweepRange.Ints(p.GetValue(chunks)!, "--chunks", chunkWords),
+                Bits = p.GetValue(bits) is { } b ? SweepRange.Ints(b, "--bits") : [4],
+                Windows = p.GetValue(windows) is { } w ? SweepRange.Ints(w, "--windows") : [1024],
+                Replicated = gqaList.Select(g => g == "replicated").ToList(),
+                Contexts = SweepRange.Ints(p.GetValue(contexts)!, "--contexts"),
+                Tasks = TaskSuite.Parse(p.GetValue(tasks)!),
+                Examples = p.GetValue(examples),
+                ObsWindow = p.GetValue(obsWindow),
+                AccountingRule = rule == "accounting",
+                Settings = new MethodSettings
+                {
+                    Sink = p.GetValue(sink), PoolKernel = p.GetValue(poolKernel), Beta = p.GetValue(beta),
+                    LmbaThreshold = p.GetValue(lmba), MinBudgetFraction = p.GetValue(minBudget), SkipLayers = p.GetValue(skipLayers),
+                    GroupSize = p.GetValue(groupSize), Residual = p.GetValue(residual), MasksPath = p.GetValue(masks),
+                },
+            };
+            var options = new SweepOptions
+            {
+                ModelDir = p.GetValue(model)!, ModelName = p.GetValue(modelName), CsvPath = p.GetValue(csv),
+                EvalDir = p.GetValue(evalDir)!, CommandLine = "kvnb " + string.Join(' ', p.Tokens.Select(x => Quote(x.Value))),
+            };
+            bool asJson = p.GetValue(json);
+            var config = LlamaConfig.Load(Path.Combine(options.ModelDir, "config.json"));
+            var (plan, todo) = Sweep.Pending(grid, options, config);
+            foreach (var note in plan.Notes) Console.Error.WriteLine($"kvnb sweep: note: {note}");
+            int skipped = plan.Points.Count - todo.Count;
+            if (!asJson)
+                Console.Error.WriteLine($"kvnb sweep: {plan.Configs.Count} configuration(s) × {grid.Contexts.Count} context(s) × {grid.Tasks.Count} task(s) = " +
+                    $"{plan.Points.Count} rows of {grid.Examples} example(s); {skipped} already in {options.CsvPath ?? "(no CSV)"}, {todo.Count} to run");
+            if (p.GetValue(dryRun))
+            {
+                var done = plan.Points.Except(todo).ToHashSet();
+                if (asJson)
+                    Cli.WriteJson(new { planned = plan.Points.Count, skipped, toRun = todo.Count, notes = plan.Notes,
+                        points = plan.Points.Select(x => new { method = x.Spec.Label, config = x.Config, context = x.Context, chunk = x.Chunk, task = x.Task.Name, done = done.Contains(x) }) });
+                else
+                    foreach (var x in plan.Points)
+                        Console.WriteLine($"{(done.Contains(x) ? "done" : "todo")}  {x.Context,5}  {x.Task.Name,-10} {x.Config}");
+                return 0;
+            }
+
+            KernelOptions.Threads = t;
+            bool live = !Console.IsErrorRedirected && !asJson;
+            SweepPoint? current = null;
+            int exampleNo = 0;
+            var result = Sweep.Run(grid, options,
+                onRow: asJson ? null : pr =>
+                {
+                    var r = pr.Row;
+                    if (live) Console.Error.Write("\r" + new string(' ', 100) + "\r");
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"[{pr.Done,4}/{pr.ToRun}] {r.Method,-20} {SweepAnalysis.PointOf(r.MethodConfig),-10} chunk {MethodSpec.ChunkText(r.Chunk),-5} ctx {r.Context,5} {r.Task,-10} " +
+                        $"score {r.Score,5:F3}  footprint {r.Footprint * 100,5:F1}%  peak {r.PeakKv * 100,5:F1}%  {r.Seconds,6:F1} s  ETA {Eta(pr.Remaining)}"));
+                },
+                onExample: live ? (pt, _) =>
+                {
+                    exampleNo = ReferenceEquals(pt, current) ? exampleNo + 1 : 1;
+                    current = pt;
+                    Console.Error.Write($"\r  {pt.Spec.Label} {SweepAnalysis.PointOf(pt.Config)} chunk {MethodSpec.ChunkText(pt.Chunk)} ctx {pt.Context} {pt.Task.Name}: example {exampleNo}/{grid.Examples}   ");
+                } : null);
+            if (asJson)
+                Cli.WriteJson(new { planned = result.Planned, skipped = result.Skipped, ran = result.Ran, csv = options.CsvPath, notes = result.Notes, rows = result.Rows });
+            else
+            {
+                Console.Error.WriteLine($"kvnb sweep: {result.Ran} row(s) run, {result.Skipped} skipped{(options.CsvPath is { } c ? $"; {result.Rows.Count} rows in {c}" : "")}");
+                if (options.CsvPath is null)
+                    Console.Out.Write(Reports.TableExtensions.ToTable(result.Rows.Select(r => new { r.Method, Config = r.MethodConfig, r.Context, r.Task, r.Score, r.Footprint, r.PeakKv, r.PeakKvBytes })).ToText() + "\n");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static string Eta(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : $"{t.Minutes}:{t.Seconds:00}";
+
+    private static string Quote(string s) => s.Length > 0 && s.All(c => char.IsLetterOrDigit(c) || "-_.,:/=+".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The sweeps behind notebook 02 for one model, then the notebook itself. Resumable: run it again after
+# an interruption and only the missing rows run (the CSV is rewritten after every finished row).
+#
+#   bash scripts/sweep-02.sh [MODEL_DIR] [EXAMPLES]         default: data/models/kvnb-small 10
+#   MODEL_NAME=kvnb-small bash scripts/sweep-02.sh /path/to/export   # name the rows when the folder name is not the model's
+#   THREADS=1 …                                            # leave a core free
+#
+# Rows go to data/results/sweep-NAME.csv (+ .config.json: every invocation, model hash, commit);
+# notebook 02 reads the CSV of the model it loads. About 30–50 min on 2 cores with the defaults
+# (data/results/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-data/models/kvnb-small}
+examples=${2:-10}
+name=${MODEL_NAME:-$(basename "$(cd "$model" && pwd)")}
+threads=${THREADS:-$(nproc)}
+csv=data/results/sweep-$name.csv
+[ -f lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll ] || dotnet build KvNotebooks.sln -c Release -nologo -clp:ErrorsOnly
+kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
+common=(--model "$model" --model-name "$name" --examples "$examples" --threads "$threads" --csv "$csv" --evict 0.1:0.9:0.2)
+
+echo "== every method at 5 eviction rates, 2K context, 512-token chunks, one or two tasks per category"
+kvnb sweep "${common[@]}" \
+  --methods full,pyramidkv:postfill,pyramidkv:naive,pyramidkv:patched,snapkv:patched,h2o:naive,l2:naive,zigzag:patched,quantized \
+  --bits 2,4,8 --skip-layers 0 --chunks 512 --contexts 2048 \
+  --tasks json_kv,niah_mk,rag,rerank,icl_few,var_track,freq,table
+echo "== chunk size on Recall (512 is already done and skipped)"
+kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 256,512,1024 --contexts 2048 --tasks json_kv,niah_mk
+echo "== the GQA layout of the original code (one KV copy per query head) on Recall"
+kvnb sweep "${common[@]}" --methods snapkv:patched --gqa replicated --chunks 512 --contexts 2048 --tasks json_kv,niah_mk
+echo "== Recall at 4K, 1K chunks"
+kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 1024 --contexts 4096 --tasks json_kv,niah_mk
+
+echo "== notebook 02"
+kvnb notebooks run notebooks/02-post-fill-vs-chunked.ipynb

@@ -1,0 +1,293 @@
+using System.Text.Json.Nodes;
+using KvNotebooks.Evaluation;
+using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
+using KvNotebooks.Model;
+using KvNotebooks.Tasks;
+
+namespace KvNotebooks.Tests.Evaluation;
+
+public sealed class SweepTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kvnb-sweep").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    // ---- ranges ----
+
+    [Fact]
+    public void Ranges_expand_inclusively_with_clean_decimals_and_lists_keep_their_order()
+    {
+        Assert.Equal([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], SweepRange.Doubles("0.1:0.9:0.1", "--evict"));
+        Assert.Equal([0.7, 0.1, 0.3, 0.5], SweepRange.Doubles("0.7, 0.1:0.5:0.2, 0.3", "--evict"));
+        Assert.Equal([0.5], SweepRange.Doubles("0.5:0.5:0.1", "--evict"));
+        Assert.Equal([0, 512, 1024, 1536, 2048], SweepRange.Ints("none,512:2048:512", "--chunks", new Dictionary<string, int> { ["none"] = 0 }));
+        Assert.Equal(["pyramidkv:patched", "full"], SweepRange.Words("PyramidKV:patched, full,full", "--methods"));
+    }
+
+    [Theory]
+    [InlineData("0.9:0.1:0.1", "ends before it starts")]
+    [InlineData("0.1:0.9:0", "positive step")]
+    [InlineData("0.1:0.9:-0.1", "positive step")]
+    [InlineData("0.1:0.9", "neither a number nor a range")]
+    [InlineData("0.1,,0.3", "empty item")]
+    [InlineData("0.1;0.3", "not a number")]
+    [InlineData("0:0.9:0.0001", "values (at most")]
+    public void Bad_ranges_are_rejected_with_the_option_named(string text, string message)
+    {
+        var e = Assert.Throws<ArgumentException>(() => SweepRange.Doubles(text, "--evict"));
+        Assert.Contains(message, e.Message);
+        Assert.StartsWith("--evict", e.Message);
+    }
+
+    // ---- grids ----
+
+    private static SweepGrid Grid(params string[] methods) => new()
+    {
+        Methods = methods, Evicts = [0.3, 0.6], Chunks = [256, 512], Bits = [2, 4, 8], Contexts = [1024],
+        Tasks = [TaskSuite.Get("json_kv"), TaskSuite.Get("rag")], Examples = 1,
+    };
+
+    [Fact]
+    public void A_grid_crosses_each_dimension_only_with_the_methods_it_applies_to()
+    {
+        var plan = (Grid("full", "pyramidkv:naive", "pyramidkv:patched", "l2", "quantized") with { Schedules = ["naive", "patched"] }).Expand();
+        // full: 1 config; pyramidkv naive and patched: 2 rates each; l2: naive only (2 rates); quantized: 3 bit widths.
+        // Each × 2 chunks × 1 context × 2 tasks.
+        Assert.Equal((1 + 2 + 2 + 2 + 3) * 2 * 2, plan.Points.Count);
+        Assert.Equal(plan.Points.Count, plan.Points.Select(p => p.Key("m")).Distinct().Count());
+        Assert.Contains("full;chunk=256", plan.Configs);
+        Assert.Contains("pyramidkv;schedule=patched;evict=0.6;obs=64;pool=5;beta=20;gqa=shared;chunk=512", plan.Configs);
+        Assert.Contains("l2;schedule=naive;evict=0.3;obs=64;skip-layers=2;gqa=shared;chunk=256", plan.Configs);
+        Assert.Contains("quantized;bits=8;group=32;residual=128;chunk=512", plan.Configs);
+        Assert.DoesNotContain(plan.Configs, c => c.StartsWith("l2;schedule=patched"));
+        Assert.Contains(plan.Notes, n => n.Contains("l2 × patched left out"));
+        Assert.Equal(["full", "pyramidkv/naive", "pyramidkv/patched", "l2/naive", "quantized"], plan.Points.Select(p => p.Spec.Label).Distinct());
+        // Config-major order: a stopped sweep has whole configurations (every task) done first.
+        Assert.Equal(["json_kv", "rag"], plan.Points.Take(2).Select(p => p.Task.Name));
+        Assert.True(plan.Points.Take(2).All(p => p.Config == "full;chunk=256"));
+    }
+
+    [Fact]
+    public void A_score_based_method_without_a_schedule_follows_kvnb_run_post_fill_single_naive_chunked()
+    {
+        var plan = (Grid("snapkv") with { Chunks = [0, 512], Evicts = [0.5] }).Expand();
+        Assert.Equal(["snapkv;schedule=postfill;evict=0.5;obs=64;pool=5;gqa=shared;chunk=none", "snapkv;schedule=naive;evict=0.5;obs=64;pool=5;gqa=shared;chunk=512"], plan.Configs);
+        var gqa = (Grid("snapkv:patched") with { Evicts = [0.5], Chunks = [256], Replicated = [false, true] }).Expand();
+        Assert.Equal(["snapkv/patched", "snapkv/patched/replicated"], gqa.Points.Select(p => p.Spec.Label).Distinct());
+    }
+
+    [Theory]
+    [InlineData("unknown method", "fastgen")]
+    [InlineData("only the score-based methods", "full:naive")]
+    [InlineData("patching", "l2:patched")]
+    [InlineData("is not one of", "snapkv:eventually")]
+    public void Impossible_grids_fail_before_running(string message, string method) =>
+        Assert.Contains(message, Assert.Throws<ArgumentException>(() => Grid(method).Expand()).Message);
+
+    [Fact]
+    public void Model_dependent_settings_are_checked_when_the_grid_is_expanded_for_a_model()
+    {
+        var grid = Grid("quantized") with { Settings = new MethodSettings { GroupSize = 3 } };
+        grid.Expand(); // no model: not checked
+        Assert.Contains("does not divide the head dimension", Assert.Throws<ArgumentException>(() => grid.Expand(TaskModel())).Message);
+        Assert.Contains("below the shortest", Assert.Throws<ArgumentException>(() => (Grid("full") with { Contexts = [64] }).Expand()).Message);
+        Assert.Contains("--examples", Assert.Throws<ArgumentException>(() => (Grid("full") with { Examples = 0 }).Expand()).Message);
+        Assert.Contains("--chunks", Assert.Throws<ArgumentException>(() => (Grid("full") with { Chunks = [-1] }).Expand()).Message);
+    }
+
+    [Fact]
+    public void Configurations_that_differ_in_any_setting_have_different_keys()
+    {
+        var a = new MethodSpec("pyramidkv", new MethodSettings { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) });
+        var b = a with { Settings = a.Settings with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.7)) } };
+        var c = a with { Settings = a.Settings with { Schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5)) } };
+        var d = a with { Settings = a.Settings with { Beta = 10 } };
+        var e = a with { Settings = a.Settings with { ReplicatePerQueryHead = true } };
+        Assert.Equal(5, new[] { a, b, c, d, e }.Select(s => s.Describe(512)).Distinct().Count());
+        Assert.NotEqual(a.Describe(512), a.Describe(0));
+        Assert.EndsWith("chunk=none", a.Describe(0));
+        Assert.Equal("pyramidkv/patched", a.Label);
+        Assert.Equal("p=0.5", a.Point);
+    }
+
+    // ---- running and resuming ----
+
+    private static LlamaConfig TaskModel() => new()
+    {
+        VocabSize = Vocabulary.Default.Size, HiddenSize = 32, IntermediateSize = 48, NumLayers = 2, NumHeads = 4, NumKvHeads = 2,
+        HeadDim = 8, RopeTheta = 1e6, MaxPositionEmbeddings = 4096,
+    };
+
+    private string RandomModel()
+    {
+        string dir = Path.Combine(_dir, "tiny");
+        if (!Directory.Exists(dir)) LlamaWeights.Random(TaskModel(), seed: 5).Save(dir);
+        return dir;
+    }
+
+    private SweepGrid SmallGrid() => new()
+    {
+        Methods = ["full", "snapkv:patched", "quantized"], Evicts = [0.5], Chunks = [128], Bits = [4], Contexts = [256],
+        Tasks = [TaskSuite.Get("niah_mk"), TaskSuite.Get("icl_few")], Examples = 1, ObsWindow = 16,
+        Settings = new MethodSettings { GroupSize = 8, Residual = 16 },
+    };
+
+    [Fact]
+    public void A_resumed_sweep_skips_finished_rows_and_leaves_the_csv_unchanged()
+    {
+        string csv = Path.Combine(_dir, "sweep.csv");
+        var options = new SweepOptions { ModelDir = RandomModel(), CsvPath = csv, EvalDir = Path.Combine(_dir, "no-eval-sets"), CommandLine = "test" };
+        var first = Sweep.Run(SmallGrid(), options);
+        Assert.Equal(6, first.Ran);
+        Assert.Equal(6, EvalRow.Load(csv).Count);
+        Assert.All(EvalRow.Load(csv), r => Assert.Equal("tiny", r.Model));
+        byte[] before = File.ReadAllBytes(csv);
+        string sidecar = File.ReadAllText(Sweep.SidecarPath(csv));
+
+        int examples = 0;
+        var second = Sweep.Run(SmallGrid(), options, onExample: (_, _) => examples++);
+        Assert.Equal(0, second.Ran);
+        Assert.Equal(6, second.Skipped);
+        Assert.Equal(0, examples);
+        Assert.Equal(before, File.ReadAllBytes(csv));
+        Assert.Equal(sidecar, File.ReadAllText(Sweep.SidecarPath(csv)));
+
+        // A row lost (a killed sweep) is the only one redone; the others keep their bytes.
+        var rows = EvalRow.Load(csv);
+        EvalRow.Save(csv, rows.Where(r => !(r.Method == "snapkv/patched" && r.Task == "icl_few")));
+        var third = Sweep.Run(SmallGrid(), options);
+        Assert.Equal(1, third.Ran);
+        var after = EvalRow.Load(csv);
+        Assert.Equal(6, after.Count);
+        Assert.Equal(rows.Where(r => r.Method != "snapkv/patched" || r.Task != "icl_few").Select(r => r with { Seconds = 0 }),
+                     after.Where(r => r.Method != "snapkv/patched" || r.Task != "icl_few").Select(r => r with { Seconds = 0 }));
+        // Determinism: the redone row scores and measures exactly what the lost one did.
+        var lost = rows.Single(r => r.Method == "snapkv/patched" && r.Task == "icl_few");
+        var redone = after.Single(r => r.Method == "snapkv/patched" && r.Task == "icl_few");
+        Assert.Equal((lost.Score, lost.Footprint, lost.PeakKvBytes), (redone.Score, redone.Footprint, redone.PeakKvBytes));
+
+        var runs = JsonNode.Parse(File.ReadAllText(Sweep.SidecarPath(csv)))!["runs"]!.AsArray();
+        Assert.Equal(2, runs.Count);
+        Assert.Equal(1, runs[1]!["rows_run"]!.GetValue<int>());
+        Assert.Equal(5, runs[1]!["rows_skipped"]!.GetValue<int>());
+        Assert.Equal(16, runs[0]!["model_sha256"]!.GetValue<string>().Length);
+    }
+
+    [Fact]
+    public void A_row_with_another_example_count_is_redone_and_replaced_in_place()
+    {
+        string csv = Path.Combine(_dir, "sweep.csv");
+        var options = new SweepOptions { ModelDir = RandomModel(), CsvPath = csv, EvalDir = Path.Combine(_dir, "none") };
+        var grid = SmallGrid() with { Methods = ["full"], Tasks = [TaskSuite.Get("niah_mk")] };
+        Sweep.Run(grid, options);
+        var more = Sweep.Run(grid with { Examples = 2 }, options);
+        Assert.Equal(1, more.Ran);
+        Assert.Equal(2, Assert.Single(EvalRow.Load(csv)).Examples);
+    }
+
+    [Fact]
+    public void A_cancelled_sweep_keeps_its_finished_rows_and_says_so_in_the_sidecar()
+    {
+        string csv = Path.Combine(_dir, "sweep.csv");
+        var options = new SweepOptions { ModelDir = RandomModel(), CsvPath = csv, EvalDir = Path.Combine(_dir, "none") };
+        using var cts = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() => Sweep.Run(SmallGrid(), options, onRow: p => { if (p.Done == 2) cts.Cancel(); }, cancel: cts.Token));
+        Assert.Equal(2, EvalRow.Load(csv).Count);
+        var run = JsonNode.Parse(File.ReadAllText(Sweep.SidecarPath(csv)))!["runs"]![0]!;
+        Assert.True(run["interrupted"]!.GetValue<bool>());
+        Assert.Equal(2, run["rows_run"]!.GetValue<int>());
+        Assert.Equal(4, Sweep.Run(SmallGrid(), options).Ran);
+    }
+
+    [Fact]
+    public void Two_sweeps_cannot_write_one_csv_at_once()
+    {
+        string csv = Path.Combine(_dir, "sweep.csv");
+        var options = new SweepOptions { ModelDir = RandomModel(), CsvPath = csv, EvalDir = Path.Combine(_dir, "none") };
+        var grid = SmallGrid() with { Methods = ["full"], Tasks = [TaskSuite.Get("niah_mk")] };
+        IOException? inner = null;
+        Sweep.Run(grid, options, onExample: (_, _) => inner ??= Assert.Throws<IOException>(() => Sweep.Run(grid, options)));
+        Assert.Contains("being written by another sweep", inner!.Message);
+        Assert.Single(EvalRow.Load(csv));
+        Assert.False(File.Exists(csv + ".lock"));
+        Assert.Equal(0, Sweep.Run(grid, options).Ran); // the lock is gone with the first sweep
+    }
+
+    // ---- critical footprint per category ----
+
+    private static EvalRow Row(string method, string config, string task, string category, double score, double footprint, int chunk = 1024) => new()
+    {
+        Model = "m", Method = method, MethodConfig = config, Context = 4096, Chunk = chunk, Task = task, Category = category,
+        Examples = 10, Score = score, Footprint = footprint, Chance = 0.01,
+    };
+
+    private static List<EvalRow> Full() =>
+    [
+        Row("full", "full;chunk=1024", "json_kv", "Recall", 1.0, 1),
+        Row("full", "full;chunk=1024", "niah_mk", "Recall", 0.8, 1),
+        Row("full", "full;chunk=1024", "rag", "RAG", 0.5, 1),
+    ];
+
+    [Fact]
+    public void Critical_footprint_per_category_interpolates_category_means_against_full_attention()
+    {
+        // Recall: full = 0.9, target 0.81. Category points (footprint, mean score): (0.8, 0.9), (0.5, 0.85), (0.3, 0.6).
+        var method = new List<EvalRow>
+        {
+            Row("pyramidkv/patched", "p=0.2", "json_kv", "Recall", 1.0, 0.8), Row("pyramidkv/patched", "p=0.2", "niah_mk", "Recall", 0.8, 0.8),
+            Row("pyramidkv/patched", "p=0.5", "json_kv", "Recall", 0.9, 0.5), Row("pyramidkv/patched", "p=0.5", "niah_mk", "Recall", 0.8, 0.5),
+            Row("pyramidkv/patched", "p=0.7", "json_kv", "Recall", 0.7, 0.3), Row("pyramidkv/patched", "p=0.7", "niah_mk", "Recall", 0.5, 0.3),
+            // p = 0.9 has only one Recall task: an incomplete point, left out (it would fail the target).
+            Row("pyramidkv/patched", "p=0.9", "json_kv", "Recall", 0.0, 0.1),
+            Row("pyramidkv/patched", "p=0.2", "rag", "RAG", 0.5, 0.8), Row("pyramidkv/patched", "p=0.5", "rag", "RAG", 0.5, 0.5),
+            Row("pyramidkv/patched", "p=0.7", "rag", "RAG", 0.46, 0.3),
+        };
+        var crit = SweepAnalysis.CriticalFootprints(method, Full());
+        var recall = crit.Single(c => c.Category == "Recall");
+        Assert.Equal(0.9, recall.FullScore, 12);
+        Assert.Equal(3, recall.Points);
+        Assert.Equal(CriticalKind.Exact, recall.Critical!.Kind);
+        Assert.Equal(0.3 + (0.81 - 0.6) / (0.85 - 0.6) * 0.2, recall.Critical.Value, 12);
+        var rag = crit.Single(c => c.Category == "RAG");
+        Assert.Equal(CriticalKind.Below, rag.Critical!.Kind); // 0.46 ≥ 0.45 still holds at the smallest footprint
+        Assert.Equal("<30.0", rag.Critical.ToString());
+        Assert.Equal(new[] { "Recall", "RAG" }, crit.Select(c => c.Category));
+
+        var table = SweepAnalysis.CriticalTable([.. Full(), .. method]);
+        Assert.Equal(["method", "context", "chunk", "Recall", "RAG"], table.Columns);
+        Assert.Equal(new object?[] { "pyramidkv/patched", 4096, "1024", "46.8", "<30.0" }, table.Rows[0]);
+        Assert.Equal("90.0", table.Rows.Single(r => (string)r[0]! == "(full attention score)")[3]);
+        var noBaseline = SweepAnalysis.CriticalTable(method);
+        Assert.Equal(new object?[] { "pyramidkv/patched", 4096, "1024", "–", "–" }, Assert.Single(noBaseline.Rows));
+    }
+
+    [Fact]
+    public void Critical_footprint_says_above_when_even_the_largest_footprint_falls_short_and_refuses_mixed_curves()
+    {
+        var naive = new List<EvalRow>
+        {
+            Row("pyramidkv/naive", "p=0.2", "json_kv", "Recall", 0.5, 0.8), Row("pyramidkv/naive", "p=0.2", "niah_mk", "Recall", 0.5, 0.8),
+            Row("pyramidkv/naive", "p=0.5", "json_kv", "Recall", 0.1, 0.5), Row("pyramidkv/naive", "p=0.5", "niah_mk", "Recall", 0.1, 0.5),
+        };
+        var recall = Assert.Single(SweepAnalysis.CriticalFootprints(naive, Full()));
+        Assert.Equal(">80.0", recall.Critical!.ToString());
+        var mixed = naive.Append(Row("pyramidkv/naive", "p=0.2", "json_kv", "Recall", 0.5, 0.8, chunk: 512));
+        Assert.Contains("2 curves", Assert.Throws<ArgumentException>(() => SweepAnalysis.CriticalFootprints(mixed, Full())).Message);
+        Assert.Contains("no full-attention rows", Assert.Throws<ArgumentException>(() => SweepAnalysis.CriticalFootprints(naive, [])).Message);
+    }
+
+    [Fact]
+    public void Category_points_average_tasks_and_name_the_swept_value()
+    {
+        var rows = new List<EvalRow>
+        {
+            Row("quantized", "quantized;bits=4;group=32;residual=128;chunk=1024", "json_kv", "Recall", 1.0, 0.25),
+            Row("quantized", "quantized;bits=4;group=32;residual=128;chunk=1024", "niah_mk", "Recall", 0.5, 0.27),
+        };
+        var p = Assert.Single(SweepAnalysis.CategoryPoints(rows));
+        Assert.Equal(("Recall", 0.75, 0.26, "4-bit", 2), (p.Category, p.Score, p.Footprint, p.Point, p.Tasks));
+        Assert.Equal("p=0.7", SweepAnalysis.PointOf("pyramidkv;schedule=patched;evict=0.7;obs=64;chunk=1024"));
+        Assert.Equal("window=256", SweepAnalysis.PointOf("streaming;sink=16;window=256;chunk=1024"));
+        Assert.Equal("", SweepAnalysis.PointOf("full;chunk=1024"));
+    }
+}
