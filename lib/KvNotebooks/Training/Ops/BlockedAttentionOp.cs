@@ -8,7 +8,9 @@ namespace KvNotebooks.Training.Ops;
 /// inner product is a <see cref="Gemm"/> call. Per block, only the visible key segments are
 /// touched: [0, i1) for a full head; the sink segment and the window segment for a streaming head.
 /// Scratch is one block of scores per segment (BlockRows × keys), never T × T.
-/// <see cref="AttentionOp"/> stays the readable reference the tests compare this against.
+/// With AVX-512 and head size 32 (our models) both directions go to <see cref="FlashAttention"/>
+/// instead (fused register tiles; <c>blockRows</c> is then ignored); <see cref="Gemm.ForcePortable"/>
+/// forces the path below. <see cref="AttentionOp"/> stays the readable reference the tests compare both against.
 /// </summary>
 public static class BlockedAttentionOp
 {
@@ -18,9 +20,30 @@ public static class BlockedAttentionOp
     [ThreadStatic] private static Scratch? _scratch;
 
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Forward(q, k, v, o, lse, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
+
+    /// <summary><paramref name="sequences"/> sequences of T rows back to back (q, o [S·T × Hq·hd], k, v [S·T × Hkv·hd],
+    /// lse [S][Hq × T]), each attending only within itself: one parallel region for the whole batch.</summary>
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
     {
         Check(numHeads, numKvHeads, masks);
+        CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        if (FlashAttention.Supports(headDim))
+        {
+            FlashAttention.Forward(q, k, v, o, lse, sequences, T, numHeads, numKvHeads, masks.ToArray());
+            return;
+        }
+        int qs = T * numHeads * headDim, ks = T * numKvHeads * headDim, ls = numHeads * T;
+        for (int b = 0; b < sequences; b++)
+            ForwardOne(q.Slice(b * qs, qs), k.Slice(b * ks, ks), v.Slice(b * ks, ks), o.Slice(b * qs, qs), lse.Slice(b * ls, ls),
+                T, numHeads, numKvHeads, headDim, masks, blockRows);
+    }
+
+    private static void ForwardOne(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+    {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
         float scale = 1f / MathF.Sqrt(hd);
@@ -86,9 +109,32 @@ public static class BlockedAttentionOp
 
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Backward(dO, q, k, v, o, lse, dq, dk, dv, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
+
+    /// <summary>Backward of the batched <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, int, ReadOnlySpan{HeadMask}, int)"/>.</summary>
+    public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
     {
         Check(numHeads, numKvHeads, masks);
+        CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        CheckSizes(dq.Length, dk.Length, dv.Length, dO.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        if (FlashAttention.Supports(headDim))
+        {
+            FlashAttention.Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, masks.ToArray());
+            return;
+        }
+        int qs = T * numHeads * headDim, ks = T * numKvHeads * headDim, ls = numHeads * T;
+        for (int b = 0; b < sequences; b++)
+            BackwardOne(dO.Slice(b * qs, qs), q.Slice(b * qs, qs), k.Slice(b * ks, ks), v.Slice(b * ks, ks), o.Slice(b * qs, qs), lse.Slice(b * ls, ls),
+                dq.Slice(b * qs, qs), dk.Slice(b * ks, ks), dv.Slice(b * ks, ks), T, numHeads, numKvHeads, headDim, masks, blockRows);
+    }
+
+    private static void BackwardOne(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+    {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
         float scale = 1f / MathF.Sqrt(hd);
@@ -184,6 +230,15 @@ public static class BlockedAttentionOp
             var sr = src.AsSpan(t * hd, hd);
             for (int e = 0; e < hd; e++) d[e] += sr[e];
         }
+    }
+
+    private static void CheckSizes(int qLen, int kLen, int vLen, int oLen, int lseLen, int sequences, int T, int numHeads, int numKvHeads, int headDim)
+    {
+        if (sequences < 1 || T < 1 || headDim < 1) throw new ArgumentException($"need sequences, T and headDim ≥ 1 (got {sequences}, {T}, {headDim})");
+        long rows = (long)sequences * T;
+        if (qLen < rows * numHeads * headDim || oLen < rows * numHeads * headDim || kLen < rows * numKvHeads * headDim
+            || vLen < rows * numKvHeads * headDim || lseLen < rows * numHeads)
+            throw new ArgumentException($"attention buffers too small for {sequences} × {T} rows, {numHeads} heads ({numKvHeads} KV) of {headDim}");
     }
 
     private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<HeadMask> masks)
