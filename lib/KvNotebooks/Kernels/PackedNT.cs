@@ -8,6 +8,8 @@ namespace KvNotebooks.Kernels;
 /// panels of 32 columns laid out [k × 32], so a 6-row × 32-column micro-kernel keeps 12 Vector512
 /// accumulators in registers and, per step of k, loads two B vectors and broadcasts six A values
 /// (12 FMAs for 8 loads). Rows are processed in chunks that stay in L2; chunks are spread over threads.
+/// <see cref="RunNN"/> and <see cref="RunTN"/> (the backward shapes) pack B straight from its [k×n] layout
+/// (row segments of 32, no transpose) and, for TN, read A [k×m] transposed inside the micro-kernel.
 /// </summary>
 internal static unsafe class PackedNT
 {
@@ -15,7 +17,19 @@ internal static unsafe class PackedNT
 
     [ThreadStatic] private static float[]? _packed;
 
-    public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    /// <summary>C[m×n] (+)= A[m×k] · Bᵀ, B stored [n×k].</summary>
+    public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: false, aTransposed: false);
+
+    /// <summary>C[m×n] (+)= A[m×k] · B, B stored [k×n].</summary>
+    public static void RunNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: true, aTransposed: false);
+
+    /// <summary>C[m×n] (+)= Aᵀ · B, A stored [k×m], B stored [k×n].</summary>
+    public static void RunTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: true, aTransposed: true);
+
+    private static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, bool bIsKByN, bool aTransposed)
     {
         int panels = (n + NR - 1) / NR;
         long need = (long)panels * NR * k + 16; // + room to align the panels to a 64-byte cache line
@@ -23,10 +37,34 @@ internal static unsafe class PackedNT
         fixed (float* pa = a, pb = b, pc = c, praw = packed)
         {
             float* pp = (float*)(((nint)praw + 63) & ~(nint)63);
-            Pack(pb, pp, n, k, panels);
+            if (bIsKByN) PackKByN(pb, pp, n, k, panels);
+            else Pack(pb, pp, n, k, panels);
             int chunks = (m + RowChunk - 1) / RowChunk;
             float* ca = pa, cc = pc, cp = pp;
-            KernelOptions.For(chunks, (long)m * n * k > 1 << 20, ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate));
+            KernelOptions.For(chunks, (long)m * n * k > 1 << 20, ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate, aTransposed));
+        }
+    }
+
+    /// <summary>The same panels as <see cref="Pack"/> from B stored [k×n]: each panel row is a 32-wide slice of a B row.</summary>
+    private static void PackKByN(float* b, float* packed, int n, int k, int panels)
+    {
+        for (int p = 0; p < panels; p++)
+        {
+            float* dst = packed + (long)p * NR * k;
+            int col = p * NR, cols = Math.Min(NR, n - col);
+            if (cols == NR)
+                for (int kk = 0; kk < k; kk++)
+                {
+                    float* src = b + (long)kk * n + col;
+                    Vector512.Store(Vector512.Load(src), dst + kk * NR);
+                    Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
+                }
+            else
+                for (int kk = 0; kk < k; kk++)
+                {
+                    float* src = b + (long)kk * n + col;
+                    for (int j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? src[j] : 0f;
+                }
         }
     }
 
@@ -50,7 +88,7 @@ internal static unsafe class PackedNT
         }
     }
 
-    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate)
+    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate, bool aTransposed)
     {
         int r0 = chunk * RowChunk, r1 = Math.Min(m, r0 + RowChunk);
         // k is cut into blocks of KC so that a panel block (KC × 32 floats = 16 KB) stays in L1.
@@ -63,6 +101,13 @@ internal static unsafe class PackedNT
                 float* panel = packed + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, n - col);
                 int r = r0;
+                if (aTransposed)
+                {
+                    // A(row, kk) at a[kk·m + row]
+                    for (; r + MR <= r1; r += MR) Kernel6x32T(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, n, cols, acc);
+                    for (; r < r1; r++) Kernel1x32T(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, cols, acc);
+                    continue;
+                }
                 for (; r + MR <= r1; r += MR) Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
                 for (; r < r1; r++) Kernel1x32(a + (long)r * k + k0, kc, panel, c + (long)r * n + col, cols, acc);
             }
@@ -92,6 +137,44 @@ internal static unsafe class PackedNT
         Store(c + 3 * ldc, cols, accumulate, c30, c31);
         Store(c + 4 * ldc, cols, accumulate, c40, c41);
         Store(c + 5 * ldc, cols, accumulate, c50, c51);
+    }
+
+    /// <summary><see cref="Kernel6x32"/> with A read transposed: row r's k-th value at a[kk·lda + r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32T(float* a, int lda, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int kk = 0; kk < k; kk++)
+        {
+            var b0 = Vector512.Load(panel + kk * NR);
+            var b1 = Vector512.Load(panel + kk * NR + 16);
+            float* ak = a + (long)kk * lda;
+            var x = Vector512.Create(ak[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(ak[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(ak[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(ak[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(ak[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(ak[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+        }
+        Store(c, cols, accumulate, c00, c01);
+        Store(c + ldc, cols, accumulate, c10, c11);
+        Store(c + 2 * ldc, cols, accumulate, c20, c21);
+        Store(c + 3 * ldc, cols, accumulate, c30, c31);
+        Store(c + 4 * ldc, cols, accumulate, c40, c41);
+        Store(c + 5 * ldc, cols, accumulate, c50, c51);
+    }
+
+    private static void Kernel1x32T(float* a, int lda, int k, float* panel, float* c, int cols, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default;
+        for (int kk = 0; kk < k; kk++)
+        {
+            var x = Vector512.Create(a[(long)kk * lda]);
+            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
+            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
+        }
+        Store(c, cols, accumulate, c0, c1);
     }
 
     private static void Kernel1x32(float* a, int k, float* panel, float* c, int cols, bool accumulate)
