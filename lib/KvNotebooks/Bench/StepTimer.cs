@@ -4,37 +4,36 @@ namespace KvNotebooks.Bench;
 
 /// <summary>
 /// Where a training step's time goes: <see cref="Mark"/> after each op charges the time since the
-/// previous mark to that op's name. Off unless a benchmark installs one (a null timer costs a branch).
+/// previous mark to that op's name; <see cref="EndStep"/> closes a step. <see cref="Totals"/> gives each
+/// op's least time over the steps (on a shared machine the minimum is the least disturbed figure).
+/// Off unless a benchmark installs one (a null timer costs a branch).
 /// </summary>
 public sealed class StepTimer
 {
-    private readonly Stopwatch _clock = new();
-    private readonly Dictionary<string, double> _seconds = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly Dictionary<string, double> _step = new(), _best = new();
     private readonly List<string> _order = new();
     private double _last;
 
     /// <summary>Starts (or restarts) the interval that the next <see cref="Mark"/> ends.</summary>
-    public void Start()
-    {
-        _clock.Start();
-        _last = _clock.Elapsed.TotalSeconds;
-    }
+    public void Start() => _last = _clock.Elapsed.TotalSeconds;
 
     /// <summary>Charges the time since the previous mark (or <see cref="Start"/>) to <paramref name="op"/>.</summary>
     public void Mark(string op)
     {
         double now = _clock.Elapsed.TotalSeconds;
-        if (!_seconds.TryGetValue(op, out double s)) _order.Add(op);
-        _seconds[op] = s + now - _last;
+        if (!_step.TryGetValue(op, out double s) && !_best.ContainsKey(op)) _order.Add(op);
+        _step[op] = s + now - _last;
         _last = now;
     }
 
-    public void Clear()
+    /// <summary>Closes the current step: each op's total in it competes for that op's minimum.</summary>
+    public void EndStep()
     {
-        _seconds.Clear();
-        _order.Clear();
+        foreach (var (op, s) in _step) _best[op] = _best.TryGetValue(op, out double b) ? Math.Min(b, s) : s;
+        _step.Clear();
     }
 
-    /// <summary>(op, seconds) in the order ops were first seen.</summary>
-    public IReadOnlyList<(string Op, double Seconds)> Totals => _order.Select(o => (o, _seconds[o])).ToList();
+    /// <summary>(op, least seconds per step) in the order ops were first seen.</summary>
+    public IReadOnlyList<(string Op, double Seconds)> Totals => _order.Where(_best.ContainsKey).Select(o => (o, _best[o])).ToList();
 }

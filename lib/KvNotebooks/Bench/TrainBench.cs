@@ -5,8 +5,8 @@ using KvNotebooks.Training;
 
 namespace KvNotebooks.Bench;
 
-/// <summary>Speed of one training step of <see cref="TrainableLlama"/>; <see cref="Breakdown"/> (seconds
-/// per op over the timed steps, when asked for) says where the time went.</summary>
+/// <summary>Speed of one training step of <see cref="TrainableLlama"/>; <see cref="Breakdown"/> (each op's
+/// least seconds per step over the timed steps, when asked for) says where the time went.</summary>
 public sealed record TrainBenchResult(
     int SeqLen, int Batch, int LossPositions, bool OptimizerStep, int Threads, double Seconds,
     double TokensPerSecond, double Gflops, double PeakGflops, double FractionOfPeak,
@@ -44,8 +44,8 @@ public static class TrainBench
         var opt = optimizerStep ? new AdamW(model.Parameters, AdamW.DefaultGroups(1e-4)) : null;
         var timer = breakdown ? new StepTimer() : null;
 
-        // The peak is measured before and after the steps and the higher kept: on a shared machine a
-        // single measurement can land in a moment when another process holds a core.
+        // The peak is measured before, between and after the steps and the highest kept: on a shared
+        // machine a single measurement can land in a moment when another process holds a core.
         double peak = PeakFlops.Measure(threads);
         double best = double.MaxValue;
         int saved = KernelOptions.Threads;
@@ -61,6 +61,8 @@ public static class TrainBench
                 model.ForwardBackward(tokens, positions, targets, 1f / batch, batch);
                 if (opt is not null) { opt.Step(); timer?.Mark("adamw"); }
                 if (r >= 2) best = Math.Min(best, sw.Elapsed.TotalSeconds);
+                timer?.EndStep();
+                if (r >= 2) peak = Math.Max(peak, PeakFlops.Measure(threads));
             }
         }
         finally { KernelOptions.Threads = saved; }
@@ -68,7 +70,7 @@ public static class TrainBench
         double flops = StepFlops(c, seqLen, batch, P * batch);
         peak = Math.Max(peak, PeakFlops.Measure(threads));
         double gflops = flops / best / 1e9;
-        var ops = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds / repeats)).ToList();
+        var ops = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds)).ToList();
         return new TrainBenchResult(seqLen, batch, P, optimizerStep, threads, best, seqLen * (double)batch / best, gflops, peak, gflops / peak, ops);
     }
 

@@ -289,22 +289,22 @@ public sealed class TrainableLlama
             var w = Weights.Layers[l];
             var x = a.L[l];
             // MLP block (dResid holds dL/d(out))
-            var dH = a.DH.AsSpan(0, N * ff); dH.Clear();
-            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, N, ff, d);
+            // (the first gradient written into each scratch buffer overwrites it: no zeroing pass)
+            var dH = a.DH.AsSpan(0, N * ff);
+            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, N, ff, d, accumulateDx: false);
             Timer?.Mark("bwd linear");
-            var dGate = a.DGate.AsSpan(0, N * ff); dGate.Clear();
-            var dUp = a.DUp.AsSpan(0, N * ff); dUp.Clear();
-            SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp);
+            var dGate = a.DGate.AsSpan(0, N * ff);
+            var dUp = a.DUp.AsSpan(0, N * ff);
+            SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp, accumulate: false);
             Timer?.Mark("bwd swiglu");
-            dXn.Clear();
-            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, N, d, ff);
+            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, N, d, ff, accumulateDx: false);
             LinearOp.Backward(dUp, x.Xn2, w.WUp, dXn, G(w.WUp), default, N, d, ff);
             Timer?.Mark("bwd linear");
             RmsNormOp.Backward(dXn, x.Mid, w.PostNorm, x.Rstd2, dResid, G(w.PostNorm), N, d); // dResid = dL/d(mid)
             Timer?.Mark("bwd rmsnorm");
             // attention block
-            var dAtt = a.DAtt.AsSpan(0, N * qd); dAtt.Clear();
-            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d);
+            var dAtt = a.DAtt.AsSpan(0, N * qd);
+            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d, accumulateDx: false);
             Timer?.Mark("bwd linear");
             var dQ = a.DQ.AsSpan(0, N * qd); dQ.Clear();
             var dK = a.DK.AsSpan(0, N * kvd); dK.Clear();
@@ -324,8 +324,7 @@ public sealed class TrainableLlama
             RopeOp.Backward(dQ, N, qd, Hq, _rope!);
             RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
             Timer?.Mark("bwd rope");
-            dXn.Clear();
-            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), N, d, qd);
+            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), N, d, qd, accumulateDx: false);
             LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), N, d, kvd);
             LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), N, d, kvd);
             Timer?.Mark("bwd linear");
