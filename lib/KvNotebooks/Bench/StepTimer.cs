@@ -10,18 +10,30 @@ namespace KvNotebooks.Bench;
 /// </summary>
 public sealed class StepTimer
 {
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly Func<double> _now;
     private readonly Dictionary<string, double> _step = new(), _best = new();
     private readonly List<string> _order = new();
     private double _last;
 
+    /// <summary>Times with <paramref name="clock"/> (seconds; default wall time). A thread-CPU-time clock
+    /// makes single-threaded breakdowns immune to other processes on the machine.</summary>
+    public StepTimer(Func<double>? clock = null)
+    {
+        if (clock is null)
+        {
+            var sw = Stopwatch.StartNew();
+            clock = () => sw.Elapsed.TotalSeconds;
+        }
+        _now = clock;
+    }
+
     /// <summary>Starts (or restarts) the interval that the next <see cref="Mark"/> ends.</summary>
-    public void Start() => _last = _clock.Elapsed.TotalSeconds;
+    public void Start() => _last = _now();
 
     /// <summary>Charges the time since the previous mark (or <see cref="Start"/>) to <paramref name="op"/>.</summary>
     public void Mark(string op)
     {
-        double now = _clock.Elapsed.TotalSeconds;
+        double now = _now();
         if (!_step.TryGetValue(op, out double s) && !_best.ContainsKey(op)) _order.Add(op);
         _step[op] = s + now - _last;
         _last = now;

@@ -105,11 +105,14 @@ internal static unsafe class PackedNT
                 {
                     // A(row, kk) at a[kk·m + row]
                     for (; r + MR <= r1; r += MR) Kernel6x32T(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, n, cols, acc);
-                    for (; r < r1; r++) Kernel1x32T(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, cols, acc);
+                    for (; r + 2 <= r1; r += 2) Kernel2x32(a + (long)k0 * m + r, 1, m, kc, panel, c + (long)r * n + col, n, cols, acc);
+                    if (r < r1) Kernel1x32(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, cols, acc);
                     continue;
                 }
                 for (; r + MR <= r1; r += MR) Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
-                for (; r < r1; r++) Kernel1x32(a + (long)r * k + k0, kc, panel, c + (long)r * n + col, cols, acc);
+                // the last rows of the matrix (m mod 6): two at a time, then one
+                for (; r + 2 <= r1; r += 2) Kernel2x32(a + (long)r * k + k0, k, 1, kc, panel, c + (long)r * n + col, n, cols, acc);
+                if (r < r1) Kernel1x32(a + (long)r * k + k0, 1, kc, panel, c + (long)r * n + col, cols, acc);
             }
         }
     }
@@ -165,28 +168,45 @@ internal static unsafe class PackedNT
         Store(c + 5 * ldc, cols, accumulate, c50, c51);
     }
 
-    private static void Kernel1x32T(float* a, int lda, int k, float* panel, float* c, int cols, bool accumulate)
+    /// <summary>Two rows of A (element (r, kk) at a[r·rowStride + kk·kStride]) × one panel: four
+    /// independent accumulators, enough to cover the FMA latency.</summary>
+    private static void Kernel2x32(float* a, long rowStride, long kStride, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
     {
-        Vector512<float> c0 = default, c1 = default;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        float* a0 = a, a1 = a + rowStride;
         for (int kk = 0; kk < k; kk++)
         {
-            var x = Vector512.Create(a[(long)kk * lda]);
-            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
-            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
+            var b0 = Vector512.Load(panel + kk * NR);
+            var b1 = Vector512.Load(panel + kk * NR + 16);
+            var x = Vector512.Create(a0[kk * kStride]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[kk * kStride]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
         }
-        Store(c, cols, accumulate, c0, c1);
+        Store(c, cols, accumulate, c00, c01);
+        Store(c + ldc, cols, accumulate, c10, c11);
     }
 
-    private static void Kernel1x32(float* a, int k, float* panel, float* c, int cols, bool accumulate)
+    /// <summary>One row of A (element kk at a[kk·kStride]) × one panel; even and odd k go to separate
+    /// accumulators so that four FMA chains hide the latency.</summary>
+    private static void Kernel1x32(float* a, long kStride, int k, float* panel, float* c, int cols, bool accumulate)
     {
-        Vector512<float> c0 = default, c1 = default;
-        for (int kk = 0; kk < k; kk++)
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        int kk = 0;
+        for (; kk + 2 <= k; kk += 2)
         {
-            var x = Vector512.Create(a[kk]);
+            var x = Vector512.Create(a[kk * kStride]);
+            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
+            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
+            var y = Vector512.Create(a[(kk + 1) * kStride]);
+            c2 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR), c2);
+            c3 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR + 16), c3);
+        }
+        if (kk < k)
+        {
+            var x = Vector512.Create(a[kk * kStride]);
             c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
             c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
         }
-        Store(c, cols, accumulate, c0, c1);
+        Store(c, cols, accumulate, c0 + c2, c1 + c3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
