@@ -8,8 +8,11 @@ namespace KvNotebooks.Kernels;
 /// panels of 32 columns laid out [k × 32], so a 6-row × 32-column micro-kernel keeps 12 Vector512
 /// accumulators in registers and, per step of k, loads two B vectors and broadcasts six A values
 /// (12 FMAs for 8 loads). Rows are processed in chunks that stay in L2; chunks are spread over threads.
-/// <see cref="RunNN"/> and <see cref="RunTN"/> (the backward shapes) pack B straight from its [k×n] layout
-/// (row segments of 32, no transpose) and, for TN, read A [k×m] transposed inside the micro-kernel.
+/// When there are few row chunks for the threads, panels are split between threads as well.
+/// <see cref="RunNN"/> (dX = dY·W) packs B straight from its [k×n] layout (row segments of 32, no transpose).
+/// <see cref="RunTN"/> (dW = dYᵀ·X, k = all rows) runs k-blocks outermost: each thread owns a set of panels
+/// and packs only the current k-block of them (L2-resident) instead of the whole of B, and the micro-kernel
+/// reads A [k×m] transposed.
 /// </summary>
 internal static unsafe class PackedNT
 {
@@ -19,17 +22,70 @@ internal static unsafe class PackedNT
 
     /// <summary>C[m×n] (+)= A[m×k] · Bᵀ, B stored [n×k].</summary>
     public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
-        Run(a, b, c, m, n, k, accumulate, bIsKByN: false, aTransposed: false);
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: false);
 
     /// <summary>C[m×n] (+)= A[m×k] · B, B stored [k×n].</summary>
     public static void RunNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
-        Run(a, b, c, m, n, k, accumulate, bIsKByN: true, aTransposed: false);
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: true);
 
     /// <summary>C[m×n] (+)= Aᵀ · B, A stored [k×m], B stored [k×n].</summary>
-    public static void RunTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
-        Run(a, b, c, m, n, k, accumulate, bIsKByN: true, aTransposed: true);
+    public static void RunTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    {
+        int panels = (n + NR - 1) / NR;
+        bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
+        int groups = parallel ? Math.Min(panels, 4 * KernelOptions.Threads) : 1;
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            float* ca = pa, cb = pb, cc = pc;
+            KernelOptions.For(groups, parallel, g =>
+            {
+                int p0 = (int)((long)panels * g / groups), p1 = (int)((long)panels * (g + 1) / groups);
+                long need = (long)(p1 - p0) * KC * NR + 16;
+                var packed = _packed is { } pk && pk.Length >= need ? pk : _packed = GC.AllocateUninitializedArray<float>((int)need, pinned: true);
+                fixed (float* praw = packed)
+                {
+                    float* pp = (float*)(((nint)praw + 63) & ~(nint)63);
+                    for (int k0 = 0; k0 < k; k0 += KC)
+                    {
+                        int kc = Math.Min(KC, k - k0);
+                        for (int p = p0; p < p1; p++) PackPanelKByN(cb + (long)k0 * n, pp + (long)(p - p0) * KC * NR, n, kc, p);
+                        bool acc = accumulate || k0 > 0;
+                        float* ak = ca + (long)k0 * m;   // A(row, kk) at ak[kk·m + row]
+                        for (int p = p0; p < p1; p++)
+                        {
+                            float* panel = pp + (long)(p - p0) * KC * NR;
+                            int col = p * NR, cols = Math.Min(NR, n - col);
+                            int r = 0;
+                            for (; r + MR <= m; r += MR) Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                            for (; r + 2 <= m; r += 2) Kernel2x32(ak + r, 1, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                            if (r < m) Kernel1x32(ak + r, m, kc, panel, cc + (long)r * n + col, cols, acc);
+                        }
+                    }
+                }
+            });
+        }
+    }
 
-    private static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, bool bIsKByN, bool aTransposed)
+    /// <summary>Panel p of B stored [k×n] (k rows from b), zero-padded to 32 columns, into dst [k × 32].</summary>
+    private static void PackPanelKByN(float* b, float* dst, int n, int k, int p)
+    {
+        int col = p * NR, cols = Math.Min(NR, n - col);
+        if (cols == NR)
+            for (int kk = 0; kk < k; kk++)
+            {
+                float* src = b + (long)kk * n + col;
+                Vector512.Store(Vector512.Load(src), dst + kk * NR);
+                Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
+            }
+        else
+            for (int kk = 0; kk < k; kk++)
+            {
+                float* src = b + (long)kk * n + col;
+                for (int j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? src[j] : 0f;
+            }
+    }
+
+    private static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, bool bIsKByN)
     {
         int panels = (n + NR - 1) / NR;
         long need = (long)panels * NR * k + 16; // + room to align the panels to a 64-byte cache line
@@ -40,31 +96,15 @@ internal static unsafe class PackedNT
             if (bIsKByN) PackKByN(pb, pp, n, k, panels);
             else Pack(pb, pp, n, k, panels);
             int chunks = (m + RowChunk - 1) / RowChunk;
+            bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
+            // few row chunks for the threads (a short batch): split the panels too, for balance
+            int groups = parallel && chunks < 4 * KernelOptions.Threads ? Math.Min(panels, (4 * KernelOptions.Threads + chunks - 1) / chunks) : 1;
             float* ca = pa, cc = pc, cp = pp;
-            KernelOptions.For(chunks, (long)m * n * k > 1 << 20, ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate, aTransposed));
-        }
-    }
-
-    /// <summary>The same panels as <see cref="Pack"/> from B stored [k×n]: each panel row is a 32-wide slice of a B row.</summary>
-    private static void PackKByN(float* b, float* packed, int n, int k, int panels)
-    {
-        for (int p = 0; p < panels; p++)
-        {
-            float* dst = packed + (long)p * NR * k;
-            int col = p * NR, cols = Math.Min(NR, n - col);
-            if (cols == NR)
-                for (int kk = 0; kk < k; kk++)
-                {
-                    float* src = b + (long)kk * n + col;
-                    Vector512.Store(Vector512.Load(src), dst + kk * NR);
-                    Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
-                }
-            else
-                for (int kk = 0; kk < k; kk++)
-                {
-                    float* src = b + (long)kk * n + col;
-                    for (int j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? src[j] : 0f;
-                }
+            KernelOptions.For(chunks * groups, parallel, item =>
+            {
+                int g = item % groups;
+                Chunk(ca, cp, cc, m, n, k, panels, item / groups, accumulate, (int)((long)panels * g / groups), (int)((long)panels * (g + 1) / groups));
+            });
         }
     }
 
@@ -88,7 +128,13 @@ internal static unsafe class PackedNT
         }
     }
 
-    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate, bool aTransposed)
+    /// <summary>The same panels as <see cref="Pack"/> from B stored [k×n]: each panel row is a 32-wide slice of a B row.</summary>
+    private static void PackKByN(float* b, float* packed, int n, int k, int panels)
+    {
+        for (int p = 0; p < panels; p++) PackPanelKByN(b, packed + (long)p * NR * k, n, k, p);
+    }
+
+    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate, int p0, int p1)
     {
         int r0 = chunk * RowChunk, r1 = Math.Min(m, r0 + RowChunk);
         // k is cut into blocks of KC so that a panel block (KC × 32 floats = 16 KB) stays in L1.
@@ -96,19 +142,11 @@ internal static unsafe class PackedNT
         {
             int kc = Math.Min(KC, k - k0);
             bool acc = accumulate || k0 > 0;
-            for (int p = 0; p < panels; p++)
+            for (int p = p0; p < p1; p++)
             {
                 float* panel = packed + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, n - col);
                 int r = r0;
-                if (aTransposed)
-                {
-                    // A(row, kk) at a[kk·m + row]
-                    for (; r + MR <= r1; r += MR) Kernel6x32T(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, n, cols, acc);
-                    for (; r + 2 <= r1; r += 2) Kernel2x32(a + (long)k0 * m + r, 1, m, kc, panel, c + (long)r * n + col, n, cols, acc);
-                    if (r < r1) Kernel1x32(a + (long)k0 * m + r, m, kc, panel, c + (long)r * n + col, cols, acc);
-                    continue;
-                }
                 for (; r + MR <= r1; r += MR) Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
                 // the last rows of the matrix (m mod 6): two at a time, then one
                 for (; r + 2 <= r1; r += 2) Kernel2x32(a + (long)r * k + k0, k, 1, kc, panel, c + (long)r * n + col, n, cols, acc);

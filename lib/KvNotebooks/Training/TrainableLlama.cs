@@ -306,9 +306,9 @@ public sealed class TrainableLlama
             var dAtt = a.DAtt.AsSpan(0, N * qd);
             LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d, accumulateDx: false);
             Timer?.Mark("bwd linear");
-            var dQ = a.DQ.AsSpan(0, N * qd); dQ.Clear();
-            var dK = a.DK.AsSpan(0, N * kvd); dK.Clear();
-            var dV = a.DV.AsSpan(0, N * kvd); dV.Clear();
+            var dQ = a.DQ.AsSpan(0, N * qd);
+            var dK = a.DK.AsSpan(0, N * kvd);
+            var dV = a.DV.AsSpan(0, N * kvd);
             if (gated)
             {
                 a.EnsureGated(N, c);
@@ -316,10 +316,10 @@ public sealed class TrainableLlama
                 var dStream = a.DAttStream.AsSpan(0, N * qd); dStream.Clear();
                 HeadGateOp.Backward(dAtt, x.AttFull, x.AttStream, Gates![l], dFull, dStream,
                     GatesTrainable ? GateGrads![l] : default, N, Hq, Hkv, hd);
-                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks);
-                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks);
+                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks, accumulate: false);
+                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks, accumulate: true);
             }
-            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l]);
+            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l], accumulate: false);
             Timer?.Mark("bwd attention");
             RopeOp.Backward(dQ, N, qd, Hq, _rope!);
             RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
@@ -354,15 +354,17 @@ public sealed class TrainableLlama
 
     private void AttnBackward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks, bool accumulate)
     {
         int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
+        int nq = N * Hq * hd, nk = N * Hkv * hd;
         if (UseBlockedAttention)
         {
-            int nq = N * Hq * hd, nk = N * Hkv * hd;
-            BlockedAttentionOp.Backward(dO[..nq], q[..nq], k[..nk], v[..nk], o[..nq], lse[..(N * Hq)], dq[..nq], dk[..nk], dv[..nk], N / T, T, Hq, Hkv, hd, masks);
+            BlockedAttentionOp.Backward(dO[..nq], q[..nq], k[..nk], v[..nk], o[..nq], lse[..(N * Hq)], dq[..nq], dk[..nk], dv[..nk], N / T, T, Hq, Hkv, hd, masks,
+                BlockedAttentionOp.DefaultBlockRows, accumulate);
             return;
         }
+        if (!accumulate) { dq[..nq].Clear(); dk[..nk].Clear(); dv[..nk].Clear(); }
         for (int b = 0; b < N / T; b++)
         {
             int qo = b * qs, ko = b * ks, lo = b * Hq * T;

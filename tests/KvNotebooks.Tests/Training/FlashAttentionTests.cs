@@ -99,6 +99,27 @@ public class FlashAttentionTests
         Assert.Equal(batch.dq, other.dq); Assert.Equal(batch.dk, other.dk); Assert.Equal(batch.dv, other.dv);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OverwritingBackwardIgnoresWhatWasThere(bool portable)
+    {
+        int S = 2, T = 45, Hq = 8, Hkv = 2;
+        var rng = new Random(9);
+        var q = Random(rng, S * T * Hq * Hd); var k = Random(rng, S * T * Hkv * Hd); var v = Random(rng, S * T * Hkv * Hd);
+        var dO = Random(rng, q.Length);
+        var o = new float[q.Length]; var lse = new float[S * Hq * T];
+        var (dq, dk, dv) = (new float[q.Length], new float[k.Length], new float[v.Length]);
+        var (dq2, dk2, dv2) = (Random(rng, q.Length, 9f), Random(rng, k.Length, 9f), Random(rng, v.Length, 9f));
+        WithThreads(2, portable, () =>
+        {
+            BlockedAttentionOp.Forward(q, k, v, o, lse, S, T, Hq, Hkv, Hd, Mixed);
+            BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, S, T, Hq, Hkv, Hd, Mixed);
+            BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq2, dk2, dv2, S, T, Hq, Hkv, Hd, Mixed, BlockedAttentionOp.DefaultBlockRows, accumulate: false);
+        });
+        Assert.Equal(dq, dq2); Assert.Equal(dk, dk2); Assert.Equal(dv, dv2);
+    }
+
     [Fact]
     public void GradientsMatchFiniteDifferences()
     {

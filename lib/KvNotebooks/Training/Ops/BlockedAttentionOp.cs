@@ -115,15 +115,28 @@ public static class BlockedAttentionOp
     /// <summary>Backward of the batched <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, int, ReadOnlySpan{HeadMask}, int)"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, headDim, masks, blockRows, accumulate: true);
+
+    /// <summary>As above; dq, dk, dv are overwritten rather than added to when <paramref name="accumulate"/> is false.</summary>
+    internal static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows, bool accumulate)
     {
         Check(numHeads, numKvHeads, masks);
         CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
         CheckSizes(dq.Length, dk.Length, dv.Length, dO.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
         if (FlashAttention.Supports(headDim))
         {
-            FlashAttention.Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, masks.ToArray());
+            FlashAttention.Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, masks.ToArray(), accumulate);
             return;
+        }
+        if (!accumulate)
+        {
+            long rows = (long)sequences * T;
+            dq[..(int)(rows * numHeads * headDim)].Clear();
+            dk[..(int)(rows * numKvHeads * headDim)].Clear();
+            dv[..(int)(rows * numKvHeads * headDim)].Clear();
         }
         int qs = T * numHeads * headDim, ks = T * numKvHeads * headDim, ls = numHeads * T;
         for (int b = 0; b < sequences; b++)

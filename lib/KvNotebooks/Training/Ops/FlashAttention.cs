@@ -47,17 +47,19 @@ internal static unsafe class FlashAttention
         float scale2 = Log2E / MathF.Sqrt(Hd);
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
         {
-            for (int b = 0; b < S; b++)
+            float* gq = pq, gk = pk, gv = pv, gkh = kh, gvh = vh, gqt = qt;
+            KernelOptions.For(S * (Hkv + Hq), (long)S * T * Hq * Hd >= 1 << 16, item =>
             {
-                for (int g = 0; g < Hkv; g++)
+                int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
+                if (x < Hkv)
                 {
-                    long dst = ((long)b * Hkv + g) * Tp * Hd;
-                    GatherRows(pk + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, kh + dst);
-                    GatherRows(pv + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, vh + dst);
+                    long dst = ((long)b * Hkv + x) * Tp * Hd;
+                    GatherRows(gk + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, Tp, gkh + dst);
+                    GatherRows(gv + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, Tp, gvh + dst);
                 }
-                for (int h = 0; h < Hq; h++)
-                    GatherPanels(pq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, Tp, scale2, qt + ((long)b * Hq + h) * Tp * Hd);
-            }
+                else
+                    GatherPanels(gq + (long)b * T * Hq * Hd + (x - Hkv) * Hd, Hq * Hd, T, Tp, scale2, gqt + ((long)b * Hq + x - Hkv) * Tp * Hd);
+            });
             int rowBlocks = (T + Br - 1) / Br, perBlock = S * Hq, items = rowBlocks * perBlock;
             float* cq = qt, ck = kh, cv = vh, co = po, cl = plse;
             Run(items, (long)T * T * S * Hq * Hd, (worker, item) =>
@@ -70,10 +72,11 @@ internal static unsafe class FlashAttention
         }
     }
 
-    /// <summary>dO [S·T × Hq·32] → dq, dk, dv += (layouts of q, k, v). lse as saved by <see cref="Forward"/>.</summary>
+    /// <summary>dO [S·T × Hq·32] → dq, dk, dv += (layouts of q, k, v); = instead of += when
+    /// <paramref name="accumulate"/> is false. lse as saved by <see cref="Forward"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks)
+        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool accumulate = true)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T), group = Hq / Hkv;
         int keyBlocks = (T + Bc - 1) / Bc;
@@ -85,35 +88,38 @@ internal static unsafe class FlashAttention
         float* lse2 = buf.Lse2.Get((long)S * Hq * Tp), dd = buf.D.Get((long)S * Hq * Tp);
         float* dkh = buf.DK.Get(kvSize), dvh = buf.DV.Get(kvSize);
         float* dqg = buf.DQ.Get(qSize * G);
-        new Span<float>(dqg, checked((int)(qSize * G))).Clear();
         float scale = 1f / MathF.Sqrt(Hd), scale2 = Log2E * scale;
         fixed (float* pdo = dO, pq = q, pk = k, pv = v, po = o, plse = lse, pdq = dq, pdk = dk, pdv = dv)
         {
-            for (int b = 0; b < S; b++)
+            bool parallel = (long)S * T * Hq * Hd >= 1 << 16;
+            float* gq = pq, gk = pk, gv = pv, gdo = pdo, go = po, gl = plse;
+            float* gkh = kh, gvh = vh, gqt = qt, gqn = qn, gdon = don, gdot = dot, gl2 = lse2, gdd = dd, gdq = dqg;
+            KernelOptions.For(S * (Hkv + Hq), parallel, item =>
             {
-                for (int g = 0; g < Hkv; g++)
+                int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
+                if (x < Hkv)
                 {
-                    long dst = ((long)b * Hkv + g) * Tp * Hd;
-                    GatherRows(pk + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, kh + dst);
-                    GatherRows(pv + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, vh + dst);
+                    long dst = ((long)b * Hkv + x) * Tp * Hd;
+                    GatherRows(gk + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, Tp, gkh + dst);
+                    GatherRows(gv + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, Tp, gvh + dst);
+                    return;
                 }
-                for (int h = 0; h < Hq; h++)
+                int h = x - Hkv;
+                long src = (long)b * T * Hq * Hd + h * Hd, hd = ((long)b * Hq + h) * Tp * Hd, row = ((long)b * Hq + h) * Tp;
+                GatherPanels(gq + src, Hq * Hd, T, Tp, scale2, gqt + hd);
+                GatherRows(gq + src, Hq * Hd, T, Tp, gqn + hd);
+                GatherRows(gdo + src, Hq * Hd, T, Tp, gdon + hd);
+                GatherPanels(gdo + src, Hq * Hd, T, Tp, 1f, gdot + hd);
+                float* l2 = gl2 + row, d = gdd + row, lrow = gl + ((long)b * Hq + h) * T;
+                for (int t = 0; t < T; t++)
                 {
-                    long src = (long)b * T * Hq * Hd + h * Hd, dst = ((long)b * Hq + h) * Tp * Hd, row = ((long)b * Hq + h) * Tp;
-                    GatherPanels(pq + src, Hq * Hd, T, Tp, scale2, qt + dst);
-                    GatherRows(pq + src, Hq * Hd, T, Tp, qn + dst);
-                    GatherRows(pdo + src, Hq * Hd, T, Tp, don + dst);
-                    GatherPanels(pdo + src, Hq * Hd, T, Tp, 1f, dot + dst);
-                    float* l2 = lse2 + row, d = dd + row, lrow = plse + ((long)b * Hq + h) * T;
-                    for (int t = 0; t < T; t++)
-                    {
-                        l2[t] = lrow[t] * Log2E;
-                        float* a = pdo + src + (long)t * Hq * Hd, c = po + src + (long)t * Hq * Hd;
-                        d[t] = Vector512.Sum(Vector512.Load(a) * Vector512.Load(c) + Vector512.Load(a + 16) * Vector512.Load(c + 16));
-                    }
-                    for (int t = T; t < Tp; t++) { l2[t] = 0; d[t] = 0; }
+                    l2[t] = lrow[t] * Log2E;
+                    float* a = gdo + src + (long)t * Hq * Hd, c = go + src + (long)t * Hq * Hd;
+                    d[t] = Vector512.Sum(Vector512.Load(a) * Vector512.Load(c) + Vector512.Load(a + 16) * Vector512.Load(c + 16));
                 }
-            }
+                for (int t = T; t < Tp; t++) { l2[t] = 0; d[t] = 0; }
+                for (int grp = 0; grp < G; grp++) new Span<float>(gdq + grp * qSize + hd, Tp * Hd).Clear();
+            });
             int units = S * Hkv * G;
             float* ck = kh, cv = vh, cqt = qt, cqn = qn, cdon = don, cdot = dot, cl2 = lse2, cdd = dd, cdk = dkh, cdv = dvh, cdq = dqg;
             Run(units, 2L * T * T * S * Hq * Hd, (_, unit) =>
@@ -131,19 +137,22 @@ internal static unsafe class FlashAttention
                     }
                 }
             });
-            // dq += Σ_groups (in order), dk += dK, dv += dV, back to the interleaved layouts
-            for (int b = 0; b < S; b++)
+            // dq (+)= Σ_groups (in order), dk (+)= dK, dv (+)= dV, back to the interleaved layouts
+            float* sdq = pdq, sdk = pdk, sdv = pdv;
+            KernelOptions.For(S * (Hkv + Hq), parallel, item =>
             {
-                for (int h = 0; h < Hq; h++)
-                    for (int grp = 0; grp < G; grp++)
-                        ScatterAddRows(dqg + grp * qSize + ((long)b * Hq + h) * Tp * Hd, pdq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T);
-                for (int g = 0; g < Hkv; g++)
+                int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
+                if (x < Hkv)
                 {
-                    long src = ((long)b * Hkv + g) * Tp * Hd;
-                    ScatterAddRows(dkh + src, pdk + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T);
-                    ScatterAddRows(dvh + src, pdv + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T);
+                    long src = ((long)b * Hkv + x) * Tp * Hd;
+                    ScatterRows(cdk + src, sdk + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, accumulate);
+                    ScatterRows(cdv + src, sdv + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, accumulate);
+                    return;
                 }
-            }
+                int h = x - Hkv;
+                for (int grp = 0; grp < G; grp++)
+                    ScatterRows(cdq + grp * qSize + ((long)b * Hq + h) * Tp * Hd, sdq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, accumulate || grp > 0);
+            });
         }
     }
 
@@ -540,13 +549,17 @@ internal static unsafe class FlashAttention
         }
     }
 
-    private static void ScatterAddRows(float* src, float* dst, int ld, int T)
+    /// <summary>Rows of one head [T × 32] into x [T × ld] at the head's columns: added, or copied when not accumulating.</summary>
+    private static void ScatterRows(float* src, float* dst, int ld, int T, bool accumulate)
     {
         for (int t = 0; t < T; t++)
         {
             float* d = dst + (long)t * ld;
-            (Vector512.Load(d) + Vector512.Load(src + t * Hd)).Store(d);
-            (Vector512.Load(d + 16) + Vector512.Load(src + t * Hd + 16)).Store(d + 16);
+            var lo = Vector512.Load(src + t * Hd);
+            var hi = Vector512.Load(src + t * Hd + 16);
+            if (accumulate) { lo += Vector512.Load(d); hi += Vector512.Load(d + 16); }
+            lo.Store(d);
+            hi.Store(d + 16);
         }
     }
 
