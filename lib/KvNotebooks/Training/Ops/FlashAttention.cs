@@ -236,18 +236,19 @@ internal static unsafe class FlashAttention
     {
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default,
                          a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
+        float* kr1 = kr + Hd, kr2 = kr + 2 * Hd, kr3 = kr + 3 * Hd, kr4 = kr + 4 * Hd, kr5 = kr + 5 * Hd, kr6 = kr + 6 * Hd, kr7 = kr + 7 * Hd;
         for (int e = 0; e < Hd; e++)
         {
             var b0 = Vector512.Load(qt + e * 32);
             var b1 = Vector512.Load(qt + e * 32 + 16);
             var x = Vector512.Create(kr[e]); a00 = Vector512.FusedMultiplyAdd(x, b0, a00); a01 = Vector512.FusedMultiplyAdd(x, b1, a01);
-            x = Vector512.Create(kr[Hd + e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
-            x = Vector512.Create(kr[2 * Hd + e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
-            x = Vector512.Create(kr[3 * Hd + e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
-            x = Vector512.Create(kr[4 * Hd + e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
-            x = Vector512.Create(kr[5 * Hd + e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
-            x = Vector512.Create(kr[6 * Hd + e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
-            x = Vector512.Create(kr[7 * Hd + e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
+            x = Vector512.Create(kr1[e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
+            x = Vector512.Create(kr2[e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
+            x = Vector512.Create(kr3[e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
+            x = Vector512.Create(kr4[e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
+            x = Vector512.Create(kr5[e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
+            x = Vector512.Create(kr6[e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
+            x = Vector512.Create(kr7[e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
         }
         if (vis == 1)
         {
@@ -332,18 +333,19 @@ internal static unsafe class FlashAttention
     {
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default,
                          a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
+        float* kr1 = kr + Hd, kr2 = kr + 2 * Hd, kr3 = kr + 3 * Hd, kr4 = kr + 4 * Hd, kr5 = kr + 5 * Hd, kr6 = kr + 6 * Hd, kr7 = kr + 7 * Hd;
         for (int e = 0; e < Hd; e++)
         {
             var b0 = Vector512.Load(qt + e * 32);
             var b1 = Vector512.Load(qt + e * 32 + 16);
             var x = Vector512.Create(kr[e]); a00 = Vector512.FusedMultiplyAdd(x, b0, a00); a01 = Vector512.FusedMultiplyAdd(x, b1, a01);
-            x = Vector512.Create(kr[Hd + e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
-            x = Vector512.Create(kr[2 * Hd + e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
-            x = Vector512.Create(kr[3 * Hd + e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
-            x = Vector512.Create(kr[4 * Hd + e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
-            x = Vector512.Create(kr[5 * Hd + e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
-            x = Vector512.Create(kr[6 * Hd + e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
-            x = Vector512.Create(kr[7 * Hd + e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
+            x = Vector512.Create(kr1[e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
+            x = Vector512.Create(kr2[e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
+            x = Vector512.Create(kr3[e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
+            x = Vector512.Create(kr4[e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
+            x = Vector512.Create(kr5[e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
+            x = Vector512.Create(kr6[e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
+            x = Vector512.Create(kr7[e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
         }
         var l0 = Vector512.Load(lse2); var l1 = Vector512.Load(lse2 + 16);
         a00 = VectorMath.Exp2(a00 - l0); a01 = VectorMath.Exp2(a01 - l1);
@@ -378,18 +380,19 @@ internal static unsafe class FlashAttention
 
         // dPᵀ = V·dOᵀ, then dS = P ∘ (dP − D) · scale
         a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = a60 = a61 = a70 = a71 = default;
+        float* vr1 = vr + Hd, vr2 = vr + 2 * Hd, vr3 = vr + 3 * Hd, vr4 = vr + 4 * Hd, vr5 = vr + 5 * Hd, vr6 = vr + 6 * Hd, vr7 = vr + 7 * Hd;
         for (int e = 0; e < Hd; e++)
         {
             var b0 = Vector512.Load(dot + e * 32);
             var b1 = Vector512.Load(dot + e * 32 + 16);
             var x = Vector512.Create(vr[e]); a00 = Vector512.FusedMultiplyAdd(x, b0, a00); a01 = Vector512.FusedMultiplyAdd(x, b1, a01);
-            x = Vector512.Create(vr[Hd + e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
-            x = Vector512.Create(vr[2 * Hd + e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
-            x = Vector512.Create(vr[3 * Hd + e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
-            x = Vector512.Create(vr[4 * Hd + e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
-            x = Vector512.Create(vr[5 * Hd + e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
-            x = Vector512.Create(vr[6 * Hd + e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
-            x = Vector512.Create(vr[7 * Hd + e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
+            x = Vector512.Create(vr1[e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
+            x = Vector512.Create(vr2[e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
+            x = Vector512.Create(vr3[e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
+            x = Vector512.Create(vr4[e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
+            x = Vector512.Create(vr5[e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
+            x = Vector512.Create(vr6[e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
+            x = Vector512.Create(vr7[e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
         }
         var sc = Vector512.Create(scale);
         var d0 = Vector512.Load(dd) * sc; var d1 = Vector512.Load(dd + 16) * sc;
