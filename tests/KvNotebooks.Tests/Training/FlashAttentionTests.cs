@@ -61,11 +61,13 @@ public class FlashAttentionTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void ABatchEqualsItsSequencesAndThreadsDoNotChangeBits(int threads)
+    [InlineData(1, 3)]
+    [InlineData(2, 3)]
+    [InlineData(1, 8)]    // 8 sequences × 2 KV heads: work units gather their own inputs (local mode)
+    [InlineData(2, 8)]
+    public void ABatchEqualsItsSequencesAndThreadsDoNotChangeBits(int threads, int S)
     {
-        int S = 3, T = 77, Hq = 8, Hkv = 2, qs = T * Hq * Hd, ks = T * Hkv * Hd;
+        int T = 77, Hq = 8, Hkv = 2, qs = T * Hq * Hd, ks = T * Hkv * Hd;
         var rng = new Random(5);
         var q = Random(rng, S * qs); var k = Random(rng, S * ks); var v = Random(rng, S * ks); var dO = Random(rng, S * qs);
         (float[] o, float[] lse, float[] dq, float[] dk, float[] dv) Run(int th, bool batched)

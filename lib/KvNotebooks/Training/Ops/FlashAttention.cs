@@ -41,10 +41,15 @@ internal static unsafe class FlashAttention
         int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T);
+        float scale2 = Log2E / MathF.Sqrt(Hd);
+        if (Local(S, T, Hkv))
+        {
+            ForwardLocal(q, k, v, o, lse, S, T, Hq, Hkv, masks);
+            return;
+        }
         var buf = _buffers ??= new Buffers();
         float* kh = buf.K.Get((long)S * Hkv * Tp * Hd + Slack), vh = buf.V.Get((long)S * Hkv * Tp * Hd + Slack);
         float* qt = buf.QT.Get((long)S * Hq * Tp * Hd);
-        float scale2 = Log2E / MathF.Sqrt(Hd);
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
         {
             float* gq = pq, gk = pk, gv = pv, gkh = kh, gvh = vh, gqt = qt;
@@ -72,6 +77,37 @@ internal static unsafe class FlashAttention
         }
     }
 
+    /// <summary>Short sequences, many of them: one work unit per (sequence, KV head) that gathers its own keys,
+    /// values and query panels into this thread's buffers (they stay in L2) and computes every row block.</summary>
+    private static void ForwardLocal(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int S, int T, int Hq, int Hkv, HeadMask[] masks)
+    {
+        int Tp = Pad(T), group = Hq / Hkv, rowBlocks = (T + Br - 1) / Br;
+        float scale2 = Log2E / MathF.Sqrt(Hd);
+        fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
+        {
+            float* cq = pq, ck = pk, cv = pv, co = po, cl = plse;
+            Run(S * Hkv, (long)T * T * S * Hq * Hd, (_, unit) =>
+            {
+                int b = unit / Hkv, g = unit % Hkv;
+                float* kh = LocalBuffer(3 * Tp * Hd + Slack), vh = kh + Tp * Hd + Slack, qt = vh + Tp * Hd;
+                GatherRows(ck + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, kh);
+                GatherRows(cv + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, vh);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    GatherPanels(cq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, Tp, scale2, qt);
+                    for (int rb = rowBlocks - 1; rb >= 0; rb--)
+                        ForwardBlock(qt, kh, vh, co + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, cl + ((long)b * Hq + h) * T, T, rb * Br, masks[h]);
+                }
+            });
+        }
+    }
+
+    /// <summary>Whether work units gather their own inputs (<see cref="ForwardLocal"/>, <see cref="BackwardLocal"/>):
+    /// sequences short enough for one (sequence, KV head)'s buffers to stay in L2, and at least 16 such units.
+    /// Decided by the shape alone (never by the thread count), like everything that fixes a summation order.</summary>
+    private static bool Local(int S, int T, int Hkv) => T <= 512 && S * Hkv >= 16;
+
     /// <summary>dO [S·T × Hq·32] → dq, dk, dv += (layouts of q, k, v); = instead of += when
     /// <paramref name="accumulate"/> is false. lse as saved by <see cref="Forward"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
@@ -80,6 +116,11 @@ internal static unsafe class FlashAttention
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T), group = Hq / Hkv;
         int keyBlocks = (T + Bc - 1) / Bc;
+        if (Local(S, T, Hkv))
+        {
+            BackwardLocal(dO, q, k, v, o, lse, dq, dk, dv, S, T, Hq, Hkv, masks, accumulate);
+            return;
+        }
         int G = Math.Clamp((16 + S * Hkv - 1) / (S * Hkv), 1, keyBlocks);   // dQ groups: ≥ 16 units of work
         var buf = _buffers ??= new Buffers();
         long kvSize = (long)S * Hkv * Tp * Hd, qSize = (long)S * Hq * Tp * Hd;
@@ -106,18 +147,8 @@ internal static unsafe class FlashAttention
                 }
                 int h = x - Hkv;
                 long src = (long)b * T * Hq * Hd + h * Hd, hd = ((long)b * Hq + h) * Tp * Hd, row = ((long)b * Hq + h) * Tp;
-                GatherPanels(gq + src, Hq * Hd, T, Tp, scale2, gqt + hd);
-                GatherRows(gq + src, Hq * Hd, T, Tp, gqn + hd);
-                GatherRows(gdo + src, Hq * Hd, T, Tp, gdon + hd);
-                GatherPanels(gdo + src, Hq * Hd, T, Tp, 1f, gdot + hd);
-                float* l2 = gl2 + row, d = gdd + row, lrow = gl + ((long)b * Hq + h) * T;
-                for (int t = 0; t < T; t++)
-                {
-                    l2[t] = lrow[t] * Log2E;
-                    float* a = gdo + src + (long)t * Hq * Hd, c = go + src + (long)t * Hq * Hd;
-                    d[t] = Vector512.Sum(Vector512.Load(a) * Vector512.Load(c) + Vector512.Load(a + 16) * Vector512.Load(c + 16));
-                }
-                for (int t = T; t < Tp; t++) { l2[t] = 0; d[t] = 0; }
+                PrepHead(gq + src, gdo + src, go + src, gl + ((long)b * Hq + h) * T, Hq * Hd, T, Tp, scale2,
+                    gqt + hd, gqn + hd, gdon + hd, gdot + hd, gl2 + row, gdd + row);
                 for (int grp = 0; grp < G; grp++) new Span<float>(gdq + grp * qSize + hd, Tp * Hd).Clear();
             });
             int units = S * Hkv * G;
@@ -154,6 +185,61 @@ internal static unsafe class FlashAttention
                     ScatterRows(cdq + grp * qSize + ((long)b * Hq + h) * Tp * Hd, sdq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, accumulate || grp > 0);
             });
         }
+    }
+
+    /// <summary>The backward of <see cref="ForwardLocal"/>'s shapes: a unit per (sequence, KV head) gathers into this
+    /// thread's buffers, accumulates dK, dV and each head's dQ there (summed in the same order as the global
+    /// path) and writes them out itself.</summary>
+    private static void BackwardLocal(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool accumulate)
+    {
+        int Tp = Pad(T), group = Hq / Hkv, keyBlocks = (T + Bc - 1) / Bc, th = Tp * Hd;
+        float scale = 1f / MathF.Sqrt(Hd), scale2 = Log2E * scale;
+        fixed (float* pdo = dO, pq = q, pk = k, pv = v, po = o, plse = lse, pdq = dq, pdk = dk, pdv = dv)
+        {
+            float* cdo = pdo, cq = pq, ck = pk, cv = pv, co = po, cl = plse, cdq = pdq, cdk = pdk, cdv = pdv;
+            Run(S * Hkv, 2L * T * T * S * Hq * Hd, (_, unit) =>
+            {
+                int b = unit / Hkv, g = unit % Hkv;
+                float* kh = LocalBuffer(9 * th + 2 * Tp + Slack), vh = kh + th + Slack, qt = vh + th, qn = qt + th, don = qn + th, dot = don + th;
+                float* dkh = dot + th, dvh = dkh + th, dqh = dvh + th, l2 = dqh + th, dd = l2 + Tp;
+                long kvCol = (long)b * T * Hkv * Hd + g * Hd;
+                GatherRows(ck + kvCol, Hkv * Hd, T, Tp, kh);
+                GatherRows(cv + kvCol, Hkv * Hd, T, Tp, vh);
+                new Span<float>(dkh, 2 * th).Clear();
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    long src = (long)b * T * Hq * Hd + h * Hd;
+                    PrepHead(cq + src, cdo + src, co + src, cl + ((long)b * Hq + h) * T, Hq * Hd, T, Tp, scale2, qt, qn, don, dot, l2, dd);
+                    new Span<float>(dqh, th).Clear();
+                    for (int kb = 0; kb < keyBlocks; kb++)
+                        BackwardBlock(kh + kb * Bc * Hd, vh + kb * Bc * Hd, qt, qn, don, dot, l2, dd, dkh + kb * Bc * Hd, dvh + kb * Bc * Hd, dqh,
+                            T, kb * Bc, masks[h], scale, first: false);
+                    ScatterRows(dqh, cdq + src, Hq * Hd, T, accumulate);
+                }
+                ScatterRows(dkh, cdk + kvCol, Hkv * Hd, T, accumulate);
+                ScatterRows(dvh, cdv + kvCol, Hkv * Hd, T, accumulate);
+            });
+        }
+    }
+
+    /// <summary>One head's backward inputs from q, dO, o (at the head's first column, row stride ld) and its lse:
+    /// Qᵀ panels × scale₂, Q rows, dO rows, dOᵀ panels, lse·log₂e and D = dO·o per row, zero-padded to Tp rows.</summary>
+    private static void PrepHead(float* q, float* dO, float* o, float* lse, int ld, int T, int Tp, float scale2,
+        float* qt, float* qn, float* don, float* dot, float* l2, float* d)
+    {
+        GatherPanels(q, ld, T, Tp, scale2, qt);
+        GatherRows(q, ld, T, Tp, qn);
+        GatherRows(dO, ld, T, Tp, don);
+        GatherPanels(dO, ld, T, Tp, 1f, dot);
+        for (int t = 0; t < T; t++)
+        {
+            l2[t] = lse[t] * Log2E;
+            float* a = dO + (long)t * ld, c = o + (long)t * ld;
+            d[t] = Vector512.Sum(Vector512.Load(a) * Vector512.Load(c) + Vector512.Load(a + 16) * Vector512.Load(c + 16));
+        }
+        for (int t = T; t < Tp; t++) { l2[t] = 0; d[t] = 0; }
     }
 
     // ---------------------------------------------------------------- forward
@@ -585,6 +671,10 @@ internal static unsafe class FlashAttention
 
     [ThreadStatic] private static Buffers? _buffers;
     [ThreadStatic] private static float[]? _tile;
+    [ThreadStatic] private static Pinned? _local;
+
+    /// <summary>This thread's buffer for a work unit's gathered inputs (local mode).</summary>
+    private static float* LocalBuffer(long n) => (_local ??= new Pinned()).Get(n);
 
     /// <summary>This thread's score tiles: 2 × [Bc × Br] + O [Br × 32] + 4 × [Br], 64-byte aligned.</summary>
     private static float* Tile()
