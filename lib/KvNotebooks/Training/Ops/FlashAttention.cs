@@ -298,9 +298,9 @@ internal static unsafe class FlashAttention
                     }
                     (Vector512.Load(l + r) * cr + sum).Store(l + r);
                 }
-                // O = O·corr + P·V
+                // O = O·corr + P·V, over the keys rows r … r+7 may see (later keys have p = 0 exactly)
                 for (int r = 0; r < rows; r += MR)
-                    TileTN(s + r, Br, vh + (long)c0 * Hd, nk8, oacc + r * Hd, corr + r);
+                    TileTN(s + r, Br, vh + (long)c0 * Hd, Math.Clamp(r0 + r + MR - c0, 0, nk8), oacc + r * Hd, corr + r);
             }
         }
         for (int r = 0; r < r1 - r0; r++)
@@ -401,13 +401,18 @@ internal static unsafe class FlashAttention
                         pt, dst, scale, vis, mask, c0 + j, i0, T);
                 }
             if (!any) continue;
+            // Causality bounds the products: rows before key j and keys after row i have p = dS = 0 exactly.
             for (int j = 0; j < nk8; j += MR)
             {
-                TileNT(p + j * Br, Br, don + (long)r0 * Hd, rows, dv + j * Hd);   // dV += Pᵀ·dO
-                TileNT(ds + j * Br, Br, qn + (long)r0 * Hd, rows, dk + j * Hd);   // dK += dSᵀ·Q
+                int skip = Math.Clamp(c0 + j - r0, 0, rows);
+                TileNT(p + j * Br + skip, Br, don + (long)(r0 + skip) * Hd, rows - skip, dv + j * Hd);   // dV += Pᵀ·dO
+                TileNT(ds + j * Br + skip, Br, qn + (long)(r0 + skip) * Hd, rows - skip, dk + j * Hd);   // dK += dSᵀ·Q
             }
             for (int r = 0; r < rows; r += MR)
-                TileTN(ds + r, Br, kh, nk8, dq + (long)(r0 + r) * Hd, null);     // dQ += dS·K
+            {
+                int keys = Math.Clamp(r0 + r + MR - c0, 0, nk8);
+                if (keys > 0) TileTN(ds + r, Br, kh, keys, dq + (long)(r0 + r) * Hd, null);     // dQ += dS·K
+            }
         }
     }
 
