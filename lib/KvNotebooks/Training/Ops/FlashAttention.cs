@@ -290,7 +290,9 @@ internal static unsafe class FlashAttention
                     mNew.Store(m + r);
                     var sum = Vector512<float>.Zero;
                     float* col = s + r;
-                    for (int j = 0; j < nk8; j++)
+                    // keys after these 16 rows are masked for all of them: never exponentiated nor read
+                    int keys = Math.Clamp(r0 + r + 16 - c0, 0, nk8);
+                    for (int j = 0; j < keys; j++)
                     {
                         var pj = VectorMath.Exp2(Vector512.Load(col + j * Br) - mNew);
                         pj.Store(col + j * Br);
