@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using KvNotebooks.Kernels;
 
 namespace KvNotebooks.Training.Ops;
@@ -65,7 +66,7 @@ public static class BlockedAttentionOp
                         var (j0, len) = segs[sg];
                         Gemm.MatMulNT(qb, s.K.AsSpan(j0 * hd, len * hd), s.S[sg].AsSpan(0, nb * len), nb, len, hd);
                     }
-                    // masked softmax per row over both segments
+                    // masked softmax per row over both segments; within a segment a row sees one contiguous range
                     for (int r = 0; r < nb; r++)
                     {
                         int i = i0 + r;
@@ -73,25 +74,34 @@ public static class BlockedAttentionOp
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
                             var (j0, len) = segs[sg];
-                            var row = s.S[sg].AsSpan(r * len, len);
-                            for (int c = 0; c < len; c++)
-                            {
-                                row[c] = mask.Sees(i, j0 + c) ? row[c] * scale : float.NegativeInfinity;
-                                max = MathF.Max(max, row[c]);
-                            }
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            if (hi <= lo) continue;
+                            var vis = s.S[sg].AsSpan(r * len + lo, hi - lo);
+                            TensorPrimitives.Multiply(vis, scale, vis);
+                            max = MathF.Max(max, TensorPrimitives.Max(vis));
                         }
                         double sum = 0;
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
-                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
-                            for (int c = 0; c < row.Length; c++) { row[c] = MathF.Exp(row[c] - max); sum += row[c]; }
+                            var (j0, len) = segs[sg];
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            if (hi <= lo) continue;
+                            var vis = s.S[sg].AsSpan(r * len + lo, hi - lo);
+                            TensorPrimitives.Subtract(vis, max, vis);
+                            TensorPrimitives.Exp(vis, vis);
+                            sum += TensorPrimitives.Sum(vis);
                         }
                         lse[h * T + i] = max + (float)Math.Log(sum);
                         float inv = (float)(1.0 / sum);
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
-                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
-                            for (int c = 0; c < row.Length; c++) row[c] *= inv;
+                            var (j0, len) = segs[sg];
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            var row = s.S[sg].AsSpan(r * len, len);
+                            if (hi <= lo) { row.Clear(); continue; }
+                            TensorPrimitives.Multiply(row[lo..hi], inv, row[lo..hi]);
+                            row[..lo].Clear();
+                            row[hi..].Clear();
                         }
                     }
                     var ob = s.O.AsSpan(0, nb * hd);
@@ -173,9 +183,7 @@ public static class BlockedAttentionOp
                     for (int r = 0; r < nb; r++)
                     {
                         int off = ((i0 + r) * numHeads + h) * hd;
-                        double dsum = 0;
-                        for (int e = 0; e < hd; e++) dsum += (double)dO[off + e] * o[off + e];
-                        s.D[r] = (float)dsum;
+                        s.D[r] = TensorPrimitives.Dot(dO.Slice(off, hd), o.Slice(off, hd));
                     }
                     for (int sg = 0; sg < segs.Count; sg++)
                     {
@@ -190,13 +198,24 @@ public static class BlockedAttentionOp
                         {
                             int i = i0 + r;
                             float l = lse[h * T + i], di = s.D[r];
-                            for (int c = 0; c < len; c++)
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            var pr = P.Slice(r * len, len);
+                            var dpr = dP.Slice(r * len, len);
+                            if (hi > lo)
                             {
-                                int x = r * len + c;
-                                float p = mask.Sees(i, j0 + c) ? MathF.Exp(P[x] * scale - l) : 0f;
-                                P[x] = p;
-                                dP[x] = p * (dP[x] - di) * scale;     // dS
+                                var pv = pr[lo..hi];
+                                var dv2 = dpr[lo..hi];
+                                // p = exp(s·scale − lse); dS = p · (dP − D) · scale
+                                TensorPrimitives.Multiply(pv, scale, pv);
+                                TensorPrimitives.Subtract(pv, l, pv);
+                                TensorPrimitives.Exp(pv, pv);
+                                TensorPrimitives.Subtract(dv2, di, dv2);
+                                TensorPrimitives.Multiply(dv2, pv, dv2);
+                                TensorPrimitives.Multiply(dv2, scale, dv2);
                             }
+                            else { lo = hi = 0; }
+                            pr[..lo].Clear(); pr[hi..].Clear();
+                            dpr[..lo].Clear(); dpr[hi..].Clear();
                         }
                         Gemm.MatMulTN(P, dob, s.DV.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dV += Pᵀ dO
                         Gemm.MatMulTN(dP, qb, s.DK.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dK += dSᵀ Q
@@ -221,6 +240,16 @@ public static class BlockedAttentionOp
         var win = (J0: winStart, Len: Math.Max(0, i1 - winStart));
         if (sink.Len == 0) return new SegmentPair(win.Len > 0 ? 1 : 0, win.J0, win.Len, 0, 0);
         return win.Len > 0 ? new SegmentPair(2, sink.J0, sink.Len, win.J0, win.Len) : new SegmentPair(1, sink.J0, sink.Len, 0, 0);
+    }
+
+    /// <summary>The keys row i sees inside segment [j0, j0 + len), as [lo, hi) relative to j0 (empty when hi ≤ lo):
+    /// up to i (causal) and, for keys that are not sinks, after i − Window (segments never mix sinks and window).</summary>
+    private static (int Lo, int Hi) Visible(HeadMask m, int i, int j0, int len)
+    {
+        long lo = j0;
+        if (!m.IsFull && j0 >= m.Sink) lo = Math.Max(lo, (long)i - m.Window + 1);
+        long hi = Math.Min((long)j0 + len, (long)i + 1);
+        return ((int)(lo - j0), (int)Math.Max(lo, hi) - j0);
     }
 
     /// <summary>Up to two (start, length) key segments, without allocating.</summary>
