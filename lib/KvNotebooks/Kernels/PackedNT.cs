@@ -55,10 +55,17 @@ internal static unsafe class PackedNT
                         {
                             float* panel = pp + (long)(p - p0) * KC * NR;
                             int col = p * NR, cols = Math.Min(NR, n - col);
-                            int r = 0;
-                            for (; r + MR <= m; r += MR) Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
-                            for (; r + 2 <= m; r += 2) Kernel2x32(ak + r, 1, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
-                            if (r < m) Kernel1x32(ak + r, m, kc, panel, cc + (long)r * n + col, cols, acc);
+                            // Groups start at different rows (the order of rows does not change any sum), so that
+                            // threads on neighbouring panels do not store into the cache line they share at the same time.
+                            int tiles = m / MR, start = (int)((long)tiles * g / groups);
+                            for (int t = 0; t < tiles; t++)
+                            {
+                                int r = (start + t) % tiles * MR;
+                                Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                            }
+                            int re = tiles * MR;
+                            for (; re + 2 <= m; re += 2) Kernel2x32(ak + re, 1, m, kc, panel, cc + (long)re * n + col, n, cols, acc);
+                            if (re < m) Kernel1x32(ak + re, m, kc, panel, cc + (long)re * n + col, cols, acc);
                         }
                     }
                 }
