@@ -4,7 +4,7 @@ using KvNotebooks.Model;
 
 namespace KvNotebooks.Cli.Commands;
 
-/// <summary><c>kvnb bench gemm|attention|prefill|decode</c>: speed as a fraction of the FMA peak
+/// <summary><c>kvnb bench gemm|attention|prefill|decode|train</c>: speed as a fraction of the FMA peak
 /// measured in the same run, and tokens/s.</summary>
 public static class BenchCommand
 {
@@ -15,6 +15,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(Attention());
         cmd.Subcommands.Add(ModelCommand("prefill", "Single pre-fill of --tokens tokens (tokens/s)"));
         cmd.Subcommands.Add(ModelCommand("decode", "Greedy decode of --steps tokens after a --tokens pre-fill (tokens/s)"));
+        cmd.Subcommands.Add(Train());
         return cmd;
     }
 
@@ -75,6 +76,39 @@ public static class BenchCommand
             if (p.GetValue(json)) Cli.WriteJson(r);
             else Console.WriteLine($"{r.Kind,-8} {r.ContextTokens} tokens context, {r.TimedTokens} timed, {r.Threads} threads: {r.TokensPerSecond:N0} tokens/s, " +
                                    $"{r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Train()
+    {
+        var model = new Option<string?>("--model") { Description = "Model folder (default: a random 4-layer d256 model, 8 heads of 32, SwiGLU 688, vocab 512)" };
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Tokens per sequence" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Description = "Sequences per step (laid back to back)" };
+        var loss = new Option<int>("--loss-positions") { DefaultValueFactory = _ => 8, Description = "Loss positions per sequence (LM head rows)" };
+        var optimizer = new Option<bool>("--optimizer") { Description = "Include one AdamW update in each step" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also print seconds per op" };
+        var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed steps (best is reported)" };
+        var threads = Threads();
+        var json = Cli.JsonOption();
+        var cmd = new Command("train", "One training step (ZeroGrad + forward + backward [+ AdamW]): tokens/s, GFLOP/s and fraction of peak")
+            { model, tokens, batch, loss, optimizer, breakdown, repeats, threads, json };
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            int T = p.GetValue(tokens), b = p.GetValue(batch), t = p.GetValue(threads), lp = p.GetValue(loss), rep = p.GetValue(repeats);
+            if (T <= 0 || b <= 0 || t <= 0 || lp <= 0 || rep <= 0) throw new ArgumentException("--tokens, --batch, --loss-positions, --repeats and --threads must be positive");
+            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
+            var r = TrainBench.Run(weights, T, b, t, lp, p.GetValue(optimizer), rep, p.GetValue(breakdown));
+            if (p.GetValue(json)) { Cli.WriteJson(r); return 0; }
+            Console.WriteLine($"train    {r.Batch} × {r.SeqLen} tokens, loss at {r.LossPositions} per sequence, {(r.OptimizerStep ? "fwd+bwd+AdamW" : "fwd+bwd")}, {r.Threads} threads: " +
+                              $"{r.TokensPerSecond:N0} tokens/s, {r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak ({r.Seconds * 1e3:F0} ms/step)");
+            if (r.Breakdown is { } ops)
+            {
+                double total = ops.Sum(o => o.Seconds);
+                foreach (var o in ops.OrderByDescending(o => o.Seconds))
+                    Console.WriteLine($"  {o.Op,-16} {o.Seconds * 1e3,9:F1} ms  {o.Seconds / total,6:P1}");
+            }
             return 0;
         }));
         return cmd;

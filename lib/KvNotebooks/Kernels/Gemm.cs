@@ -66,17 +66,6 @@ public static class Gemm
         }
     }
 
-    [ThreadStatic] private static float[]? _transposeA, _transposeB;
-
-    /// <summary>dst[cols × rows] = srcᵀ for src [rows × cols], into a reused buffer.</summary>
-    private static float[] Transpose(ReadOnlySpan<float> src, int rows, int cols, ref float[]? buffer)
-    {
-        if (buffer is null || buffer.Length < rows * cols) buffer = new float[rows * cols];
-        for (int r = 0; r < rows; r++)
-            for (int col = 0; col < cols; col++) buffer[col * rows + r] = src[r * cols + col];
-        return buffer;
-    }
-
     private static bool UsePacked(int m, int k) => Vector512.IsHardwareAccelerated && !ForcePortable && m >= 8 && k > 0;
 
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
@@ -85,9 +74,7 @@ public static class Gemm
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
         if (UsePacked(m, k))
         {
-            // The packed kernel wants B as [n × k]: transpose once (O(nk) against O(mnk) of work).
-            var bt = Transpose(b, k, n, ref _transposeB);
-            PackedNT.Run(a, bt.AsSpan(0, n * k), c, m, n, k, accumulate);
+            PackedNT.RunNN(a, b, c, m, n, k, accumulate);   // panels packed straight from B's rows
             return;
         }
         for (int i = 0; i < m; i++)
@@ -105,9 +92,7 @@ public static class Gemm
         CheckSizes(a.Length, b.Length, c.Length, m, n, k);
         if (UsePacked(m, k))
         {
-            var at = Transpose(a, k, m, ref _transposeA);
-            var bt = Transpose(b, k, n, ref _transposeB);
-            PackedNT.Run(at.AsSpan(0, m * k), bt.AsSpan(0, n * k), c, m, n, k, accumulate);
+            PackedNT.RunTN(a, b, c, m, n, k, accumulate);   // A read transposed by the micro-kernel
             return;
         }
         if (!accumulate) c.Slice(0, m * n).Clear();

@@ -8,6 +8,11 @@ namespace KvNotebooks.Kernels;
 /// panels of 32 columns laid out [k × 32], so a 6-row × 32-column micro-kernel keeps 12 Vector512
 /// accumulators in registers and, per step of k, loads two B vectors and broadcasts six A values
 /// (12 FMAs for 8 loads). Rows are processed in chunks that stay in L2; chunks are spread over threads.
+/// When there are few row chunks for the threads, panels are split between threads as well.
+/// <see cref="RunNN"/> (dX = dY·W) packs B straight from its [k×n] layout (row segments of 32, no transpose).
+/// <see cref="RunTN"/> (dW = dYᵀ·X, k = all rows) runs k-blocks outermost: each thread owns a set of panels
+/// and packs only the current k-block of them (L2-resident) instead of the whole of B, and the micro-kernel
+/// reads A [k×m] transposed.
 /// </summary>
 internal static unsafe class PackedNT
 {
@@ -15,7 +20,79 @@ internal static unsafe class PackedNT
 
     [ThreadStatic] private static float[]? _packed;
 
-    public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    /// <summary>C[m×n] (+)= A[m×k] · Bᵀ, B stored [n×k].</summary>
+    public static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: false);
+
+    /// <summary>C[m×n] (+)= A[m×k] · B, B stored [k×n].</summary>
+    public static void RunNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate) =>
+        Run(a, b, c, m, n, k, accumulate, bIsKByN: true);
+
+    /// <summary>C[m×n] (+)= Aᵀ · B, A stored [k×m], B stored [k×n].</summary>
+    public static void RunTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
+    {
+        int panels = (n + NR - 1) / NR;
+        bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
+        int groups = parallel ? Math.Min(panels, 4 * KernelOptions.Threads) : 1;
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            float* ca = pa, cb = pb, cc = pc;
+            KernelOptions.For(groups, parallel, g =>
+            {
+                int p0 = (int)((long)panels * g / groups), p1 = (int)((long)panels * (g + 1) / groups);
+                long need = (long)(p1 - p0) * KC * NR + 16;
+                var packed = _packed is { } pk && pk.Length >= need ? pk : _packed = GC.AllocateUninitializedArray<float>((int)need, pinned: true);
+                fixed (float* praw = packed)
+                {
+                    float* pp = (float*)(((nint)praw + 63) & ~(nint)63);
+                    for (int k0 = 0; k0 < k; k0 += KC)
+                    {
+                        int kc = Math.Min(KC, k - k0);
+                        for (int p = p0; p < p1; p++) PackPanelKByN(cb + (long)k0 * n, pp + (long)(p - p0) * KC * NR, n, kc, p);
+                        bool acc = accumulate || k0 > 0;
+                        float* ak = ca + (long)k0 * m;   // A(row, kk) at ak[kk·m + row]
+                        for (int p = p0; p < p1; p++)
+                        {
+                            float* panel = pp + (long)(p - p0) * KC * NR;
+                            int col = p * NR, cols = Math.Min(NR, n - col);
+                            // Groups start at different rows (the order of rows does not change any sum), so that
+                            // threads on neighbouring panels do not store into the cache line they share at the same time.
+                            int tiles = m / MR, start = (int)((long)tiles * g / groups);
+                            for (int t = 0; t < tiles; t++)
+                            {
+                                int r = (start + t) % tiles * MR;
+                                Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                            }
+                            int re = tiles * MR;
+                            for (; re + 2 <= m; re += 2) Kernel2x32(ak + re, 1, m, kc, panel, cc + (long)re * n + col, n, cols, acc);
+                            if (re < m) Kernel1x32(ak + re, m, kc, panel, cc + (long)re * n + col, cols, acc);
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// <summary>Panel p of B stored [k×n] (k rows from b), zero-padded to 32 columns, into dst [k × 32].</summary>
+    private static void PackPanelKByN(float* b, float* dst, int n, int k, int p)
+    {
+        int col = p * NR, cols = Math.Min(NR, n - col);
+        if (cols == NR)
+            for (int kk = 0; kk < k; kk++)
+            {
+                float* src = b + (long)kk * n + col;
+                Vector512.Store(Vector512.Load(src), dst + kk * NR);
+                Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
+            }
+        else
+            for (int kk = 0; kk < k; kk++)
+            {
+                float* src = b + (long)kk * n + col;
+                for (int j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? src[j] : 0f;
+            }
+    }
+
+    private static void Run(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate, bool bIsKByN)
     {
         int panels = (n + NR - 1) / NR;
         long need = (long)panels * NR * k + 16; // + room to align the panels to a 64-byte cache line
@@ -23,10 +100,18 @@ internal static unsafe class PackedNT
         fixed (float* pa = a, pb = b, pc = c, praw = packed)
         {
             float* pp = (float*)(((nint)praw + 63) & ~(nint)63);
-            Pack(pb, pp, n, k, panels);
+            if (bIsKByN) PackKByN(pb, pp, n, k, panels);
+            else Pack(pb, pp, n, k, panels);
             int chunks = (m + RowChunk - 1) / RowChunk;
+            bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
+            // few row chunks for the threads (a short batch): split the panels too, for balance
+            int groups = parallel && chunks < 4 * KernelOptions.Threads ? Math.Min(panels, (4 * KernelOptions.Threads + chunks - 1) / chunks) : 1;
             float* ca = pa, cc = pc, cp = pp;
-            KernelOptions.For(chunks, (long)m * n * k > 1 << 20, ch => Chunk(ca, cp, cc, m, n, k, panels, ch, accumulate));
+            KernelOptions.For(chunks * groups, parallel, item =>
+            {
+                int g = item % groups;
+                Chunk(ca, cp, cc, m, n, k, panels, item / groups, accumulate, (int)((long)panels * g / groups), (int)((long)panels * (g + 1) / groups));
+            });
         }
     }
 
@@ -50,7 +135,13 @@ internal static unsafe class PackedNT
         }
     }
 
-    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate)
+    /// <summary>The same panels as <see cref="Pack"/> from B stored [k×n]: each panel row is a 32-wide slice of a B row.</summary>
+    private static void PackKByN(float* b, float* packed, int n, int k, int panels)
+    {
+        for (int p = 0; p < panels; p++) PackPanelKByN(b, packed + (long)p * NR * k, n, k, p);
+    }
+
+    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate, int p0, int p1)
     {
         int r0 = chunk * RowChunk, r1 = Math.Min(m, r0 + RowChunk);
         // k is cut into blocks of KC so that a panel block (KC × 32 floats = 16 KB) stays in L1.
@@ -58,13 +149,15 @@ internal static unsafe class PackedNT
         {
             int kc = Math.Min(KC, k - k0);
             bool acc = accumulate || k0 > 0;
-            for (int p = 0; p < panels; p++)
+            for (int p = p0; p < p1; p++)
             {
                 float* panel = packed + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, n - col);
                 int r = r0;
                 for (; r + MR <= r1; r += MR) Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
-                for (; r < r1; r++) Kernel1x32(a + (long)r * k + k0, kc, panel, c + (long)r * n + col, cols, acc);
+                // the last rows of the matrix (m mod 6): two at a time, then one
+                for (; r + 2 <= r1; r += 2) Kernel2x32(a + (long)r * k + k0, k, 1, kc, panel, c + (long)r * n + col, n, cols, acc);
+                if (r < r1) Kernel1x32(a + (long)r * k + k0, 1, kc, panel, c + (long)r * n + col, cols, acc);
             }
         }
     }
@@ -94,16 +187,71 @@ internal static unsafe class PackedNT
         Store(c + 5 * ldc, cols, accumulate, c50, c51);
     }
 
-    private static void Kernel1x32(float* a, int k, float* panel, float* c, int cols, bool accumulate)
+    /// <summary><see cref="Kernel6x32"/> with A read transposed: row r's k-th value at a[kk·lda + r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32T(float* a, int lda, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
     {
-        Vector512<float> c0 = default, c1 = default;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int kk = 0; kk < k; kk++)
         {
-            var x = Vector512.Create(a[kk]);
+            var b0 = Vector512.Load(panel + kk * NR);
+            var b1 = Vector512.Load(panel + kk * NR + 16);
+            float* ak = a + (long)kk * lda;
+            var x = Vector512.Create(ak[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(ak[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(ak[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(ak[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(ak[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(ak[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+        }
+        Store(c, cols, accumulate, c00, c01);
+        Store(c + ldc, cols, accumulate, c10, c11);
+        Store(c + 2 * ldc, cols, accumulate, c20, c21);
+        Store(c + 3 * ldc, cols, accumulate, c30, c31);
+        Store(c + 4 * ldc, cols, accumulate, c40, c41);
+        Store(c + 5 * ldc, cols, accumulate, c50, c51);
+    }
+
+    /// <summary>Two rows of A (element (r, kk) at a[r·rowStride + kk·kStride]) × one panel: four
+    /// independent accumulators, enough to cover the FMA latency.</summary>
+    private static void Kernel2x32(float* a, long rowStride, long kStride, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        float* a0 = a, a1 = a + rowStride;
+        for (int kk = 0; kk < k; kk++)
+        {
+            var b0 = Vector512.Load(panel + kk * NR);
+            var b1 = Vector512.Load(panel + kk * NR + 16);
+            var x = Vector512.Create(a0[kk * kStride]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[kk * kStride]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+        }
+        Store(c, cols, accumulate, c00, c01);
+        Store(c + ldc, cols, accumulate, c10, c11);
+    }
+
+    /// <summary>One row of A (element kk at a[kk·kStride]) × one panel; even and odd k go to separate
+    /// accumulators so that four FMA chains hide the latency.</summary>
+    private static void Kernel1x32(float* a, long kStride, int k, float* panel, float* c, int cols, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        int kk = 0;
+        for (; kk + 2 <= k; kk += 2)
+        {
+            var x = Vector512.Create(a[kk * kStride]);
+            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
+            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
+            var y = Vector512.Create(a[(kk + 1) * kStride]);
+            c2 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR), c2);
+            c3 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR + 16), c3);
+        }
+        if (kk < k)
+        {
+            var x = Vector512.Create(a[kk * kStride]);
             c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
             c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
         }
-        Store(c, cols, accumulate, c0, c1);
+        Store(c, cols, accumulate, c0 + c2, c1 + c3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,3 +1,4 @@
+using KvNotebooks.Bench;
 using KvNotebooks.Model;
 using KvNotebooks.Training.Ops;
 
@@ -104,6 +105,9 @@ public sealed class TrainableLlama
 
     public Parameter this[string name] => Parameters.First(p => p.Name == name);
 
+    /// <summary>When set, each op's time is charged to it (kvnb bench train --breakdown).</summary>
+    internal StepTimer? Timer { get; set; }
+
     /// <summary>Turns every layer's attention into z·full + (1 − z)·streaming per KV head
     /// (every query head of a group shares z), z initialised to <paramref name="z0"/>.</summary>
     public void EnableGates(HeadMask streaming, float z0 = 1f)
@@ -157,6 +161,7 @@ public sealed class TrainableLlama
         for (int p = 0; p < P; p++) a.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(a.XfRows.AsSpan(p * d, d));
         LinearOp.Forward(a.XfRows, Weights.LmHead, default, a.Logits, P, d, V);
         Loss = CrossEntropyOp.Forward(a.Logits, targets, a.Probs, P, V);
+        Timer?.Mark("head + loss");
         return Loss;
     }
 
@@ -178,18 +183,23 @@ public sealed class TrainableLlama
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
         float eps = (float)c.RmsNormEps;
 
+        Timer?.Start();
         EmbeddingOp.Forward(tokens, Weights.Embedding, a.L[0].Resid.AsSpan(0, N * d), d);
+        Timer?.Mark("embedding");
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
             var x = a.L[l];
             // attention block: mid = resid + o_proj(attn(rope(q), rope(k), v)) of rmsnorm(resid)
             RmsNormOp.Forward(x.Resid, w.InputNorm, x.Xn1, x.Rstd1, N, d, eps);
+            Timer?.Mark("fwd rmsnorm");
             LinearOp.Forward(x.Xn1, w.Wq, w.Bq, x.Q, N, d, qd);
             LinearOp.Forward(x.Xn1, w.Wk, w.Bk, x.K, N, d, kvd);
             LinearOp.Forward(x.Xn1, w.Wv, w.Bv, x.V, N, d, kvd);
+            Timer?.Mark("fwd linear");
             RopeOp.Forward(x.Q, N, qd, Hq, _rope!);
             RopeOp.Forward(x.K, N, kvd, Hkv, _rope!);
+            Timer?.Mark("fwd rope");
             if (Gates is not null)
             {
                 x.EnsureGated(N, c);
@@ -198,18 +208,25 @@ public sealed class TrainableLlama
                 HeadGateOp.Forward(x.AttFull, x.AttStream, Gates[l], x.Att, N, Hq, Hkv, hd);
             }
             else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, HeadMasks[l]);
+            Timer?.Mark("fwd attention");
             x.Resid.AsSpan(0, N * d).CopyTo(x.Mid);
             LinearOp.Forward(x.Att, w.Wo, default, x.Mid, N, qd, d, accumulate: true);
+            Timer?.Mark("fwd linear");
             // MLP block: out = mid + down(silu(gate(n)) ⊙ up(n)), n = rmsnorm(mid)
             RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, N, d, eps);
+            Timer?.Mark("fwd rmsnorm");
             LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, N, d, ff);
             LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, N, d, ff);
+            Timer?.Mark("fwd linear");
             SwiGluOp.Forward(x.Gate.AsSpan(0, N * ff), x.Up, x.H.AsSpan(0, N * ff));
+            Timer?.Mark("fwd swiglu");
             var next = l + 1 < c.NumLayers ? a.L[l + 1].Resid : a.Final;
             x.Mid.AsSpan(0, N * d).CopyTo(next);
             LinearOp.Forward(x.H, w.WDown, default, next, N, ff, d, accumulate: true);
+            Timer?.Mark("fwd linear");
         }
         RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, N, d, eps);
+        Timer?.Mark("fwd rmsnorm");
         return a.Xf.AsSpan(0, N * d);
     }
 
@@ -217,6 +234,7 @@ public sealed class TrainableLlama
     public void Backward(float lossScale = 1f)
     {
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
+        Timer?.Start();
         var c = Config; var a = _a;
         int N = _N, P = _P;
         int d = c.HiddenSize, V = c.VocabSize;
@@ -234,6 +252,7 @@ public sealed class TrainableLlama
             var src = a.DXfRows.AsSpan(p * d, d);
             for (int i = 0; i < d; i++) dst[i] += src[i];
         }
+        Timer?.Mark("head + loss");
         BackwardBody();
     }
 
@@ -245,6 +264,7 @@ public sealed class TrainableLlama
         int n = _N * Config.HiddenSize;
         if (dHidden.Length != n) throw new ArgumentException($"dHidden has {dHidden.Length} values, expected {n}");
         dHidden.CopyTo(_a.DXn);
+        Timer?.Start();
         BackwardBody();
     }
 
@@ -262,27 +282,33 @@ public sealed class TrainableLlama
         dResid.Clear();
         if (stop > c.NumLayers) { RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, default, G(Weights.FinalNorm), N, d); return; }
         RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, dResid, G(Weights.FinalNorm), N, d);
+        Timer?.Mark("bwd rmsnorm");
 
         for (int l = c.NumLayers - 1; l >= stop; l--)
         {
             var w = Weights.Layers[l];
             var x = a.L[l];
             // MLP block (dResid holds dL/d(out))
-            var dH = a.DH.AsSpan(0, N * ff); dH.Clear();
-            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, N, ff, d);
-            var dGate = a.DGate.AsSpan(0, N * ff); dGate.Clear();
-            var dUp = a.DUp.AsSpan(0, N * ff); dUp.Clear();
-            SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp);
-            dXn.Clear();
-            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, N, d, ff);
+            // (the first gradient written into each scratch buffer overwrites it: no zeroing pass)
+            var dH = a.DH.AsSpan(0, N * ff);
+            LinearOp.Backward(dResid, x.H, w.WDown, dH, G(w.WDown), default, N, ff, d, accumulateDx: false);
+            Timer?.Mark("bwd linear");
+            var dGate = a.DGate.AsSpan(0, N * ff);
+            var dUp = a.DUp.AsSpan(0, N * ff);
+            SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp, accumulate: false);
+            Timer?.Mark("bwd swiglu");
+            LinearOp.Backward(dGate, x.Xn2, w.WGate, dXn, G(w.WGate), default, N, d, ff, accumulateDx: false);
             LinearOp.Backward(dUp, x.Xn2, w.WUp, dXn, G(w.WUp), default, N, d, ff);
+            Timer?.Mark("bwd linear");
             RmsNormOp.Backward(dXn, x.Mid, w.PostNorm, x.Rstd2, dResid, G(w.PostNorm), N, d); // dResid = dL/d(mid)
+            Timer?.Mark("bwd rmsnorm");
             // attention block
-            var dAtt = a.DAtt.AsSpan(0, N * qd); dAtt.Clear();
-            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d);
-            var dQ = a.DQ.AsSpan(0, N * qd); dQ.Clear();
-            var dK = a.DK.AsSpan(0, N * kvd); dK.Clear();
-            var dV = a.DV.AsSpan(0, N * kvd); dV.Clear();
+            var dAtt = a.DAtt.AsSpan(0, N * qd);
+            LinearOp.Backward(dResid, x.Att, w.Wo, dAtt, G(w.Wo), default, N, qd, d, accumulateDx: false);
+            Timer?.Mark("bwd linear");
+            var dQ = a.DQ.AsSpan(0, N * qd);
+            var dK = a.DK.AsSpan(0, N * kvd);
+            var dV = a.DV.AsSpan(0, N * kvd);
             if (gated)
             {
                 a.EnsureGated(N, c);
@@ -290,19 +316,23 @@ public sealed class TrainableLlama
                 var dStream = a.DAttStream.AsSpan(0, N * qd); dStream.Clear();
                 HeadGateOp.Backward(dAtt, x.AttFull, x.AttStream, Gates![l], dFull, dStream,
                     GatesTrainable ? GateGrads![l] : default, N, Hq, Hkv, hd);
-                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks);
-                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks);
+                AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks, accumulate: false);
+                AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks, accumulate: true);
             }
-            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l]);
+            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l], accumulate: false);
+            Timer?.Mark("bwd attention");
             RopeOp.Backward(dQ, N, qd, Hq, _rope!);
             RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
-            dXn.Clear();
-            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), N, d, qd);
+            Timer?.Mark("bwd rope");
+            LinearOp.Backward(dQ, x.Xn1, w.Wq, dXn, G(w.Wq), G(w.Bq), N, d, qd, accumulateDx: false);
             LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), N, d, kvd);
             LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), N, d, kvd);
+            Timer?.Mark("bwd linear");
             RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), N, d); // dResid = dL/d(layer input)
+            Timer?.Mark("bwd rmsnorm");
         }
         if (stop == 0) EmbeddingOp.Backward(_tokens.AsSpan(0, N), dResid, G(Weights.Embedding), d);
+        Timer?.Mark("embedding");
     }
 
     /// <summary>Attention of each of the batch's sequences on its own rows; lse is [Hq × T] per sequence.</summary>
@@ -310,29 +340,35 @@ public sealed class TrainableLlama
         int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
     {
         int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
+        if (UseBlockedAttention)
+        {
+            BlockedAttentionOp.Forward(q[..(N * Hq * hd)], k[..(N * Hkv * hd)], v[..(N * Hkv * hd)], o[..(N * Hq * hd)], lse[..(N * Hq)], N / T, T, Hq, Hkv, hd, masks);
+            return;
+        }
         for (int b = 0; b < N / T; b++)
         {
             int qo = b * qs, ko = b * ks, lo = b * Hq * T;
-            if (UseBlockedAttention)
-                BlockedAttentionOp.Forward(q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T), T, Hq, Hkv, hd, masks);
-            else
-                AttentionOp.Forward(q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T), T, Hq, Hkv, hd, masks);
+            AttentionOp.Forward(q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T), T, Hq, Hkv, hd, masks);
         }
     }
 
     private void AttnBackward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks, bool accumulate)
     {
         int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
+        int nq = N * Hq * hd, nk = N * Hkv * hd;
+        if (UseBlockedAttention)
+        {
+            BlockedAttentionOp.Backward(dO[..nq], q[..nq], k[..nk], v[..nk], o[..nq], lse[..(N * Hq)], dq[..nq], dk[..nk], dv[..nk], N / T, T, Hq, Hkv, hd, masks,
+                BlockedAttentionOp.DefaultBlockRows, accumulate);
+            return;
+        }
+        if (!accumulate) { dq[..nq].Clear(); dk[..nk].Clear(); dv[..nk].Clear(); }
         for (int b = 0; b < N / T; b++)
         {
             int qo = b * qs, ko = b * ks, lo = b * Hq * T;
-            if (UseBlockedAttention)
-                BlockedAttentionOp.Backward(dO.Slice(qo, qs), q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T),
-                    dq.Slice(qo, qs), dk.Slice(ko, ks), dv.Slice(ko, ks), T, Hq, Hkv, hd, masks);
-            else
-                AttentionOp.Backward(dO.Slice(qo, qs), q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T),
+            AttentionOp.Backward(dO.Slice(qo, qs), q.Slice(qo, qs), k.Slice(ko, ks), v.Slice(ko, ks), o.Slice(qo, qs), lse.Slice(lo, Hq * T),
                     dq.Slice(qo, qs), dk.Slice(ko, ks), dv.Slice(ko, ks), T, Hq, Hkv, hd, masks);
         }
     }

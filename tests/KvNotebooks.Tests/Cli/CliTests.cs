@@ -31,7 +31,29 @@ public sealed class CliTests : IDisposable
         Assert.Equal(expected.PeakKv, json.GetProperty("peakKv").GetDouble(), 12);
     }
 
+    [Fact]
+    public void BenchTrainReportsSpeedAndBreakdown()
+    {
+        string cfg = Path.Combine(_dir, "config.json");
+        KvNotebooks.Tests.Inference.TinyModels.Config().Save(cfg);
+        string model = Path.Combine(_dir, "m");
+        Assert.Equal(0, Kvnb("init", "--config", cfg, "--seed", "3", "--out", model).code);
+        var (code, stdout, _) = Kvnb("bench", "train", "--model", model, "--tokens", "40", "--batch", "2", "--threads", "1",
+                                     "--repeats", "1", "--optimizer", "--breakdown", "--json");
+        Assert.Equal(0, code);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(40, r.GetProperty("seqLen").GetInt32());
+        Assert.Equal(2, r.GetProperty("batch").GetInt32());
+        Assert.True(r.GetProperty("optimizerStep").GetBoolean());
+        Assert.True(r.GetProperty("tokensPerSecond").GetDouble() > 0);
+        Assert.True(r.GetProperty("peakGflops").GetDouble() > 0);
+        var ops = r.GetProperty("breakdown").EnumerateArray().Select(o => o.GetProperty("op").GetString()).ToList();
+        Assert.Contains("fwd attention", ops); Assert.Contains("bwd linear", ops); Assert.Contains("adamw", ops);
+    }
+
     [Theory]
+    [InlineData("bench", "train", "--tokens", "0")]
+    [InlineData("bench", "train", "--batch", "-1")]
     [InlineData("footprint", "--method", "pyramidkv", "--evict", "1.5", "--prompt-tokens", "100")]
     [InlineData("footprint", "--method", "fastgen", "--prompt-tokens", "100")]
     [InlineData("footprint", "--method", "full", "--prompt-tokens", "-3")]

@@ -16,7 +16,7 @@ public class KernelReferenceTests
     private static void Close(double expected, float actual, double scale, string what) =>
         Assert.True(Math.Abs(expected - actual) <= 1e-4 * Math.Max(1, scale), $"{what}: expected {expected:G7}, got {actual:G7}");
 
-    public static TheoryData<int, int, int> Sizes() => new() { { 1, 1, 1 }, { 1, 33, 17 }, { 2, 7, 3 }, { 7, 65, 130 }, { 17, 2, 257 }, { 33, 130, 65 }, { 130, 17, 7 } };
+    public static TheoryData<int, int, int> Sizes() => new() { { 1, 1, 1 }, { 1, 33, 17 }, { 2, 7, 3 }, { 7, 65, 130 }, { 17, 2, 257 }, { 33, 130, 65 }, { 130, 17, 7 }, { 50, 70, 600 } };
 
     [Theory]
     [MemberData(nameof(Sizes))]

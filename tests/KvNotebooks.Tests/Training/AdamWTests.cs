@@ -40,6 +40,38 @@ public class AdamWTests
         Assert.Equal(2, opt.StepCount);
     }
 
+    /// <summary>The vectorised update is the scalar float arithmetic lane by lane: bitwise equal on a
+    /// length with a vector tail, including maximize.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void VectorisedUpdateEqualsScalarArithmetic(bool maximize)
+    {
+        var rng = new Random(3);
+        int n = 1037;
+        var w = new Parameter("w", Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), ParamKind.Weight);
+        var group = new AdamWGroup("g", 0.01, 0.1, 0.9, 0.95, 1e-8, maximize);
+        var opt = new AdamW([w], [group], maxGradNorm: 0);
+        var p = (float[])w.Value.Clone(); var m = new float[n]; var v = new float[n];
+        for (int t = 1; t <= 3; t++)
+        {
+            for (int i = 0; i < n; i++) w.Grad[i] = (float)(rng.NextDouble() - 0.5) * t;
+            opt.Step();
+            double bc1 = 1.0 - Math.Pow(0.9, t), bc2 = 1.0 - Math.Pow(0.95, t);
+            float b1 = 0.9f, b2 = 0.95f, decay = (float)(1.0 - 0.01 * 0.1), stepSize = (float)(0.01 / bc1), sqrtBc2 = (float)Math.Sqrt(bc2), eps = 1e-8f;
+            for (int i = 0; i < n; i++)
+            {
+                float g = (maximize ? -1f : 1f) * w.Grad[i];
+                m[i] = b1 * m[i] + (1f - b1) * g;
+                v[i] = b2 * v[i] + (1f - b2) * g * g;
+                p[i] = p[i] * decay - stepSize * m[i] / (MathF.Sqrt(v[i]) / sqrtBc2 + eps);
+            }
+            Assert.Equal(p, w.Value);
+            Assert.Equal(m, opt.FirstMoment(0));
+            Assert.Equal(v, opt.SecondMoment(0));
+        }
+    }
+
     [Fact]
     public void FrozenParametersAreSkippedAndMaximizeAscends()
     {

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using KvNotebooks.Kernels;
 
 namespace KvNotebooks.Training.Ops;
@@ -8,7 +9,9 @@ namespace KvNotebooks.Training.Ops;
 /// inner product is a <see cref="Gemm"/> call. Per block, only the visible key segments are
 /// touched: [0, i1) for a full head; the sink segment and the window segment for a streaming head.
 /// Scratch is one block of scores per segment (BlockRows × keys), never T × T.
-/// <see cref="AttentionOp"/> stays the readable reference the tests compare this against.
+/// With AVX-512 and head size 32 (our models) both directions go to <see cref="FlashAttention"/>
+/// instead (fused register tiles; <c>blockRows</c> is then ignored); <see cref="Gemm.ForcePortable"/>
+/// forces the path below. <see cref="AttentionOp"/> stays the readable reference the tests compare both against.
 /// </summary>
 public static class BlockedAttentionOp
 {
@@ -18,9 +21,30 @@ public static class BlockedAttentionOp
     [ThreadStatic] private static Scratch? _scratch;
 
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Forward(q, k, v, o, lse, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
+
+    /// <summary><paramref name="sequences"/> sequences of T rows back to back (q, o [S·T × Hq·hd], k, v [S·T × Hkv·hd],
+    /// lse [S][Hq × T]), each attending only within itself: one parallel region for the whole batch.</summary>
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
     {
         Check(numHeads, numKvHeads, masks);
+        CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        if (FlashAttention.Supports(headDim))
+        {
+            FlashAttention.Forward(q, k, v, o, lse, sequences, T, numHeads, numKvHeads, masks.ToArray());
+            return;
+        }
+        int qs = T * numHeads * headDim, ks = T * numKvHeads * headDim, ls = numHeads * T;
+        for (int b = 0; b < sequences; b++)
+            ForwardOne(q.Slice(b * qs, qs), k.Slice(b * ks, ks), v.Slice(b * ks, ks), o.Slice(b * qs, qs), lse.Slice(b * ls, ls),
+                T, numHeads, numKvHeads, headDim, masks, blockRows);
+    }
+
+    private static void ForwardOne(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+    {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
         float scale = 1f / MathF.Sqrt(hd);
@@ -42,7 +66,7 @@ public static class BlockedAttentionOp
                         var (j0, len) = segs[sg];
                         Gemm.MatMulNT(qb, s.K.AsSpan(j0 * hd, len * hd), s.S[sg].AsSpan(0, nb * len), nb, len, hd);
                     }
-                    // masked softmax per row over both segments
+                    // masked softmax per row over both segments; within a segment a row sees one contiguous range
                     for (int r = 0; r < nb; r++)
                     {
                         int i = i0 + r;
@@ -50,25 +74,34 @@ public static class BlockedAttentionOp
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
                             var (j0, len) = segs[sg];
-                            var row = s.S[sg].AsSpan(r * len, len);
-                            for (int c = 0; c < len; c++)
-                            {
-                                row[c] = mask.Sees(i, j0 + c) ? row[c] * scale : float.NegativeInfinity;
-                                max = MathF.Max(max, row[c]);
-                            }
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            if (hi <= lo) continue;
+                            var vis = s.S[sg].AsSpan(r * len + lo, hi - lo);
+                            TensorPrimitives.Multiply(vis, scale, vis);
+                            max = MathF.Max(max, TensorPrimitives.Max(vis));
                         }
                         double sum = 0;
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
-                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
-                            for (int c = 0; c < row.Length; c++) { row[c] = MathF.Exp(row[c] - max); sum += row[c]; }
+                            var (j0, len) = segs[sg];
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            if (hi <= lo) continue;
+                            var vis = s.S[sg].AsSpan(r * len + lo, hi - lo);
+                            TensorPrimitives.Subtract(vis, max, vis);
+                            TensorPrimitives.Exp(vis, vis);
+                            sum += TensorPrimitives.Sum(vis);
                         }
                         lse[h * T + i] = max + (float)Math.Log(sum);
                         float inv = (float)(1.0 / sum);
                         for (int sg = 0; sg < segs.Count; sg++)
                         {
-                            var row = s.S[sg].AsSpan(r * segs[sg].Len, segs[sg].Len);
-                            for (int c = 0; c < row.Length; c++) row[c] *= inv;
+                            var (j0, len) = segs[sg];
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            var row = s.S[sg].AsSpan(r * len, len);
+                            if (hi <= lo) { row.Clear(); continue; }
+                            TensorPrimitives.Multiply(row[lo..hi], inv, row[lo..hi]);
+                            row[..lo].Clear();
+                            row[hi..].Clear();
                         }
                     }
                     var ob = s.O.AsSpan(0, nb * hd);
@@ -86,9 +119,45 @@ public static class BlockedAttentionOp
 
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Backward(dO, q, k, v, o, lse, dq, dk, dv, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
+
+    /// <summary>Backward of the batched <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, int, ReadOnlySpan{HeadMask}, int)"/>.</summary>
+    public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, headDim, masks, blockRows, accumulate: true);
+
+    /// <summary>As above; dq, dk, dv are overwritten rather than added to when <paramref name="accumulate"/> is false.</summary>
+    internal static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows, bool accumulate)
     {
         Check(numHeads, numKvHeads, masks);
+        CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        CheckSizes(dq.Length, dk.Length, dv.Length, dO.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
+        if (FlashAttention.Supports(headDim))
+        {
+            FlashAttention.Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, masks.ToArray(), accumulate);
+            return;
+        }
+        if (!accumulate)
+        {
+            long rows = (long)sequences * T;
+            dq[..(int)(rows * numHeads * headDim)].Clear();
+            dk[..(int)(rows * numKvHeads * headDim)].Clear();
+            dv[..(int)(rows * numKvHeads * headDim)].Clear();
+        }
+        int qs = T * numHeads * headDim, ks = T * numKvHeads * headDim, ls = numHeads * T;
+        for (int b = 0; b < sequences; b++)
+            BackwardOne(dO.Slice(b * qs, qs), q.Slice(b * qs, qs), k.Slice(b * ks, ks), v.Slice(b * ks, ks), o.Slice(b * qs, qs), lse.Slice(b * ls, ls),
+                dq.Slice(b * qs, qs), dk.Slice(b * ks, ks), dv.Slice(b * ks, ks), T, numHeads, numKvHeads, headDim, masks, blockRows);
+    }
+
+    private static void BackwardOne(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+    {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
         float scale = 1f / MathF.Sqrt(hd);
@@ -114,9 +183,7 @@ public static class BlockedAttentionOp
                     for (int r = 0; r < nb; r++)
                     {
                         int off = ((i0 + r) * numHeads + h) * hd;
-                        double dsum = 0;
-                        for (int e = 0; e < hd; e++) dsum += (double)dO[off + e] * o[off + e];
-                        s.D[r] = (float)dsum;
+                        s.D[r] = TensorPrimitives.Dot(dO.Slice(off, hd), o.Slice(off, hd));
                     }
                     for (int sg = 0; sg < segs.Count; sg++)
                     {
@@ -131,13 +198,24 @@ public static class BlockedAttentionOp
                         {
                             int i = i0 + r;
                             float l = lse[h * T + i], di = s.D[r];
-                            for (int c = 0; c < len; c++)
+                            var (lo, hi) = Visible(mask, i, j0, len);
+                            var pr = P.Slice(r * len, len);
+                            var dpr = dP.Slice(r * len, len);
+                            if (hi > lo)
                             {
-                                int x = r * len + c;
-                                float p = mask.Sees(i, j0 + c) ? MathF.Exp(P[x] * scale - l) : 0f;
-                                P[x] = p;
-                                dP[x] = p * (dP[x] - di) * scale;     // dS
+                                var pv = pr[lo..hi];
+                                var dv2 = dpr[lo..hi];
+                                // p = exp(s·scale − lse); dS = p · (dP − D) · scale
+                                TensorPrimitives.Multiply(pv, scale, pv);
+                                TensorPrimitives.Subtract(pv, l, pv);
+                                TensorPrimitives.Exp(pv, pv);
+                                TensorPrimitives.Subtract(dv2, di, dv2);
+                                TensorPrimitives.Multiply(dv2, pv, dv2);
+                                TensorPrimitives.Multiply(dv2, scale, dv2);
                             }
+                            else { lo = hi = 0; }
+                            pr[..lo].Clear(); pr[hi..].Clear();
+                            dpr[..lo].Clear(); dpr[hi..].Clear();
                         }
                         Gemm.MatMulTN(P, dob, s.DV.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dV += Pᵀ dO
                         Gemm.MatMulTN(dP, qb, s.DK.AsSpan(j0 * hd, len * hd), len, hd, nb, accumulate: true); // dK += dSᵀ Q
@@ -164,6 +242,16 @@ public static class BlockedAttentionOp
         return win.Len > 0 ? new SegmentPair(2, sink.J0, sink.Len, win.J0, win.Len) : new SegmentPair(1, sink.J0, sink.Len, 0, 0);
     }
 
+    /// <summary>The keys row i sees inside segment [j0, j0 + len), as [lo, hi) relative to j0 (empty when hi ≤ lo):
+    /// up to i (causal) and, for keys that are not sinks, after i − Window (segments never mix sinks and window).</summary>
+    private static (int Lo, int Hi) Visible(HeadMask m, int i, int j0, int len)
+    {
+        long lo = j0;
+        if (!m.IsFull && j0 >= m.Sink) lo = Math.Max(lo, (long)i - m.Window + 1);
+        long hi = Math.Min((long)j0 + len, (long)i + 1);
+        return ((int)(lo - j0), (int)Math.Max(lo, hi) - j0);
+    }
+
     /// <summary>Up to two (start, length) key segments, without allocating.</summary>
     private readonly record struct SegmentPair(int Count, int J0a, int LenA, int J0b, int LenB)
     {
@@ -184,6 +272,15 @@ public static class BlockedAttentionOp
             var sr = src.AsSpan(t * hd, hd);
             for (int e = 0; e < hd; e++) d[e] += sr[e];
         }
+    }
+
+    private static void CheckSizes(int qLen, int kLen, int vLen, int oLen, int lseLen, int sequences, int T, int numHeads, int numKvHeads, int headDim)
+    {
+        if (sequences < 1 || T < 1 || headDim < 1) throw new ArgumentException($"need sequences, T and headDim ≥ 1 (got {sequences}, {T}, {headDim})");
+        long rows = (long)sequences * T;
+        if (qLen < rows * numHeads * headDim || oLen < rows * numHeads * headDim || kLen < rows * numKvHeads * headDim
+            || vLen < rows * numKvHeads * headDim || lseLen < rows * numHeads)
+            throw new ArgumentException($"attention buffers too small for {sequences} × {T} rows, {numHeads} heads ({numKvHeads} KV) of {headDim}");
     }
 
     private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<HeadMask> masks)

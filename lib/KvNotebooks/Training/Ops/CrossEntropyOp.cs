@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace KvNotebooks.Training.Ops;
 
 /// <summary>Mean cross-entropy over the P chosen positions: loss = (1/P) Σ_p [lse(logits_p) − logits_p[target_p]].
@@ -12,12 +14,11 @@ public static class CrossEntropyOp
         {
             var row = logits.Slice(p * vocab, vocab);
             var pr = probs.Slice(p * vocab, vocab);
-            float max = float.NegativeInfinity;
-            for (int v = 0; v < vocab; v++) max = MathF.Max(max, row[v]);
-            double sum = 0;
-            for (int v = 0; v < vocab; v++) { float e = MathF.Exp(row[v] - max); pr[v] = e; sum += e; }
-            float inv = (float)(1.0 / sum);
-            for (int v = 0; v < vocab; v++) pr[v] *= inv;
+            float max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, pr);
+            TensorPrimitives.Exp(pr, pr);
+            double sum = TensorPrimitives.Sum(pr);
+            TensorPrimitives.Multiply(pr, (float)(1.0 / sum), pr);
             total += max + Math.Log(sum) - row[targets[p]];
         }
         return positions == 0 ? 0 : total / positions;
@@ -32,7 +33,7 @@ public static class CrossEntropyOp
         {
             var pr = probs.Slice(p * vocab, vocab);
             var dr = dlogits.Slice(p * vocab, vocab);
-            for (int v = 0; v < vocab; v++) dr[v] += s * pr[v];
+            TensorPrimitives.MultiplyAdd(pr, s, dr, dr);
             dr[targets[p]] -= s;
         }
     }

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace KvNotebooks.Training.Ops;
 
 /// <summary>Token embedding lookup: x[t] = table[tokens[t]].</summary>
@@ -20,8 +22,7 @@ public static class EmbeddingOp
         for (int t = 0; t < tokens.Length; t++)
         {
             var row = dTable.Slice(tokens[t] * d, d);
-            var g = dx.Slice(t * d, d);
-            for (int i = 0; i < d; i++) row[i] += g[i];
+            TensorPrimitives.Add(row, dx.Slice(t * d, d), row);
         }
     }
 }

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace KvNotebooks.Training.Ops;
 
 /// <summary>
@@ -18,8 +20,9 @@ public static class HeadGateOp
             {
                 float g = z[h / group];
                 int off = t * qs + h * headDim;
-                for (int d = 0; d < headDim; d++)
-                    output[off + d] = g * full[off + d] + (1f - g) * streaming[off + d];
+                var o = output.Slice(off, headDim);
+                TensorPrimitives.Multiply(full.Slice(off, headDim), g, o);
+                TensorPrimitives.MultiplyAdd(streaming.Slice(off, headDim), 1f - g, o, o);
             }
     }
 
@@ -30,21 +33,20 @@ public static class HeadGateOp
     {
         int group = numHeads / numKvHeads, qs = numHeads * headDim;
         Span<double> acc = stackalloc double[numKvHeads];
+        Span<float> diff = headDim <= 256 ? stackalloc float[headDim] : new float[headDim];
         acc.Clear();
         for (int t = 0; t < T; t++)
             for (int h = 0; h < numHeads; h++)
             {
                 float g = z[h / group];
                 int off = t * qs + h * headDim;
-                double s = 0;
-                for (int d = 0; d < headDim; d++)
-                {
-                    float go = dOut[off + d];
-                    dFull[off + d] += g * go;
-                    dStreaming[off + d] += (1f - g) * go;
-                    s += go * (full[off + d] - streaming[off + d]);
-                }
-                acc[h / group] += s;
+                var go = dOut.Slice(off, headDim);
+                var df = dFull.Slice(off, headDim);
+                var ds = dStreaming.Slice(off, headDim);
+                TensorPrimitives.MultiplyAdd(go, g, df, df);
+                TensorPrimitives.MultiplyAdd(go, 1f - g, ds, ds);
+                TensorPrimitives.Subtract(full.Slice(off, headDim), streaming.Slice(off, headDim), diff);
+                acc[h / group] += TensorPrimitives.Dot(go, diff);
             }
         if (!dz.IsEmpty)
             for (int g = 0; g < numKvHeads; g++) dz[g] += (float)acc[g];

@@ -23,9 +23,15 @@ public static class LinearOp
     /// <summary>dy [rows × out] → dx [rows × in] += dy·W (NN), dw [out × in] += dyᵀ·x (TN),
     /// dbias [out] += Σ_rows dy. Any empty output is skipped.</summary>
     public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w,
-        Span<float> dx, Span<float> dw, Span<float> dbias, int rows, int inDim, int outDim)
+        Span<float> dx, Span<float> dw, Span<float> dbias, int rows, int inDim, int outDim) =>
+        Backward(dy, x, w, dx, dw, dbias, rows, inDim, outDim, accumulateDx: true);
+
+    /// <summary>As above, but dx is overwritten (dx = dy·W) when <paramref name="accumulateDx"/> is false,
+    /// which saves zeroing it first.</summary>
+    internal static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w,
+        Span<float> dx, Span<float> dw, Span<float> dbias, int rows, int inDim, int outDim, bool accumulateDx)
     {
-        if (!dx.IsEmpty) Gemm.MatMulNN(dy, w, dx, rows, inDim, outDim, accumulate: true);
+        if (!dx.IsEmpty) Gemm.MatMulNN(dy, w, dx, rows, inDim, outDim, accumulate: accumulateDx);
         if (!dw.IsEmpty) Gemm.MatMulTN(dy, x, dw, outDim, inDim, rows, accumulate: true);
         if (!dbias.IsEmpty)
             for (int r = 0; r < rows; r++)

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using KvNotebooks.Kernels;
 using KvNotebooks.Model;
 
@@ -40,7 +41,9 @@ public sealed class RopeTable
 
 /// <summary>Rotary embedding, rotate-half convention (dim i pairs with i + headDim/2):
 /// (a, b) → (a·cos − b·sin, b·cos + a·sin). It is a rotation, so backward is the rotation by −angle.</summary>
-public static class RopeOp
+/// <remarks>With AVX-512 and headDim/2 a multiple of 16 the pairs are rotated 16 at a time; large inputs
+/// are split by rows over <see cref="KernelOptions.Threads"/>.</remarks>
+public static unsafe class RopeOp
 {
     /// <summary>Rotates <paramref name="heads"/> heads of each of <paramref name="rows"/> rows of
     /// x [rows × stride] in place; row r uses table row r.</summary>
@@ -53,20 +56,41 @@ public static class RopeOp
     {
         int hd = table.HeadDim, half = hd / 2;
         if (rows > table.Rows) throw new ArgumentException($"RoPE table has {table.Rows} rows, {rows} requested");
-        for (int r = 0; r < rows; r++)
+        if (x.Length < (long)rows * stride || heads * hd > stride) throw new ArgumentException("RoPE input too small");
+        bool fast = Vector512.IsHardwareAccelerated && !Gemm.ForcePortable && half % 16 == 0;
+        const int RowsPerChunk = 256;
+        fixed (float* px = x, pc = table.Cos, ps = table.Sin)
         {
-            var cos = table.Cos.AsSpan(r * half, half);
-            var sin = table.Sin.AsSpan(r * half, half);
-            for (int h = 0; h < heads; h++)
+            float* cx = px, ccos = pc, csin = ps;
+            KernelOptions.For((rows + RowsPerChunk - 1) / RowsPerChunk, (long)rows * heads * hd >= 1 << 16, ch =>
             {
-                var v = x.Slice(r * stride + h * hd, hd);
-                for (int i = 0; i < half; i++)
+                for (int r = ch * RowsPerChunk; r < Math.Min(rows, (ch + 1) * RowsPerChunk); r++)
                 {
-                    float a = v[i], b = v[i + half], c = cos[i], s = sign * sin[i];
-                    v[i] = a * c - b * s;
-                    v[i + half] = b * c + a * s;
+                    float* cos = ccos + (long)r * half, sin = csin + (long)r * half;
+                    for (int h = 0; h < heads; h++)
+                    {
+                        float* v = cx + (long)r * stride + h * hd;
+                        if (fast)
+                        {
+                            var sg = Vector512.Create(sign);
+                            for (int i = 0; i < half; i += 16)
+                            {
+                                var a = Vector512.Load(v + i); var b = Vector512.Load(v + i + half);
+                                var c = Vector512.Load(cos + i); var s = Vector512.Load(sin + i) * sg;
+                                (a * c - b * s).Store(v + i);
+                                (b * c + a * s).Store(v + i + half);
+                            }
+                            continue;
+                        }
+                        for (int i = 0; i < half; i++)
+                        {
+                            float a = v[i], b = v[i + half], c = cos[i], s = sign * sin[i];
+                            v[i] = a * c - b * s;
+                            v[i + half] = b * c + a * s;
+                        }
+                    }
                 }
-            }
+            });
         }
     }
 }
