@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using KvNotebooks.Training.Pretraining;
 
 namespace KvNotebooks.Cli.Commands;
@@ -24,7 +25,10 @@ public static class TrainCommand
             var trainer = new Pretrainer(cfg, p.GetValue(output)!) { Log = line => Console.WriteLine(line) };
             trainer.OpenRun();
             using var cts = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.WriteLine("stopping after this step (checkpoint follows)…"); };
+            // Ctrl-C or SIGTERM (a background job, a scheduler): finish the step, checkpoint, exit.
+            void Stop(PosixSignalContext ctx) { ctx.Cancel = true; cts.Cancel(); Console.WriteLine("stopping after this step (checkpoint follows)…"); }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
             long parameters = trainer.Model.Parameters.Sum(x => (long)x.Value.Length);
             Console.WriteLine($"training {cfg.Model.NumLayers} layers, d {cfg.Model.HiddenSize}, {cfg.Model.NumHeads}/{cfg.Model.NumKvHeads} heads ({parameters:N0} parameters), " +
                               $"{cfg.TotalSteps} steps in {cfg.Stages.Length} stages; starting at step {trainer.Step}");
