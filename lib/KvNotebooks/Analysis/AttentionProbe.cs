@@ -63,41 +63,22 @@ public sealed class AttentionProbe : ILayerObserver
     /// <summary>Attention mass each KV head (averaged over its query heads and over <paramref name="rows"/>)
     /// puts on keys more than <paramref name="window"/> positions back: [layer, KV head]. Near 0 for a local
     /// head; large for a head that retrieves from far away.</summary>
-    public double[,] FarMass(IReadOnlyList<int> rows, int window)
-    {
-        var c = _model.Config;
-        var result = new double[c.NumLayers, c.NumKvHeads];
-        for (int l = 0; l < c.NumLayers; l++)
-            for (int h = 0; h < c.NumHeads; h++)
-            {
-                double mass = 0;
-                foreach (int r in rows)
-                {
-                    var w = Row(l, h, r);
-                    for (int j = 0; j < r - window && j < w.Length; j++) mass += w[j];
-                }
-                result[l, h / c.GroupSize] += mass / rows.Count / c.GroupSize;
-            }
-        return result;
-    }
+    public double[,] FarMass(IReadOnlyList<int> rows, int window) =>
+        PerKvHead(rows, (w, r) => { double m = 0; for (int j = 0; j < r - window; j++) m += w[j]; return m; });
 
     /// <summary>Attention mass each KV head puts on the given key positions (e.g. where the answer is),
     /// averaged over its query heads and over <paramref name="rows"/>: [layer, KV head].</summary>
-    public double[,] MassOn(IReadOnlyList<int> rows, IReadOnlyCollection<int> keys)
+    public double[,] MassOn(IReadOnlyList<int> rows, IReadOnlyCollection<int> keys) =>
+        PerKvHead(rows, (w, r) => keys.Where(k => k <= r).Sum(k => w[k]));
+
+    /// <summary>measure(weights of a row, row) averaged over rows and over the query heads of each KV head.</summary>
+    private double[,] PerKvHead(IReadOnlyList<int> rows, Func<double[], int, double> measure)
     {
         var c = _model.Config;
         var result = new double[c.NumLayers, c.NumKvHeads];
         for (int l = 0; l < c.NumLayers; l++)
             for (int h = 0; h < c.NumHeads; h++)
-            {
-                double mass = 0;
-                foreach (int r in rows)
-                {
-                    var w = Row(l, h, r);
-                    foreach (int k in keys) if (k <= r) mass += w[k];
-                }
-                result[l, h / c.GroupSize] += mass / rows.Count / c.GroupSize;
-            }
+                result[l, h / c.GroupSize] += rows.Sum(r => measure(Row(l, h, r), r)) / rows.Count / c.GroupSize;
         return result;
     }
 }

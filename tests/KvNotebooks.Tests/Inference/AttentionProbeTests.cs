@@ -35,6 +35,16 @@ public class AttentionProbeTests
                     Assert.Equal(1.0, got.Sum(), 9);
                     for (int j = 0; j <= row; j++) Assert.Equal(want[(l, h, row)][j], got[j], 5);
                 }
+        // Identities: all keys hold the whole mass; keys more than 0 back hold all but the diagonal.
+        var all = probe.MassOn([69], Enumerable.Range(0, 70).ToArray());
+        var beyond0 = probe.FarMass([69], window: 0);
+        for (int l = 0; l < 2; l++)
+            for (int g = 0; g < 2; g++)
+            {
+                Assert.Equal(1.0, all[l, g], 9);
+                double diag = (probe.Row(l, 2 * g, 69)[69] + probe.Row(l, 2 * g + 1, 69)[69]) / 2;
+                Assert.Equal(1 - diag, beyond0[l, g], 9);
+            }
         var far = probe.FarMass([60, 69], window: 8);
         var near = probe.MassOn([69], Enumerable.Range(62, 8).ToArray());
         for (int l = 0; l < 2; l++)
