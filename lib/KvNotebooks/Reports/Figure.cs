@@ -50,9 +50,11 @@ public sealed class Figure
         return f;
     }
 
-    /// <summary>A heatmap of <paramref name="z"/>[row][column]; labels optional.</summary>
+    /// <summary>A heatmap of <paramref name="z"/>[row][column]; labels optional; <paramref name="zMin"/>/<paramref name="zMax"/>
+    /// fix the colour range (so maps can be compared); <paramref name="valueFormat"/> (a d3 format such as ".0f")
+    /// writes each cell's value in it.</summary>
     public static Figure Heatmap(string title, double[][] z, IEnumerable<string>? xLabels = null, IEnumerable<string>? yLabels = null,
-        string? xTitle = null, string? yTitle = null, string colorscale = "Viridis")
+        string? xTitle = null, string? yTitle = null, string colorscale = "Viridis", double? zMin = null, double? zMax = null, string? valueFormat = null)
     {
         var f = new Figure(title, xTitle, yTitle);
         f.Layout["showlegend"] = false;
@@ -64,6 +66,9 @@ public sealed class Figure
         };
         if (xLabels is not null) trace["x"] = Strings(xLabels);
         if (yLabels is not null) trace["y"] = Strings(yLabels);
+        if (zMin is { } lo) trace["zmin"] = lo;
+        if (zMax is { } hi) trace["zmax"] = hi;
+        if (valueFormat is not null) trace["texttemplate"] = "%{z:" + valueFormat + "}";
         f.Data.Add(trace);
         return f;
     }

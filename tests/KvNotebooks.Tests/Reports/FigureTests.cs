@@ -53,6 +53,11 @@ public sealed class FigureTests
         Assert.Equal("heatmap", hm["data"]![0]!["type"]!.GetValue<string>());
         Assert.Equal(4, hm["data"]![0]!["z"]![1]![1]!.GetValue<double>());
         Assert.False(hm["layout"]!["showlegend"]!.GetValue<bool>());
+        Assert.Null(hm["data"]![0]!["zmin"]);
+        var fixedRange = (JsonObject)JsonNode.Parse(Figure.Heatmap("h", [[1]], zMin: 0, zMax: 100, valueFormat: ".0f").ToJson())!;
+        Assert.Equal(0, fixedRange["data"]![0]!["zmin"]!.GetValue<double>());
+        Assert.Equal(100, fixedRange["data"]![0]!["zmax"]!.GetValue<double>());
+        Assert.Equal("%{z:.0f}", fixedRange["data"]![0]!["texttemplate"]!.GetValue<string>());
     }
 
     [Fact]
