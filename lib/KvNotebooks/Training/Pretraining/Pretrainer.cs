@@ -15,7 +15,8 @@ public sealed record TrainLogRow(int Step, int Stage, int Length, int Batch, lon
 /// Everything a step uses derives from (seed, step), so a run resumes from its last checkpoint with
 /// exactly the loss sequence it would have had. The run folder holds:
 /// train_config.json, checkpoint.bin (weights + AdamW state + step, atomic), loss.csv, eval.csv, and
-/// model/ (config.json, model.safetensors, tokenizer.json), refreshed at every checkpoint.
+/// model/ (config.json, model.safetensors, tokenizer.json), refreshed at every checkpoint. loss.csv has one
+/// row per step; its seconds column is the wall time since the previous log line (every log_every steps).
 /// </summary>
 public sealed class Pretrainer
 {
