@@ -42,6 +42,8 @@ public class PretrainerTests
     [InlineData("""{ MODEL, "stages": [{"length": 128, "batch": 1, "steps": 2, "lr": 0.1, "tasks": {"nope": 1}}] }""", "unknown task 'nope'")]
     [InlineData("""{ MODEL, "stages": [{"length": 64, "batch": 1, "steps": 2, "lr": 0.1}] }""", "at least 128")]
     [InlineData("""{ MODEL, "learning_rate": 1, "stages": [] }""", "learning_rate")]
+    [InlineData("""{ MODEL, "stages": [{"length": 128, "batch": 1, "steps": 2, "lr": 0.1, "questions": {"table": 2}}] }""", "2 questions of table")]
+    [InlineData("""{ MODEL, "stages": [{"length": 128, "batch": 1, "steps": 2, "lr": 0.1, "questions": {"niah_mk": 0}}] }""", "must be ≥ 1")]
     public void Bad_configs_name_the_problem(string json, string expected)
     {
         var e = Assert.ThrowsAny<Exception>(() => PretrainConfig.Parse(json.Replace("MODEL", Model), "cfg.json"));
@@ -136,6 +138,24 @@ public class PretrainerTests
             Assert.Contains("differs from this one at step 1", Assert.Throws<InvalidOperationException>(() => new Pretrainer(changed, dir).OpenRun()).Message);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_stage_can_ask_more_questions_and_that_changes_the_data_from_that_stage_on()
+    {
+        var c = PretrainConfig.Parse(Config(), "a");
+        var more = PretrainConfig.Parse(Config().Replace("\"end_lr\": 0.001}", "\"end_lr\": 0.001, \"questions\": {\"niah_mk\": 6}}"), "b");
+        Assert.Equal(4, PretrainConfig.FirstDifferentStep(c, more));
+        var stage2 = more.Stages[1];
+        Assert.Equal(6, stage2.QuestionsFor(TaskSuite.Get("niah_mk")));
+        Assert.Equal(TaskSuite.Get("rag").TrainingQuestions, stage2.QuestionsFor(TaskSuite.Get("rag")));
+        var t = new Pretrainer(more, TempDir());
+        for (int step = 4; step < 8; step++)
+        {
+            var (tok, pos, tgt) = t.Batch(step);
+            Assert.Equal(160, tok.Length);
+            Assert.Equal(tok.Length, new Pretrainer(c, TempDir()).Batch(step).Tokens.Length);
+        }
     }
 
     [Fact]

@@ -17,6 +17,11 @@ public sealed record TrainStage
     public double Lr { get; init; }
     public double? EndLr { get; init; }
     public Dictionary<string, double>? Tasks { get; init; }
+    /// <summary>Questions per training sequence for some tasks (default: the task's own number). Long
+    /// contexts can ask more: the context costs the same, the answers add supervision.</summary>
+    public Dictionary<string, int>? Questions { get; init; }
+
+    public int QuestionsFor(LongContextTask task) => Questions is not null && Questions.TryGetValue(task.Name, out int q) ? q : task.TrainingQuestions;
 }
 
 /// <summary>
@@ -123,7 +128,8 @@ public sealed record PretrainConfig
             var x = a.Stages[sa]; var y = b.Stages[sb];
             bool sameTasks = (x.Tasks is null && y.Tasks is null) || (x.Tasks is not null && y.Tasks is not null
                 && x.Tasks.Count == y.Tasks.Count && x.Tasks.All(kv => y.Tasks.TryGetValue(kv.Key, out double w) && w == kv.Value));
-            if (x.Length != y.Length || x.Batch != y.Batch || !sameTasks || a.LearningRate(step) != b.LearningRate(step)) return step;
+            bool sameQuestions = TaskSuite.All.All(t => x.QuestionsFor(t) == y.QuestionsFor(t));
+            if (x.Length != y.Length || x.Batch != y.Batch || !sameTasks || !sameQuestions || a.LearningRate(step) != b.LearningRate(step)) return step;
         }
         return a.TotalSteps == b.TotalSteps ? null : n;
     }
@@ -143,6 +149,13 @@ public sealed record PretrainConfig
             Require(s.Length <= Model.MaxPositionEmbeddings, $"stage {i + 1}: length {s.Length} exceeds max_position_embeddings {Model.MaxPositionEmbeddings}");
             foreach (var t in StageTasks(i))
                 Require(s.Length >= t.Task.MinLength, $"stage {i + 1}: task {t.Task.Name} needs sequences of at least {t.Task.MinLength} tokens");
+            foreach (var (name, q) in s.Questions ?? [])
+            {
+                var task = TaskSuite.Get(name);
+                Require(q >= 1, $"stage {i + 1}: questions for {name} must be ≥ 1");
+                try { task.Generate(0, s.Length, q); }
+                catch (ArgumentException e) { throw new InvalidDataException($"{source}: stage {i + 1}: {q} questions of {name} at {s.Length} tokens: {e.Message}"); }
+            }
         }
     }
 

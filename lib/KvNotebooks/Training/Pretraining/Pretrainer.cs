@@ -147,7 +147,7 @@ public sealed class Pretrainer
             double u = rng.NextDouble() * totalWeight;
             var task = tasks[^1].Task;
             foreach (var (t, w) in tasks) { if (u < w) { task = t; break; } u -= w; }
-            var ex = task.Generate(seed, stage.Length, task.TrainingQuestions);
+            var ex = task.Generate(seed, stage.Length, stage.QuestionsFor(task));
             var (tk, p, y) = ex.TrainingSequence();
             int offset = tokens.Count;
             tokens.AddRange(tk);
