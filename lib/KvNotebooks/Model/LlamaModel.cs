@@ -59,6 +59,8 @@ public sealed class LlamaModel
 
     public LlamaConfig Config { get; }
     public LlamaWeights Weights => _w;
+    /// <summary>When set (benchmarks only), each op of <see cref="Forward"/> charges its time here.</summary>
+    internal Bench.StepTimer? Timer { get; set; }
 
     /// <summary>A cache shaped for this model: one stored head per KV head, or per query head when
     /// <paramref name="storage"/> replicates; quantized when it says so.</summary>
@@ -91,10 +93,13 @@ public sealed class LlamaModel
             if ((uint)tokens[i] >= (uint)V)
                 throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"token {i} has id {tokens[i]}, outside the vocabulary [0, {V})");
         EnsureCapacity(rows);
+        var timer = Timer;
+        timer?.Start();
 
         int qkvWidth = c.QDim + 2 * c.KvDim, ff = c.IntermediateSize, hd = c.HeadDim;
         var x = _x.AsSpan(0, rows * d);
         for (int i = 0; i < rows; i++) _w.Embedding.AsSpan(tokens[i] * d, d).CopyTo(x.Slice(i * d, d));
+        timer?.Mark("embedding");
 
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -102,10 +107,13 @@ public sealed class LlamaModel
             var xn = _xn.AsSpan(0, rows * d);
             var qkv = _qkv.AsSpan(0, rows * qkvWidth);
             RmsNorm.Forward(x, lw.InputNorm, xn, rows, (float)c.RmsNormEps);
+            timer?.Mark("rmsnorm");
             Gemm.MatMulNT(xn, _wqkv[l], qkv, rows, qkvWidth, d);
+            timer?.Mark("qkv gemm");
             if (_bqkv[l] is { } bias)
                 for (int i = 0; i < rows; i++) TensorPrimitives.Add(qkv.Slice(i * qkvWidth, qkvWidth), bias, qkv.Slice(i * qkvWidth, qkvWidth));
             _rope.Apply(qkv, qkvWidth, c.NumHeads + c.NumKvHeads, positions); // q heads then k heads, same rotation
+            timer?.Mark("rope");
             var q = _q.AsSpan(0, rows * c.QDim);
             for (int i = 0; i < rows; i++) qkv.Slice(i * qkvWidth, c.QDim).CopyTo(q.Slice(i * c.QDim, c.QDim));
             // Stored head s holds KV head s / rep: rep = 1 normally, the group size when replicated per query head.
@@ -115,21 +123,29 @@ public sealed class LlamaModel
                 int g = s / rep;
                 cache[l, s].Append(qkv.Slice(c.QDim + g * hd), qkv.Slice(c.QDim + c.KvDim + g * hd), 0, qkvWidth, positions);
             }
+            timer?.Mark("q copy + append");
 
             if (cache.Quantized is { } quantized) quantized.Attend(l, cache.Layer(l), _q, rows, c.NumHeads, _scale, _attn);
             else Attention.Layer(_q, rows, c.NumHeads, cache.Layer(l), _scale, _attn);
+            timer?.Mark("attention");
             observer?.AfterAttention(l, rows, _q);
+            timer?.Mark("observer");
             Gemm.MatMulNT(_attn.AsSpan(0, rows * c.QDim), lw.Wo, x, rows, d, c.QDim, accumulate: true);
+            timer?.Mark("o gemm");
 
             RmsNorm.Forward(x, lw.PostNorm, xn, rows, (float)c.RmsNormEps);
+            timer?.Mark("rmsnorm");
             var gu = _gu.AsSpan(0, rows * 2 * ff);
             Gemm.MatMulNT(xn, _wgu[l], gu, rows, 2 * ff, d);
+            timer?.Mark("gate/up gemm");
             for (int i = 0; i < rows; i++)
             {
                 var row = gu.Slice(i * 2 * ff, 2 * ff);
                 SwiGlu.Forward(row[..ff], row[ff..], _attn.AsSpan(i * ff, ff)); // reuse _attn as h [rows × ff]
             }
+            timer?.Mark("swiglu");
             Gemm.MatMulNT(_attn.AsSpan(0, rows * ff), lw.WDown, x, rows, d, ff, accumulate: true);
+            timer?.Mark("down gemm");
         }
 
         if (needLogits == 0) return;
@@ -138,6 +154,7 @@ public sealed class LlamaModel
         var xnl = _xn.AsSpan(0, needLogits * d);
         RmsNorm.Forward(xl, _w.FinalNorm, xnl, needLogits, (float)c.RmsNormEps);
         Gemm.MatMulNT(xnl, _w.LmHead, logits, needLogits, V, d);
+        timer?.Mark("final norm + lm head");
     }
 
     private void EnsureCapacity(int rows)
