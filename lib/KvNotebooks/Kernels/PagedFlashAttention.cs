@@ -90,7 +90,7 @@ internal static unsafe class PagedFlashAttention
                     for (int j = 0; j < keys; j += MR)
                     {
                         int d = c0 + j - a0;           // key j0 + x is masked for lanes < d + x
-                        if (!TileFast(kb + j * Hd, pq, s + j * Br + 32 * p, pm, pl, d))
+                        if (!TileFast(kb + j * Hd, pq, s + j * Br + 32 * p, pm, pl, d, first: c0 + j == 0))
                             TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, d);
                     }
                 }
@@ -118,10 +118,11 @@ internal static unsafe class PagedFlashAttention
     /// Returns false, storing nothing, when some row's tile sum passes <see cref="Lazy"/> (its max must rise).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool TileFast(float* kr, float* qt, float* st, float* m, float* l, int d)
+    private static bool TileFast(float* kr, float* qt, float* st, float* m, float* l, int d, bool first)
     {
-        var n0 = -Vector512.Load(m);
-        var n1 = -Vector512.Load(m + 16);
+        // the first tile (key 0, which every row sees) sets m to its own row maxima: nothing to rescale yet
+        var n0 = first ? Vector512<float>.Zero : -Vector512.Load(m);
+        var n1 = first ? Vector512<float>.Zero : -Vector512.Load(m + 16);
         Vector512<float> a00 = n0, a01 = n1, a10 = n0, a11 = n1, a20 = n0, a21 = n1, a30 = n0, a31 = n1,
                          a40 = n0, a41 = n1, a50 = n0, a51 = n1, a60 = n0, a61 = n1, a70 = n0, a71 = n1;
         float* kr1 = kr + Hd, kr2 = kr + 2 * Hd, kr3 = kr + 3 * Hd, kr4 = kr + 4 * Hd, kr5 = kr + 5 * Hd, kr6 = kr + 6 * Hd, kr7 = kr + 7 * Hd;
@@ -151,6 +152,15 @@ internal static unsafe class PagedFlashAttention
             a50 = Mask(a50, i0, 5, fill); a51 = Mask(a51, i1, 5, fill);
             a60 = Mask(a60, i0, 6, fill); a61 = Mask(a61, i1, 6, fill);
             a70 = Mask(a70, i0, 7, fill); a71 = Mask(a71, i1, 7, fill);
+        }
+        if (first)
+        {
+            var mx0 = Vector512.Max(Vector512.Max(Vector512.Max(a00, a10), Vector512.Max(a20, a30)), Vector512.Max(Vector512.Max(a40, a50), Vector512.Max(a60, a70)));
+            var mx1 = Vector512.Max(Vector512.Max(Vector512.Max(a01, a11), Vector512.Max(a21, a31)), Vector512.Max(Vector512.Max(a41, a51), Vector512.Max(a61, a71)));
+            mx0.Store(m);
+            mx1.Store(m + 16);
+            a00 -= mx0; a10 -= mx0; a20 -= mx0; a30 -= mx0; a40 -= mx0; a50 -= mx0; a60 -= mx0; a70 -= mx0;
+            a01 -= mx1; a11 -= mx1; a21 -= mx1; a31 -= mx1; a41 -= mx1; a51 -= mx1; a61 -= mx1; a71 -= mx1;
         }
         a00 = Exp2(a00); a01 = Exp2(a01); a10 = Exp2(a10); a11 = Exp2(a11);
         a20 = Exp2(a20); a21 = Exp2(a21); a30 = Exp2(a30); a31 = Exp2(a31);
