@@ -33,6 +33,7 @@ internal static unsafe class PagedFlashAttention
     private const float Lazy = 256f;
     /// <summary>Masked scores: finite, so exp2 needs no clamp, and exp2(fill − m) is exactly 0.</summary>
     private const float Fill = -1e30f;
+    private static readonly bool NoExp = Environment.GetEnvironmentVariable("NOEXP") == "1";
 
     /// <summary>Whether this path applies: AVX-512, head size 32, pages a multiple of 8 entries.</summary>
     public static bool Supports(int headDim, int pageSize) =>
@@ -52,8 +53,9 @@ internal static unsafe class PagedFlashAttention
             float* cq = pq, co = po;
             Run(items, work, item =>
             {
+                // head by head (a core's consecutive items reuse that head's keys and values from its L2),
                 // the most expensive (last) row blocks first
-                int rb = blocks - 1 - item / numHeads, h = item % numHeads;
+                int h = item / blocks, rb = blocks - 1 - item % blocks;
                 Item(cq + h * Hd, ldq, co + h * Hd, ldo, kv[h / group], rows, rb * Br, scale2);
             });
         }
@@ -89,9 +91,9 @@ internal static unsafe class PagedFlashAttention
                     float* pq = qt + p * 32 * Hd, pm = m + 32 * p, pl = l + 32 * p;
                     for (int j = 0; j < keys; j += MR)
                     {
-                        int d = c0 + j - a0;           // key j0 + x is masked for lanes < d + x
-                        if (!TileFast(kb + j * Hd, pq, s + j * Br + 32 * p, pm, pl, d, first: c0 + j == 0))
-                            TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, d);
+                        // as many tiles as the lazy max allows in one call; then the refused one exactly
+                        j = TilesFast(kb, pq, s + 32 * p, pm, pl, j, keys, c0 - a0, first: c0 + j == 0);
+                        if (j < keys) TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, c0 + j - a0);
                     }
                 }
                 // O += P·V, each 8-row group over the keys its last row may see (later P are exact zeros)
@@ -113,74 +115,86 @@ internal static unsafe class PagedFlashAttention
     }
 
     /// <summary>
-    /// 8 keys × 32 rows: P = exp2(q·k − m) straight from the registers (masked where key j0 + x is after
-    /// lane i's row, i &lt; d + x), stored transposed at st (key rows, stride Br), row sums added to l.
-    /// Returns false, storing nothing, when some row's tile sum passes <see cref="Lazy"/> (its max must rise).
+    /// Tiles of 8 keys × 32 rows from key j of a block (keys at kb, P at pBlock, key rows Br apart) up to
+    /// <paramref name="keys"/>: P = exp2(q·k − m) straight from the registers (masked where key c0 + j + x is
+    /// after lane i's row, i.e. i &lt; d + j + x), row sums added to l. Returns the first tile it refused (its
+    /// probabilities sum past <see cref="Lazy"/> for some row, so that row's max must rise), having stored
+    /// nothing for it, or <paramref name="keys"/>. With <paramref name="first"/>, the first tile (key 0, which
+    /// every row sees) sets m to its own row maxima: nothing to rescale yet.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool TileFast(float* kr, float* qt, float* st, float* m, float* l, int d, bool first)
+    private static int TilesFast(float* kb, float* qt, float* pBlock, float* m, float* l, int j, int keys, int d, bool first)
     {
-        // the first tile (key 0, which every row sees) sets m to its own row maxima: nothing to rescale yet
         var n0 = first ? Vector512<float>.Zero : -Vector512.Load(m);
         var n1 = first ? Vector512<float>.Zero : -Vector512.Load(m + 16);
-        Vector512<float> a00 = n0, a01 = n1, a10 = n0, a11 = n1, a20 = n0, a21 = n1, a30 = n0, a31 = n1,
-                         a40 = n0, a41 = n1, a50 = n0, a51 = n1, a60 = n0, a61 = n1, a70 = n0, a71 = n1;
-        float* kr1 = kr + Hd, kr2 = kr + 2 * Hd, kr3 = kr + 3 * Hd, kr4 = kr + 4 * Hd, kr5 = kr + 5 * Hd, kr6 = kr + 6 * Hd, kr7 = kr + 7 * Hd;
-        for (int e = 0; e < Hd; e++)
+        var l0 = Vector512.Load(l);
+        var l1 = Vector512.Load(l + 16);
+        for (; j < keys; j += MR)
         {
-            var b0 = Vector512.Load(qt + e * 32);
-            var b1 = Vector512.Load(qt + e * 32 + 16);
-            var x = Vector512.Create(kr[e]); a00 = Vector512.FusedMultiplyAdd(x, b0, a00); a01 = Vector512.FusedMultiplyAdd(x, b1, a01);
-            x = Vector512.Create(kr1[e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
-            x = Vector512.Create(kr2[e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
-            x = Vector512.Create(kr3[e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
-            x = Vector512.Create(kr4[e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
-            x = Vector512.Create(kr5[e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
-            x = Vector512.Create(kr6[e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
-            x = Vector512.Create(kr7[e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
+            float* kr = kb + j * Hd, st = pBlock + j * Br;
+            Vector512<float> a00 = n0, a01 = n1, a10 = n0, a11 = n1, a20 = n0, a21 = n1, a30 = n0, a31 = n1,
+                             a40 = n0, a41 = n1, a50 = n0, a51 = n1, a60 = n0, a61 = n1, a70 = n0, a71 = n1;
+            for (int e = 0; e < Hd; e++)
+            {
+                var b0 = Vector512.Load(qt + e * 32);
+                var b1 = Vector512.Load(qt + e * 32 + 16);
+                var x = Vector512.Create(kr[e]); a00 = Vector512.FusedMultiplyAdd(x, b0, a00); a01 = Vector512.FusedMultiplyAdd(x, b1, a01);
+                x = Vector512.Create(kr[Hd + e]); a10 = Vector512.FusedMultiplyAdd(x, b0, a10); a11 = Vector512.FusedMultiplyAdd(x, b1, a11);
+                x = Vector512.Create(kr[2 * Hd + e]); a20 = Vector512.FusedMultiplyAdd(x, b0, a20); a21 = Vector512.FusedMultiplyAdd(x, b1, a21);
+                x = Vector512.Create(kr[3 * Hd + e]); a30 = Vector512.FusedMultiplyAdd(x, b0, a30); a31 = Vector512.FusedMultiplyAdd(x, b1, a31);
+                x = Vector512.Create(kr[4 * Hd + e]); a40 = Vector512.FusedMultiplyAdd(x, b0, a40); a41 = Vector512.FusedMultiplyAdd(x, b1, a41);
+                x = Vector512.Create(kr[5 * Hd + e]); a50 = Vector512.FusedMultiplyAdd(x, b0, a50); a51 = Vector512.FusedMultiplyAdd(x, b1, a51);
+                x = Vector512.Create(kr[6 * Hd + e]); a60 = Vector512.FusedMultiplyAdd(x, b0, a60); a61 = Vector512.FusedMultiplyAdd(x, b1, a61);
+                x = Vector512.Create(kr[7 * Hd + e]); a70 = Vector512.FusedMultiplyAdd(x, b0, a70); a71 = Vector512.FusedMultiplyAdd(x, b1, a71);
+            }
+            if (d + j > 1 - MR)   // an edge tile: some key is after lane 0's row
+            {
+                var fill = Vector512.Create(Fill);
+                var i0 = Iota - Vector512.Create(d + j);       // lane − (d + j): key x is visible where ≥ x
+                var i1 = i0 + Vector512.Create(16);
+                a00 = Mask(a00, i0, 0, fill); a01 = Mask(a01, i1, 0, fill);
+                a10 = Mask(a10, i0, 1, fill); a11 = Mask(a11, i1, 1, fill);
+                a20 = Mask(a20, i0, 2, fill); a21 = Mask(a21, i1, 2, fill);
+                a30 = Mask(a30, i0, 3, fill); a31 = Mask(a31, i1, 3, fill);
+                a40 = Mask(a40, i0, 4, fill); a41 = Mask(a41, i1, 4, fill);
+                a50 = Mask(a50, i0, 5, fill); a51 = Mask(a51, i1, 5, fill);
+                a60 = Mask(a60, i0, 6, fill); a61 = Mask(a61, i1, 6, fill);
+                a70 = Mask(a70, i0, 7, fill); a71 = Mask(a71, i1, 7, fill);
+            }
+            if (first)
+            {
+                var mx0 = Vector512.Max(Vector512.Max(Vector512.Max(a00, a10), Vector512.Max(a20, a30)), Vector512.Max(Vector512.Max(a40, a50), Vector512.Max(a60, a70)));
+                var mx1 = Vector512.Max(Vector512.Max(Vector512.Max(a01, a11), Vector512.Max(a21, a31)), Vector512.Max(Vector512.Max(a41, a51), Vector512.Max(a61, a71)));
+                mx0.Store(m);
+                mx1.Store(m + 16);
+                a00 -= mx0; a10 -= mx0; a20 -= mx0; a30 -= mx0; a40 -= mx0; a50 -= mx0; a60 -= mx0; a70 -= mx0;
+                a01 -= mx1; a11 -= mx1; a21 -= mx1; a31 -= mx1; a41 -= mx1; a51 -= mx1; a61 -= mx1; a71 -= mx1;
+                n0 = -mx0;
+                n1 = -mx1;
+                first = false;
+            }
+            a00 = Exp2(a00); a01 = Exp2(a01); a10 = Exp2(a10); a11 = Exp2(a11);
+            a20 = Exp2(a20); a21 = Exp2(a21); a30 = Exp2(a30); a31 = Exp2(a31);
+            a40 = Exp2(a40); a41 = Exp2(a41); a50 = Exp2(a50); a51 = Exp2(a51);
+            a60 = Exp2(a60); a61 = Exp2(a61); a70 = Exp2(a70); a71 = Exp2(a71);
+            var s0 = ((a00 + a10) + (a20 + a30)) + ((a40 + a50) + (a60 + a70));
+            var s1 = ((a01 + a11) + (a21 + a31)) + ((a41 + a51) + (a61 + a71));
+            var lazy = Vector512.Create(Lazy);
+            if (Vector512.GreaterThanAny(s0, lazy) || Vector512.GreaterThanAny(s1, lazy)) break;
+            a00.Store(st); a01.Store(st + 16);
+            a10.Store(st + Br); a11.Store(st + Br + 16);
+            a20.Store(st + 2 * Br); a21.Store(st + 2 * Br + 16);
+            a30.Store(st + 3 * Br); a31.Store(st + 3 * Br + 16);
+            a40.Store(st + 4 * Br); a41.Store(st + 4 * Br + 16);
+            a50.Store(st + 5 * Br); a51.Store(st + 5 * Br + 16);
+            a60.Store(st + 6 * Br); a61.Store(st + 6 * Br + 16);
+            a70.Store(st + 7 * Br); a71.Store(st + 7 * Br + 16);
+            l0 += s0;
+            l1 += s1;
         }
-        if (d > 1 - MR)
-        {
-            var fill = Vector512.Create(Fill);
-            var i0 = Iota - Vector512.Create(d);           // lane − d: key j0 + x is visible where ≥ x
-            var i1 = i0 + Vector512.Create(16);
-            a00 = Mask(a00, i0, 0, fill); a01 = Mask(a01, i1, 0, fill);
-            a10 = Mask(a10, i0, 1, fill); a11 = Mask(a11, i1, 1, fill);
-            a20 = Mask(a20, i0, 2, fill); a21 = Mask(a21, i1, 2, fill);
-            a30 = Mask(a30, i0, 3, fill); a31 = Mask(a31, i1, 3, fill);
-            a40 = Mask(a40, i0, 4, fill); a41 = Mask(a41, i1, 4, fill);
-            a50 = Mask(a50, i0, 5, fill); a51 = Mask(a51, i1, 5, fill);
-            a60 = Mask(a60, i0, 6, fill); a61 = Mask(a61, i1, 6, fill);
-            a70 = Mask(a70, i0, 7, fill); a71 = Mask(a71, i1, 7, fill);
-        }
-        if (first)
-        {
-            var mx0 = Vector512.Max(Vector512.Max(Vector512.Max(a00, a10), Vector512.Max(a20, a30)), Vector512.Max(Vector512.Max(a40, a50), Vector512.Max(a60, a70)));
-            var mx1 = Vector512.Max(Vector512.Max(Vector512.Max(a01, a11), Vector512.Max(a21, a31)), Vector512.Max(Vector512.Max(a41, a51), Vector512.Max(a61, a71)));
-            mx0.Store(m);
-            mx1.Store(m + 16);
-            a00 -= mx0; a10 -= mx0; a20 -= mx0; a30 -= mx0; a40 -= mx0; a50 -= mx0; a60 -= mx0; a70 -= mx0;
-            a01 -= mx1; a11 -= mx1; a21 -= mx1; a31 -= mx1; a41 -= mx1; a51 -= mx1; a61 -= mx1; a71 -= mx1;
-        }
-        a00 = Exp2(a00); a01 = Exp2(a01); a10 = Exp2(a10); a11 = Exp2(a11);
-        a20 = Exp2(a20); a21 = Exp2(a21); a30 = Exp2(a30); a31 = Exp2(a31);
-        a40 = Exp2(a40); a41 = Exp2(a41); a50 = Exp2(a50); a51 = Exp2(a51);
-        a60 = Exp2(a60); a61 = Exp2(a61); a70 = Exp2(a70); a71 = Exp2(a71);
-        var s0 = ((a00 + a10) + (a20 + a30)) + ((a40 + a50) + (a60 + a70));
-        var s1 = ((a01 + a11) + (a21 + a31)) + ((a41 + a51) + (a61 + a71));
-        var lazy = Vector512.Create(Lazy);
-        if (Vector512.GreaterThanAny(s0, lazy) || Vector512.GreaterThanAny(s1, lazy)) return false;
-        a00.Store(st); a01.Store(st + 16);
-        a10.Store(st + Br); a11.Store(st + Br + 16);
-        a20.Store(st + 2 * Br); a21.Store(st + 2 * Br + 16);
-        a30.Store(st + 3 * Br); a31.Store(st + 3 * Br + 16);
-        a40.Store(st + 4 * Br); a41.Store(st + 4 * Br + 16);
-        a50.Store(st + 5 * Br); a51.Store(st + 5 * Br + 16);
-        a60.Store(st + 6 * Br); a61.Store(st + 6 * Br + 16);
-        a70.Store(st + 7 * Br); a71.Store(st + 7 * Br + 16);
-        (Vector512.Load(l) + s0).Store(l);
-        (Vector512.Load(l + 16) + s1).Store(l + 16);
-        return true;
+        l0.Store(l);
+        l1.Store(l + 16);
+        return j;
     }
 
     /// <summary>
@@ -244,20 +258,33 @@ internal static unsafe class PagedFlashAttention
     private static Vector512<float> Mask(Vector512<float> s, Vector512<int> laneMinusD, int x, Vector512<float> fill) =>
         Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(laneMinusD, Vector512.Create(x)).AsSingle(), s, fill);
 
-    /// <summary>2^x for finite x (no clamp: x ≤ −150 still gives 0 through vscalefps); <see cref="VectorMath.Exp2"/>'s polynomial.</summary>
+    /// <summary>
+    /// 2^x for finite x, with three ops on the FMA pipes instead of a polynomial's five (they are shared with the
+    /// products, the rest runs beside them): x is rounded to a multiple of 1/32 by adding 1.5·2¹⁸ (the low five
+    /// mantissa bits of the sum then index a 32-entry table of 2^(j/32)), 2^r on the remainder |r| ≤ 1/64 is a
+    /// quadratic, and vscalefps applies 2^floor. Relative error ≤ 1.7e-7 (fp32 rounding included). x ≤ −2¹⁷
+    /// (the masked fill) gives 0; x > 128 gives +∞.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Exp2(Vector512<float> x)
     {
-        var n = Avx512F.RoundScale(x, 0);
-        var f = x - n;
-        var p = Vector512.Create(1.5461444855e-04f);
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.3400427997e-03f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(9.6180569381e-03f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(5.5503271520e-02f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(2.4022650719e-01f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(6.9314718246e-01f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1f));
-        return Avx512F.Scale(p, n);
+        var magic = Vector512.Create(393216f);                 // 1.5·2¹⁸: one ulp of the sum is 1/32
+        var t = x + magic;
+        var xr = t - magic;                                    // x rounded to a multiple of 1/32
+        var r = x - xr;                                        // |r| ≤ 1/64
+        var table = Avx512F.PermuteVar16x32x2(TableLow, t.AsInt32(), TableHigh);   // 2^(j/32), j = round(32x) mod 32
+        var q = Vector512.FusedMultiplyAdd(Vector512.Create(2.4023181919e-01f), r, Vector512.Create(6.9315739913e-01f));
+        var p = Vector512.FusedMultiplyAdd(table * r, q, table);   // table·(1 + r·q) ≈ 2^(j/32 + r)
+        return Avx512F.Scale(p, xr);                           // · 2^floor(xr)
+    }
+
+    private static readonly Vector512<float> TableLow = Table(0), TableHigh = Table(16);
+
+    private static Vector512<float> Table(int first)
+    {
+        Span<float> t = stackalloc float[16];
+        for (int j = 0; j < 16; j++) t[j] = (float)Math.Pow(2, (first + j) / 32.0);
+        return Vector512.Create((ReadOnlySpan<float>)t);
     }
 
     /// <summary>C[8 × 32] += A·V: A(r, kk) = a[kk·Br + r] (P stored transposed), V rows at stride 32.</summary>
