@@ -63,19 +63,19 @@ public static class BenchCommand
         var model = new Option<string?>("--model") { Description = "Model folder (default: a random 4-layer d256 model, 8 heads of 32, SwiGLU 688, vocab 512)" };
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Pre-fill length" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 128, Description = "decode: tokens to generate" };
-        var breakdown = new Option<bool>("--breakdown") { Description = "prefill: also print seconds per op (1 thread: thread CPU time)" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also print seconds per op (1 thread: thread CPU time)" };
         var threads = Threads();
         var json = Cli.JsonOption();
         var cmd = new Command(kind, description) { model, tokens, threads, json };
+        cmd.Options.Add(breakdown);
         if (kind == "decode") cmd.Options.Add(steps);
-        else cmd.Options.Add(breakdown);
         cmd.SetAction(p => Cli.Run(() =>
         {
             int T = p.GetValue(tokens), t = p.GetValue(threads);
             if (T <= 0 || t <= 0) throw new ArgumentException("--tokens and --threads must be positive");
             var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
             var r = kind == "prefill" ? ModelBench.Prefill(weights, T, t, breakdown: p.GetValue(breakdown))
-                                      : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t);
+                                      : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t, p.GetValue(breakdown));
             if (p.GetValue(json)) { Cli.WriteJson(r); return 0; }
             Console.WriteLine($"{r.Kind,-8} {r.ContextTokens} tokens context, {r.TimedTokens} timed, {r.Threads} threads: {r.TokensPerSecond:N0} tokens/s, " +
                               $"{r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak ({r.Seconds * 1e3:F0} ms)");

@@ -67,9 +67,11 @@ public static class ModelBench
         };
     }
 
-    /// <summary>Greedy decode of <paramref name="steps"/> tokens after a pre-fill of <paramref name="context"/>.</summary>
-    public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads)
+    /// <summary>Greedy decode of <paramref name="steps"/> tokens after a pre-fill of <paramref name="context"/>
+    /// (with <paramref name="breakdown"/>, seconds per op summed over the steps, as for <see cref="Prefill"/>).</summary>
+    public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads, bool breakdown = false)
     {
+        var timer = breakdown ? new StepTimer(threads == 1 && ThreadClock.Available ? ThreadClock.Seconds : null) : null;
         var model = new LlamaModel(weights);
         var prompt = RandomTokens(context, weights.Config.VocabSize);
         double seconds = 0;
@@ -83,14 +85,20 @@ public static class ModelBench
             for (int i = 0; warmClock.Elapsed.TotalSeconds < 1.0 && i < 4000; i++) warm.Decode(i % weights.Config.VocabSize);
             var session = new Session(model, new FullAttention());
             session.Prefill(prompt);
+            model.Timer = timer;
             var sw = Stopwatch.StartNew();
             session.Generate(steps);
             seconds = sw.Elapsed.TotalSeconds;
+            model.Timer = null;
+            timer?.EndStep();
         });
         var c = weights.Config;
         double pairs = steps * (double)context + steps * (steps + 1.0) / 2;
         double flops = LinearFlopsPerToken(c) * steps + AttentionFlops(c, pairs);
-        return Result("decode", context, steps, threads, seconds, flops);
+        return Result("decode", context, steps, threads, seconds, flops) with
+        {
+            Breakdown = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds)).ToList(),
+        };
     }
 
     private static ModelBenchResult Result(string kind, int context, int timed, int threads, double seconds, double flops, double peakBefore = 0)

@@ -52,6 +52,11 @@ public static class Attention
             PagedFlashAttention.Layer(q, ldq, rows, numHeads, kv, scale, output, ldo);
             return;
         }
+        if (rows < FlashRows && DecodeAttention.Supports(hd, kv[0].PageSize, rows, group))
+        {
+            DecodeAttention.Layer(q, ldq, rows, numHeads, kv, scale, output, ldo);
+            return;
+        }
         if (rows >= 2 * GemmRows && Vector512.IsHardwareAccelerated && hd % 16 == 0 && kv[0].PageSize >= 8)
         {
             GemmLayer(q, ldq, rows, numHeads, kv, scale, output, ldo);

@@ -164,7 +164,7 @@ public sealed class LlamaModel
         {
             RmsNorm.Rows(x + (long)r0 * d, d, norm, d, xn, d, m, (float)c.RmsNormEps);
             t?.Mark("rmsnorm");
-            _wqkv[l].Multiply(xn, d, m, qkv, qkvWidth, accumulate: false, 0, _wqkv[l].Panels);
+            Linear(_wqkv[l], xn, d, m, qkv, qkvWidth, accumulate: false);
             if (_bqkv[l] is { } bias)
                 for (int i = 0; i < m; i++) TensorPrimitives.Add(new ReadOnlySpan<float>(qkv + (long)i * qkvWidth, qkvWidth), bias, new Span<float>(qkv + (long)i * qkvWidth, qkvWidth));
             t?.Mark("qkv gemm");
@@ -195,18 +195,38 @@ public sealed class LlamaModel
         fixed (float* x = _x, attn = _attn, xn = s.Xn, gu = s.GateUp, h = s.H, norm = lw.PostNorm)
         {
             float* xt = x + (long)r0 * d;
-            _wo[l].Multiply(attn + (long)r0 * c.QDim, c.QDim, m, xt, d, accumulate: true, 0, _wo[l].Panels);
+            Linear(_wo[l], attn + (long)r0 * c.QDim, c.QDim, m, xt, d, accumulate: true);
             t?.Mark("o gemm");
             RmsNorm.Rows(xt, d, norm, d, xn, d, m, (float)c.RmsNormEps);
             t?.Mark("rmsnorm");
-            _wgu[l].Multiply(xn, d, m, gu, 2 * ff, accumulate: false, 0, _wgu[l].Panels);
+            Linear(_wgu[l], xn, d, m, gu, 2 * ff, accumulate: false);
             t?.Mark("gate/up gemm");
             SwiGlu.Rows(gu, 2 * ff, h, ff, ff, m);
             t?.Mark("swiglu");
-            _wdown[l].Multiply(h, ff, m, xt, d, accumulate: true, 0, _wdown[l].Panels);
+            Linear(_wdown[l], h, ff, m, xt, d, accumulate: true);
             t?.Mark("down gemm");
         }
     }
+
+    /// <summary>
+    /// C (+)= A·Wᵀ for a tile's rows on this thread — or, when the forward pass is a single tile (a decode step,
+    /// a short chunk) with threads to spare, with W's column panels split over the kernel threads: a decode GEMV
+    /// streams the weights from memory, and two cores stream more than one.
+    /// </summary>
+    private unsafe void Linear(PackedWeight w, float* a, int lda, int m, float* c, int ldc, bool accumulate)
+    {
+        int parts = Math.Min(KernelOptions.Threads, w.Panels / 4);
+        if (!_splitColumns || parts <= 1 || (long)m * w.N * w.K < 1 << 16)
+        {
+            w.Multiply(a, lda, m, c, ldc, accumulate, 0, w.Panels);
+            return;
+        }
+        float* ca = a, cc = c;
+        KernelOptions.For(parts, true, i => w.Multiply(ca, lda, m, cc, ldc, accumulate, w.Panels * i / parts, w.Panels * (i + 1) / parts));
+    }
+
+    /// <summary>Set while a single tile runs with threads to spare (a decode step, a short chunk): its GEMMs split columns.</summary>
+    private bool _splitColumns;
 
     /// <summary>
     /// Runs tile(scratch, r0, r1, timer) over row tiles of <see cref="RowTile"/> rows covering [0, rows): inline for a
@@ -218,7 +238,12 @@ public sealed class LlamaModel
         int tiles = (rows + RowTile - 1) / RowTile, workers = Math.Min(KernelOptions.Threads, tiles);
         if (workers <= 1)
         {
-            for (int i = 0; i < tiles; i++) tile(_scratch[0], i * RowTile, Math.Min(rows, (i + 1) * RowTile), timer);
+            _splitColumns = tiles == 1 && KernelOptions.Threads > 1;
+            try
+            {
+                for (int i = 0; i < tiles; i++) tile(_scratch[0], i * RowTile, Math.Min(rows, (i + 1) * RowTile), timer);
+            }
+            finally { _splitColumns = false; }
             return;
         }
         int next = -1;

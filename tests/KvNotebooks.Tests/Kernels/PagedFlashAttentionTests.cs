@@ -13,7 +13,7 @@ namespace KvNotebooks.Tests.Kernels;
 /// </summary>
 public class PagedFlashAttentionTests
 {
-    private static float[] Rand(int n, int seed, float scale = 1f)
+    internal static float[] Rand(int n, int seed, float scale = 1f)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
@@ -21,7 +21,7 @@ public class PagedFlashAttentionTests
 
     /// <summary>Builds one layer's cache: KV head g holds prefix[g] earlier entries then the rows' own entries.
     /// With <paramref name="stalePages"/>, every page first held NaN entries that were then evicted.</summary>
-    private static (KvCache cache, float[][] keys, float[][] values) Cache(int rows, int[] prefix, int hd, int pageSize, int seed,
+    internal static (KvCache cache, float[][] keys, float[][] values) Cache(int rows, int[] prefix, int hd, int pageSize, int seed,
         bool stalePages = false, float keyGrowth = 0f)
     {
         int kvHeads = prefix.Length;
@@ -49,7 +49,7 @@ public class PagedFlashAttentionTests
         return (cache, keys, values);
     }
 
-    private static void Check(float[] q, int ldq, float[] o, int ldo, int rows, int heads, int[] prefix, int hd,
+    internal static void Check(float[] q, int ldq, float[] o, int ldo, int rows, int heads, int[] prefix, int hd,
                               float[][] keys, float[][] values, float scale, string what)
     {
         int group = heads / prefix.Length;
@@ -143,7 +143,7 @@ public class PagedFlashAttentionTests
         Assert.False(PagedFlashAttention.Supports(64, 64));
     }
 
-    private static void Run(int threads, bool portable, Action body)
+    internal static void Run(int threads, bool portable, Action body)
     {
         int saved = KernelOptions.Threads;
         KernelOptions.Threads = threads;
