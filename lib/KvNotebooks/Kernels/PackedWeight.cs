@@ -16,7 +16,7 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 public sealed unsafe class PackedWeight
 {
-    private const int MR = 6, NR = 32, KC = 128;
+    private const int MR = 6, NR = 32, KC = 256;   // KC: a k-block of a panel is 32 KB (L1); k ≤ 256 needs one pass (no reload of C)
     private readonly float[] _storage;     // pinned: the panels never move
     private readonly float* _panels;
     private readonly float[]? _plain;      // the [n × k] original, for the portable path

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace KvNotebooks.Kernels;
 
@@ -17,9 +18,29 @@ public static class RmsNorm
         }
     }
 
-    /// <summary>Rows of x (stride ldx) into y (stride ldy) on the calling thread.</summary>
+    /// <summary>Rows of x (stride ldx) into y (stride ldy) on the calling thread (the inference forward's tiles:
+    /// on AVX-512 with d a multiple of 64, one pass in registers instead of three TensorPrimitives calls).</summary>
     internal static unsafe void Rows(float* x, int ldx, float* weight, int d, float* y, int ldy, int rows, float eps)
     {
+        if (Vector512.IsHardwareAccelerated && d % 64 == 0)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                float* xr = x + (long)r * ldx, yr = y + (long)r * ldy;
+                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                for (int i = 0; i < d; i += 64)
+                {
+                    var a = Vector512.Load(xr + i); var b = Vector512.Load(xr + i + 16);
+                    var c = Vector512.Load(xr + i + 32); var e = Vector512.Load(xr + i + 48);
+                    s0 = Vector512.FusedMultiplyAdd(a, a, s0); s1 = Vector512.FusedMultiplyAdd(b, b, s1);
+                    s2 = Vector512.FusedMultiplyAdd(c, c, s2); s3 = Vector512.FusedMultiplyAdd(e, e, s3);
+                }
+                float inv = 1f / MathF.Sqrt(Vector512.Sum((s0 + s1) + (s2 + s3)) / d + eps);
+                var iv = Vector512.Create(inv);
+                for (int i = 0; i < d; i += 16) (Vector512.Load(xr + i) * iv * Vector512.Load(weight + i)).Store(yr + i);
+            }
+            return;
+        }
         var w = new ReadOnlySpan<float>(weight, d);
         for (int r = 0; r < rows; r++)
         {
