@@ -64,16 +64,20 @@ public static class BenchCommand
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Pre-fill length" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 128, Description = "decode: tokens to generate" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also print seconds per op (1 thread: thread CPU time)" };
+        var kvHeads = new Option<int>("--kv-heads") { DefaultValueFactory = _ => 8, Description = "KV heads of the default model (8 query heads; fewer = GQA)" };
         var threads = Threads();
         var json = Cli.JsonOption();
         var cmd = new Command(kind, description) { model, tokens, threads, json };
         cmd.Options.Add(breakdown);
+        cmd.Options.Add(kvHeads);
         if (kind == "decode") cmd.Options.Add(steps);
         cmd.SetAction(p => Cli.Run(() =>
         {
             int T = p.GetValue(tokens), t = p.GetValue(threads);
             if (T <= 0 || t <= 0) throw new ArgumentException("--tokens and --threads must be positive");
-            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
+            int g = p.GetValue(kvHeads);
+            if (g <= 0 || 8 % g != 0) throw new ArgumentException("--kv-heads must divide the 8 query heads");
+            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(g), seed: 1);
             var r = kind == "prefill" ? ModelBench.Prefill(weights, T, t, breakdown: p.GetValue(breakdown))
                                       : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t, p.GetValue(breakdown));
             if (p.GetValue(json)) { Cli.WriteJson(r); return 0; }
