@@ -26,14 +26,15 @@ public static class BenchCommand
         var m = new Option<int>("--m") { DefaultValueFactory = _ => 4096, Description = "Rows of A" };
         var n = new Option<int>("--n") { DefaultValueFactory = _ => 768, Description = "Rows of B (output columns)" };
         var k = new Option<int>("--k") { DefaultValueFactory = _ => 256, Description = "Inner dimension" };
+        var packed = new Option<bool>("--packed") { Description = "The inference GEMM: B packed once (as at model load), rows in tiles of 96 over the threads" };
         var threads = Threads();
         var json = Cli.JsonOption();
-        var cmd = new Command("gemm", "C = A·Bᵀ (the inference shape); GFLOP/s and fraction of peak") { m, n, k, threads, json };
+        var cmd = new Command("gemm", "C = A·Bᵀ (the inference shape); GFLOP/s and fraction of peak") { m, n, k, packed, threads, json };
         cmd.SetAction(p => Cli.Run(() =>
         {
             int mm = p.GetValue(m), nn = p.GetValue(n), kk = p.GetValue(k), t = p.GetValue(threads);
             if (mm <= 0 || nn <= 0 || kk <= 0 || t <= 0) throw new ArgumentException("--m, --n, --k and --threads must be positive");
-            Print(KernelBench.Gemm(mm, nn, kk, t), p.GetValue(json));
+            Print(p.GetValue(packed) ? KernelBench.PackedGemm(mm, nn, kk, t) : KernelBench.Gemm(mm, nn, kk, t), p.GetValue(json));
             return 0;
         }));
         return cmd;
