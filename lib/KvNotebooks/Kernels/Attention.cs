@@ -10,10 +10,13 @@ namespace KvNotebooks.Kernels;
 /// Causal attention of new query rows against the entries a layer's KV heads keep.
 /// Row i of a block of <c>rows</c> new queries sees entries [0, Count − rows + i] of its KV head:
 /// everything kept from before, then the new block up to itself.
-/// Flash-attention style: blocks of up to 4 query rows of one head walk the KV head's pages; each page
-/// gives a small score block, the softmax is streamed (running max and sum per row, rescaling the
-/// accumulator), and P·V is accumulated — no rows × entries matrix is ever formed. Work items
-/// (head, row block) run in parallel; scratch buffers are per thread and reused.
+/// <see cref="Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/> dispatches: on AVX-512,
+/// pre-fill blocks of ≥ 8 rows at head size 32 go to the fused kernel (<see cref="PagedFlashAttention"/>) and
+/// fewer rows (decode) to one pass per KV head for its whole GQA group (<see cref="DecodeAttention"/>).
+/// The portable paths here, used otherwise, are flash-attention style too: blocks of query rows of one
+/// head walk the KV head's pages; each page gives a small score block, the softmax is streamed (running
+/// max and sum per row, rescaling the accumulator), and P·V is accumulated — no rows × entries matrix is
+/// ever formed. Work items (head, row block) run in parallel; scratch buffers are per thread and reused.
 /// </summary>
 public static class Attention
 {
@@ -68,7 +71,7 @@ public static class Attention
             item => Block(q, ldq, rows, kv[item / blocks / group], scale, output, ldo, item / blocks, item % blocks * BlockRows));
     }
 
-    /// <summary>Query rows from which the fused AVX-512 kernel (<see cref="PagedFlashAttention"/>) is used.</summary>
+    /// <summary>Query rows from which the fused pre-fill kernel is used (below: the decode kernel).</summary>
     private const int FlashRows = 8;
 
     /// <summary>Rows [r0, r0 + 4) of query head <paramref name="h"/> against one KV head.</summary>

@@ -8,7 +8,7 @@ namespace KvNotebooks.Kernels;
 /// <summary>
 /// An inference weight W [n × k] (Hugging Face Linear layout: [out × in]) packed once, at model load, into
 /// panels of 32 output columns laid out [k × 32] (64-byte aligned, zero-padded), so that
-/// <see cref="Multiply"/> — C[m × n] (+)= A[m × k] · Wᵀ — runs the 6-row × 32-column AVX-512 micro-kernel
+/// <see cref="Multiply(ReadOnlySpan{float}, int, int, Span{float}, int, bool)"/> — C[m × n] (+)= A[m × k] · Wᵀ — runs the 6-row × 32-column AVX-512 micro-kernel
 /// without packing anything per call. Single-threaded by design: the forward pass splits rows over threads
 /// and calls this on each thread's own rows, so a row tile's activations stay in that core's L2.
 /// Without AVX-512 (or built under <see cref="Gemm.ForcePortable"/>) it keeps the original layout and takes dot products.

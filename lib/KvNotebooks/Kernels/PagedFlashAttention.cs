@@ -13,11 +13,12 @@ namespace KvNotebooks.Kernels;
 /// entries its rows may see in blocks of up to 64 keys (one block never crosses a page). Scores are
 /// computed <b>transposed</b>, 8 keys × 32 query rows in 16 Vector512 registers, so each row's softmax
 /// statistics are plain lane-wise vector ops. The softmax is fused into the score tile: the accumulators
-/// start at −m (the row's running max, base 2: Q is pre-scaled by log2(e)/√d), so exp2 is taken right in
-/// the registers, and m is only raised when a tile's probabilities sum past 2⁸ (the "lazy" rescale:
-/// until then p ≤ 2⁸ is harmless in fp32); that rare tile is recomputed exactly, and what was
-/// accumulated (O, the row sums, the block's earlier P) is rescaled. Then O += P·V by 8-row × 32 tiles.
-/// Only tiles on the causal edge are masked; tiles after a panel's last row are skipped.
+/// start at −m (the row's running max, base 2: Q is pre-scaled by log2(e)/√d; the first tile, key 0, sets
+/// m), so exp2 is taken right in the registers, and m is only raised when a tile's probabilities sum past
+/// 2⁸ (the "lazy" rescale: until then p ≤ 2⁸ is harmless in fp32); that rare tile is recomputed exactly,
+/// and what was accumulated (O, the row sums, the block's earlier P) is rescaled. Then O += P·V by 8-row
+/// × 32 tiles. Only tiles on the causal edge are masked; tiles after a panel's last row are skipped.
+/// Items run head by head, so a core's consecutive items reuse that head's keys and values from its L2.
 /// Row i of a block of r rows sees entries [0, Count − r + i] of its KV head (chunked pre-fill: anything
 /// kept before, then the chunk up to itself); GQA: query head h reads KV head h / (heads / KV heads).
 /// </summary>
@@ -198,7 +199,7 @@ internal static unsafe class PagedFlashAttention
     }
 
     /// <summary>
-    /// The exact update for a tile <see cref="TileFast"/> refused: raw scores, m' = max(m, tile max) per row,
+    /// The exact update for a tile <see cref="TilesFast"/> refused: raw scores, m' = max(m, tile max) per row,
     /// everything accumulated so far (row sums l, this panel's O rows, the P of keys [0, j) of this block
     /// at pBlock) scaled by exp2(m − m'), then P = exp2(s − m') stored at key row j.
     /// </summary>
