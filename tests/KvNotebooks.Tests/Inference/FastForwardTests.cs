@@ -60,6 +60,29 @@ public class FastForwardTests
     }
 
     [Fact]
+    public void DecodeStepsMatchReference()
+    {
+        var w = Weights(9);
+        int V = w.Config.VocabSize;
+        var model = new LlamaModel(w);
+        var prompt = TinyModels.Tokens(600, V, seed: 10);   // > 512 entries: the decode kernel splits each head
+        var session = new Session(model, new FullAttention());
+        session.Prefill(prompt);
+        var seq = prompt.ToList();
+        var logits = new List<float[]>();
+        for (int t = 0; t < 3; t++)
+        {
+            int token = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(session.LastLogits);
+            seq.Add(token);
+            session.Decode(token);
+            logits.Add(session.LastLogits.ToArray());
+        }
+        var reference = ReferenceLlama.Logits(w, seq.ToArray(), (_, _, q, k) => k <= q);
+        for (int t = 0; t < 3; t++)
+            Close([reference[prompt.Length + t]], logits[t], V, 2e-4, $"decode step {t}");
+    }
+
+    [Fact]
     public void PortableBuildMatchesTheFastOne()
     {
         var w = Weights(7);
