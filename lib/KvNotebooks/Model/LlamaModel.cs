@@ -229,19 +229,28 @@ public sealed class LlamaModel
     private bool _splitColumns;
 
     /// <summary>
-    /// Runs tile(scratch, r0, r1, timer) over row tiles of <see cref="RowTile"/> rows covering [0, rows): inline for a
-    /// single tile or thread, else on up to <see cref="KernelOptions.Threads"/> workers (one hand-off), each taking the
-    /// next tile when done and using its own scratch. Per-op timing only inline; otherwise the phase is charged whole.
+    /// Runs tile(scratch, r0, r1, timer) over row tiles covering [0, rows): <see cref="RowTile"/> rows each, the last
+    /// ≤ 2·RowTile rows in half tiles so that threads finish together (the tiling depends on rows alone, so results
+    /// do not depend on the thread count). Inline for a single tile or thread, else on up to
+    /// <see cref="KernelOptions.Threads"/> workers (one hand-off), each taking the next tile when done and using its
+    /// own scratch. Per-op timing only inline; otherwise the phase is charged whole.
     /// </summary>
     private void Tiles(int rows, Action<TileScratch, int, int, Bench.StepTimer?> tile, Bench.StepTimer? timer, string phase)
     {
-        int tiles = (rows + RowTile - 1) / RowTile, workers = Math.Min(KernelOptions.Threads, tiles);
+        const int half = RowTile / 2;
+        int full = Math.Max(0, rows - 2 * RowTile) / RowTile, rest = rows - full * RowTile;
+        int tiles = full + (rest + half - 1) / half, workers = Math.Min(KernelOptions.Threads, tiles);
+        void Run(TileScratch scratch, int i, Bench.StepTimer? t)
+        {
+            int r0 = i < full ? i * RowTile : full * RowTile + (i - full) * half;
+            tile(scratch, r0, Math.Min(rows, r0 + (i < full ? RowTile : half)), t);
+        }
         if (workers <= 1)
         {
             _splitColumns = tiles == 1 && KernelOptions.Threads > 1;
             try
             {
-                for (int i = 0; i < tiles; i++) tile(_scratch[0], i * RowTile, Math.Min(rows, (i + 1) * RowTile), timer);
+                for (int i = 0; i < tiles; i++) Run(_scratch[0], i, timer);
             }
             finally { _splitColumns = false; }
             return;
@@ -249,8 +258,7 @@ public sealed class LlamaModel
         int next = -1;
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
         {
-            for (int i = Interlocked.Increment(ref next); i < tiles; i = Interlocked.Increment(ref next))
-                tile(_scratch[w], i * RowTile, Math.Min(rows, (i + 1) * RowTile), null);
+            for (int i = Interlocked.Increment(ref next); i < tiles; i = Interlocked.Increment(ref next)) Run(_scratch[w], i, null);
         });
         timer?.Mark(phase);
     }
