@@ -216,7 +216,7 @@ public sealed class LlamaModel
     private unsafe void Linear(PackedWeight w, float* a, int lda, int m, float* c, int ldc, bool accumulate)
     {
         int parts = Math.Min(KernelOptions.Threads, w.Panels / 4);
-        if (!_splitColumns || parts <= 1 || (long)m * w.N * w.K < 1 << 16)
+        if (!_splitColumns || parts <= 1 || (long)m * w.N * w.K < 1 << 18)   // below ~1 MB of weights a hand-off costs about what it saves
         {
             w.Multiply(a, lda, m, c, ldc, accumulate, 0, w.Panels);
             return;
