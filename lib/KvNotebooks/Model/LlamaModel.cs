@@ -42,6 +42,7 @@ public sealed class LlamaModel
     private readonly PackedWeight[] _wo;    // per layer [d × QDim]
     private readonly PackedWeight[] _wgu;   // per layer [2·ff × d]: gate rows then up rows
     private readonly PackedWeight[] _wdown; // per layer [d × ff]
+    private readonly PackedWeight _lmHead;  // [V × d]
     private readonly float _scale;
     private int _capacity;
     private float[] _x = [], _q = [], _attn = [], _xn = [];
@@ -72,6 +73,7 @@ public sealed class LlamaModel
             _wgu[l] = new PackedWeight([.. lw.WGate, .. lw.WUp], 2 * ff, d);
             _wdown[l] = new PackedWeight(lw.WDown, d, ff);
         }
+        _lmHead = new PackedWeight(weights.LmHead, c.VocabSize, d);
     }
 
     public LlamaConfig Config { get; }
@@ -147,7 +149,8 @@ public sealed class LlamaModel
         var xl = x.Slice(first * d, needLogits * d);
         var xnl = _xn.AsSpan(0, needLogits * d);
         RmsNorm.Forward(xl, _w.FinalNorm, xnl, needLogits, (float)c.RmsNormEps);
-        Gemm.MatMulNT(xnl, _w.LmHead, logits, needLogits, V, d);
+        if (needLogits == 1) _lmHead.Multiply(xnl, d, 1, logits, V);   // a decode step or a pre-fill's last row
+        else Gemm.MatMulNT(xnl, _w.LmHead, logits, needLogits, V, d);    // every row: split over the threads
         timer?.Mark("final norm + lm head");
     }
 
