@@ -34,7 +34,6 @@ internal static unsafe class PagedFlashAttention
     private const float Lazy = 256f;
     /// <summary>Masked scores: finite, so exp2 needs no clamp, and exp2(fill − m) is exactly 0.</summary>
     private const float Fill = -1e30f;
-    private static readonly bool NoExp = Environment.GetEnvironmentVariable("NOEXP") == "1";
 
     /// <summary>Whether this path applies: AVX-512, head size 32, pages a multiple of 8 entries.</summary>
     public static bool Supports(int headDim, int pageSize) =>
