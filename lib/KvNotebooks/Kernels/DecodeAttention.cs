@@ -11,9 +11,11 @@ namespace KvNotebooks.Kernels;
 /// for a few new rows (a decode step, or a tiny chunk): one pass over a KV head's pages serves every query
 /// vector that reads it — the rows × the query heads of its GQA group — so keys and values are read once per
 /// group, not once per query head. Decode at long context is memory-bound; this is what it saves.
-/// Keys are taken 16 at a time: 16 partial dot products (one FMA per 16 dims) are summed by a transpose-add
-/// tree into one vector of 16 scores (no horizontal sum per key), the online softmax runs on that vector
-/// (exp2, Q pre-scaled by log2(e)/√d), and O += p·V takes one broadcast per key. Long heads are split into
+/// Keys go in blocks of up to 64 within a page: per 16 keys, 16 partial dot products (one FMA per 16 dims) are
+/// summed by a transpose-add tree into one vector of 16 scores (no horizontal sum per key); the block's scores
+/// are exponentiated together (online softmax per block, exp2 with Q pre-scaled by log2(e)/√d); O += p·V streams
+/// the value rows in order with the accumulators in registers (from DRAM, order matters more than arithmetic:
+/// a stride-2-lines pass over V was half as fast, and software prefetch of the next block slower still). Long heads are split into
 /// ranges of <see cref="SplitKeys"/> entries, each a work item with its own (max, sum, O), merged in a fixed
 /// order afterwards (flash-decoding): parallel even for one KV head, and the same bits on any thread count.
 /// </summary>
@@ -21,6 +23,8 @@ internal static unsafe class DecodeAttention
 {
     /// <summary>Entries per work item: split points depend on the shape alone.</summary>
     private const int SplitKeys = 512;
+    /// <summary>Keys per block (within one page): a block's scores are computed, then exponentiated, then used.</summary>
+    private const int Block = 64;
     private const float Log2E = 1.4426950408889634f;
 
     /// <summary>Whether this path applies: AVX-512, head size a multiple of 16, pages of 16k entries, and the
@@ -192,8 +196,6 @@ internal static unsafe class DecodeAttention
         }
     }
 
-    /// <summary>Keys per block (within one page): scores of a block are computed, then exponentiated, then used.</summary>
-    private const int Block = 64;
     /// <summary>Lane 4c + k of the result = the sum of the 16 lanes of s[4k + c]: a transpose-add tree (256-bit
     /// halves, 128-bit quarters, then within 128-bit lanes) instead of 16 horizontal sums.</summary>
     private static Vector512<float> Reduce16(Vector512<float>* s)
@@ -221,8 +223,8 @@ internal static unsafe class DecodeAttention
     {
         var h = Vector256.Max(v.GetLower(), v.GetUpper());
         var q = Vector128.Max(h.GetLower(), h.GetUpper());
-        q = Vector128.Max(q, System.Runtime.Intrinsics.X86.Sse.Shuffle(q, q, 0b01_00_11_10));
-        q = Vector128.Max(q, System.Runtime.Intrinsics.X86.Sse.Shuffle(q, q, 0b10_11_00_01));
+        q = Vector128.Max(q, Sse.Shuffle(q, q, 0b01_00_11_10));
+        q = Vector128.Max(q, Sse.Shuffle(q, q, 0b10_11_00_01));
         return q.ToScalar();
     }
 
