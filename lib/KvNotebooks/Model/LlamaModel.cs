@@ -26,7 +26,8 @@ public enum LogitRows { None, Last, All }
 /// through all its ops on one thread (<see cref="AttentionInputs"/>: RMSNorm → QKV → RoPE → Q rows out, K and V
 /// into their cache slots; <see cref="OutputAndMlp"/>: O → RMSNorm → gate/up → SwiGLU → down): a tile's
 /// intermediates stay in that core's L2, and a layer costs three thread hand-offs (the two tile phases and
-/// attention). Weights are packed once for the inference GEMM (<see cref="PackedWeight"/>).
+/// attention). Weights are packed once for the inference GEMM (<see cref="PackedWeight"/>): a second copy of
+/// the layer weights (the unpacked fused QKV and gate/up copies it replaces were two thirds of one).
 /// All activations live in buffers reused across calls.</para>
 /// </summary>
 public sealed class LlamaModel
@@ -42,7 +43,7 @@ public sealed class LlamaModel
     private readonly PackedWeight[] _wo;    // per layer [d × QDim]
     private readonly PackedWeight[] _wgu;   // per layer [2·ff × d]: gate rows then up rows
     private readonly PackedWeight[] _wdown; // per layer [d × ff]
-    private readonly PackedWeight _lmHead;  // [V × d]
+    private readonly PackedWeight? _lmHead; // [V × d], when small enough to be worth a second copy
     private readonly float _scale;
     private int _capacity;
     private float[] _x = [], _q = [], _attn = [], _xn = [];
@@ -73,7 +74,8 @@ public sealed class LlamaModel
             _wgu[l] = new PackedWeight([.. lw.WGate, .. lw.WUp], 2 * ff, d);
             _wdown[l] = new PackedWeight(lw.WDown, d, ff);
         }
-        _lmHead = new PackedWeight(weights.LmHead, c.VocabSize, d);
+        // a decode step's logits are one GEMV over the LM head; a large vocabulary keeps its single copy
+        if ((long)c.VocabSize * d <= 1 << 24) _lmHead = new PackedWeight(weights.LmHead, c.VocabSize, d);
     }
 
     public LlamaConfig Config { get; }
@@ -149,7 +151,7 @@ public sealed class LlamaModel
         var xl = x.Slice(first * d, needLogits * d);
         var xnl = _xn.AsSpan(0, needLogits * d);
         RmsNorm.Forward(xl, _w.FinalNorm, xnl, needLogits, (float)c.RmsNormEps);
-        if (needLogits == 1) _lmHead.Multiply(xnl, d, 1, logits, V);   // a decode step or a pre-fill's last row
+        if (needLogits == 1 && _lmHead is { } head) head.Multiply(xnl, d, 1, logits, V);   // a decode step or a pre-fill's last row
         else Gemm.MatMulNT(xnl, _w.LmHead, logits, needLogits, V, d);    // every row: split over the threads
         timer?.Mark("final norm + lm head");
     }
