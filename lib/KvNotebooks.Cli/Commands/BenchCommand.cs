@@ -26,14 +26,15 @@ public static class BenchCommand
         var m = new Option<int>("--m") { DefaultValueFactory = _ => 4096, Description = "Rows of A" };
         var n = new Option<int>("--n") { DefaultValueFactory = _ => 768, Description = "Rows of B (output columns)" };
         var k = new Option<int>("--k") { DefaultValueFactory = _ => 256, Description = "Inner dimension" };
+        var packed = new Option<bool>("--packed") { Description = "The inference GEMM: B packed once (as at model load), rows in tiles of 96 over the threads" };
         var threads = Threads();
         var json = Cli.JsonOption();
-        var cmd = new Command("gemm", "C = A·Bᵀ (the inference shape); GFLOP/s and fraction of peak") { m, n, k, threads, json };
+        var cmd = new Command("gemm", "C = A·Bᵀ (the inference shape); GFLOP/s and fraction of peak") { m, n, k, packed, threads, json };
         cmd.SetAction(p => Cli.Run(() =>
         {
             int mm = p.GetValue(m), nn = p.GetValue(n), kk = p.GetValue(k), t = p.GetValue(threads);
             if (mm <= 0 || nn <= 0 || kk <= 0 || t <= 0) throw new ArgumentException("--m, --n, --k and --threads must be positive");
-            Print(KernelBench.Gemm(mm, nn, kk, t), p.GetValue(json));
+            Print(p.GetValue(packed) ? KernelBench.PackedGemm(mm, nn, kk, t) : KernelBench.Gemm(mm, nn, kk, t), p.GetValue(json));
             return 0;
         }));
         return cmd;
@@ -63,19 +64,27 @@ public static class BenchCommand
         var model = new Option<string?>("--model") { Description = "Model folder (default: a random 4-layer d256 model, 8 heads of 32, SwiGLU 688, vocab 512)" };
         var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Pre-fill length" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 128, Description = "decode: tokens to generate" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also print seconds per op (1 thread: thread CPU time)" };
+        var kvHeads = new Option<int>("--kv-heads") { DefaultValueFactory = _ => 8, Description = "KV heads of the default model (8 query heads; fewer = GQA)" };
         var threads = Threads();
         var json = Cli.JsonOption();
         var cmd = new Command(kind, description) { model, tokens, threads, json };
+        cmd.Options.Add(breakdown);
+        cmd.Options.Add(kvHeads);
         if (kind == "decode") cmd.Options.Add(steps);
         cmd.SetAction(p => Cli.Run(() =>
         {
             int T = p.GetValue(tokens), t = p.GetValue(threads);
             if (T <= 0 || t <= 0) throw new ArgumentException("--tokens and --threads must be positive");
-            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
-            var r = kind == "prefill" ? ModelBench.Prefill(weights, T, t) : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t);
-            if (p.GetValue(json)) Cli.WriteJson(r);
-            else Console.WriteLine($"{r.Kind,-8} {r.ContextTokens} tokens context, {r.TimedTokens} timed, {r.Threads} threads: {r.TokensPerSecond:N0} tokens/s, " +
-                                   $"{r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak");
+            int g = p.GetValue(kvHeads);
+            if (g <= 0 || 8 % g != 0) throw new ArgumentException("--kv-heads must divide the 8 query heads");
+            var weights = p.GetValue(model) is { } dir ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(g), seed: 1);
+            var r = kind == "prefill" ? ModelBench.Prefill(weights, T, t, breakdown: p.GetValue(breakdown))
+                                      : ModelBench.Decode(weights, T, Math.Max(1, p.GetValue(steps)), t, p.GetValue(breakdown));
+            if (p.GetValue(json)) { Cli.WriteJson(r); return 0; }
+            Console.WriteLine($"{r.Kind,-8} {r.ContextTokens} tokens context, {r.TimedTokens} timed, {r.Threads} threads: {r.TokensPerSecond:N0} tokens/s, " +
+                              $"{r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak ({r.Seconds * 1e3:F0} ms)");
+            PrintBreakdown(r.Breakdown);
             return 0;
         }));
         return cmd;
@@ -103,15 +112,18 @@ public static class BenchCommand
             if (p.GetValue(json)) { Cli.WriteJson(r); return 0; }
             Console.WriteLine($"train    {r.Batch} × {r.SeqLen} tokens, loss at {r.LossPositions} per sequence, {(r.OptimizerStep ? "fwd+bwd+AdamW" : "fwd+bwd")}, {r.Threads} threads: " +
                               $"{r.TokensPerSecond:N0} tokens/s, {r.Gflops:F1} GFLOP/s = {r.FractionOfPeak:P1} of the {r.PeakGflops:F1} GFLOP/s FMA peak ({r.Seconds * 1e3:F0} ms/step)");
-            if (r.Breakdown is { } ops)
-            {
-                double total = ops.Sum(o => o.Seconds);
-                foreach (var o in ops.OrderByDescending(o => o.Seconds))
-                    Console.WriteLine($"  {o.Op,-16} {o.Seconds * 1e3,9:F1} ms  {o.Seconds / total,6:P1}");
-            }
+            PrintBreakdown(r.Breakdown);
             return 0;
         }));
         return cmd;
+    }
+
+    private static void PrintBreakdown(IReadOnlyList<TrainBenchOp>? ops)
+    {
+        if (ops is null) return;
+        double total = ops.Sum(o => o.Seconds);
+        foreach (var o in ops.OrderByDescending(o => o.Seconds))
+            Console.WriteLine($"  {o.Op,-20} {o.Seconds * 1e3,9:F1} ms  {o.Seconds / total,6:P1}");
     }
 
     private static void Print(KernelBenchResult r, bool json)

@@ -20,6 +20,25 @@ public static class KernelBench
         return Result("gemm NT", $"{m}×{k} · ({n}×{k})ᵀ", threads, best, 2.0 * m * n * k);
     }
 
+    /// <summary>The inference GEMM (<see cref="PackedWeight"/>: B packed once, as at model load) the way the forward
+    /// pass runs it: rows in tiles of 96, a tile per thread at a time.</summary>
+    public static KernelBenchResult PackedGemm(int m, int n, int k, int threads, int repeats = 5)
+    {
+        var rng = new Random(1);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var b = Enumerable.Range(0, n * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var c = new float[m * n];
+        var w = new PackedWeight(b, n, k);
+        const int tile = 96;
+        int tiles = (m + tile - 1) / tile;
+        double best = Time(threads, repeats, () => KernelOptions.For(tiles, threads > 1, t =>
+        {
+            int r0 = t * tile, rows = Math.Min(tile, m - r0);
+            w.Multiply(a.AsSpan(r0 * k), k, rows, c.AsSpan(r0 * n), n);
+        }));
+        return Result("gemm packed", $"{m}×{k} · ({n}×{k})ᵀ", threads, best, 2.0 * m * n * k);
+    }
+
     /// <summary>Causal attention of a single pre-fill of <paramref name="tokens"/> tokens for one layer.</summary>
     public static KernelBenchResult Attention(int tokens, int heads, int kvHeads, int headDim, int threads, int repeats = 3)
     {

@@ -10,7 +10,12 @@ namespace KvNotebooks.Bench;
 /// in the same run.</summary>
 public sealed record ModelBenchResult(
     string Kind, int ContextTokens, int TimedTokens, int Threads, double Seconds,
-    double TokensPerSecond, double Gflops, double PeakGflops, double FractionOfPeak);
+    double TokensPerSecond, double Gflops, double PeakGflops, double FractionOfPeak)
+{
+    /// <summary>Seconds per run spent in each op of the forward pass (all layers together; the least
+    /// over the timed runs), when asked for; "session" is what the session does around the forward pass.</summary>
+    public IReadOnlyList<TrainBenchOp>? Breakdown { get; init; }
+}
 
 /// <summary>Pre-fill and decode benchmarks on a random model (default: the 4-layer model,
 /// d_model 256, 8 heads of 32, SwiGLU 688, vocab 512).</summary>
@@ -30,31 +35,43 @@ public static class ModelBench
     /// <summary>Attention FLOPs for <paramref name="pairs"/> visible (query, key) pairs per head: 4·headDim each.</summary>
     public static double AttentionFlops(LlamaConfig c, double pairs) => 4.0 * c.HeadDim * c.NumHeads * c.NumLayers * pairs;
 
-    /// <summary>Single pre-fill of <paramref name="tokens"/> tokens, best of <paramref name="repeats"/> after a warm-up.</summary>
-    public static ModelBenchResult Prefill(LlamaWeights weights, int tokens, int threads, int repeats = 3)
+    /// <summary>Single pre-fill of <paramref name="tokens"/> tokens, best of <paramref name="repeats"/> after a warm-up.
+    /// With <paramref name="breakdown"/>, each op's time is recorded too (on one thread by the thread's CPU
+    /// time, which other processes do not disturb; on more by wall time).</summary>
+    public static ModelBenchResult Prefill(LlamaWeights weights, int tokens, int threads, int repeats = 3, bool breakdown = false)
     {
         var model = new LlamaModel(weights);
         var prompt = RandomTokens(tokens, weights.Config.VocabSize);
         double best = double.MaxValue;
+        var timer = breakdown ? new StepTimer(threads == 1 && ThreadClock.Available ? ThreadClock.Seconds : null) : null;
+        double peak = PeakFlops.Measure(threads);
         WithThreads(threads, () =>
         {
             for (int r = 0; r <= repeats; r++)
             {
                 var session = new Session(model, new FullAttention());
+                model.Timer = r > 0 ? timer : null;
                 var sw = Stopwatch.StartNew();
                 session.Prefill(prompt);
                 if (r > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds);
+                if (r > 0) timer?.EndStep();
             }
         });
+        model.Timer = null;
         var c = weights.Config;
         double flops = LinearFlopsPerToken(c) * tokens - 2.0 * c.HiddenSize * c.VocabSize * (tokens - 1)
                        + AttentionFlops(c, tokens * (tokens + 1.0) / 2);
-        return Result("prefill", tokens, tokens, threads, best, flops);
+        return Result("prefill", tokens, tokens, threads, best, flops, peak) with
+        {
+            Breakdown = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds)).ToList(),
+        };
     }
 
-    /// <summary>Greedy decode of <paramref name="steps"/> tokens after a pre-fill of <paramref name="context"/>.</summary>
-    public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads)
+    /// <summary>Greedy decode of <paramref name="steps"/> tokens after a pre-fill of <paramref name="context"/>
+    /// (with <paramref name="breakdown"/>, seconds per op summed over the steps, as for <see cref="Prefill"/>).</summary>
+    public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads, bool breakdown = false)
     {
+        var timer = breakdown ? new StepTimer(threads == 1 && ThreadClock.Available ? ThreadClock.Seconds : null) : null;
         var model = new LlamaModel(weights);
         var prompt = RandomTokens(context, weights.Config.VocabSize);
         double seconds = 0;
@@ -68,19 +85,26 @@ public static class ModelBench
             for (int i = 0; warmClock.Elapsed.TotalSeconds < 1.0 && i < 4000; i++) warm.Decode(i % weights.Config.VocabSize);
             var session = new Session(model, new FullAttention());
             session.Prefill(prompt);
+            model.Timer = timer;
             var sw = Stopwatch.StartNew();
             session.Generate(steps);
             seconds = sw.Elapsed.TotalSeconds;
+            model.Timer = null;
+            timer?.EndStep();
         });
         var c = weights.Config;
         double pairs = steps * (double)context + steps * (steps + 1.0) / 2;
         double flops = LinearFlopsPerToken(c) * steps + AttentionFlops(c, pairs);
-        return Result("decode", context, steps, threads, seconds, flops);
+        return Result("decode", context, steps, threads, seconds, flops) with
+        {
+            Breakdown = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds)).ToList(),
+        };
     }
 
-    private static ModelBenchResult Result(string kind, int context, int timed, int threads, double seconds, double flops)
+    private static ModelBenchResult Result(string kind, int context, int timed, int threads, double seconds, double flops, double peakBefore = 0)
     {
-        double peak = PeakFlops.Measure(threads);
+        // the higher of a measurement before and after: on a shared machine one can land while another process holds a core
+        double peak = Math.Max(peakBefore, PeakFlops.Measure(threads));
         double gflops = flops / seconds / 1e9;
         return new ModelBenchResult(kind, context, timed, threads, seconds, timed / seconds, gflops, peak, gflops / peak);
     }

@@ -40,6 +40,27 @@ public sealed class KvHeadCache
         _pool.TrackEntries(positions.Length);
     }
 
+    /// <summary>Appends one entry per position, whose key and value the caller writes afterwards in place
+    /// (<see cref="KeySlot"/>, <see cref="ValueSlot"/>): the forward pass writes rotated keys straight into
+    /// the pages, several row tiles at once. Until written, the new entries hold whatever the pages held.</summary>
+    internal void AppendPending(ReadOnlySpan<int> positions)
+    {
+        int ps = PageSize;
+        for (int r = 0; r < positions.Length; r++)
+        {
+            int slot = Count % ps;
+            if (slot == 0 && Count / ps == _pages.Count) _pages.Add(_pool.Rent());
+            _pages[Count / ps].Positions[slot] = positions[r];
+            Count++;
+        }
+        _pool.TrackEntries(positions.Length);
+    }
+
+    /// <summary>Where entry i's key lives (writable: see <see cref="AppendPending"/>).</summary>
+    internal Span<float> KeySlot(int i) => _pages[i / PageSize].Keys.AsSpan(i % PageSize * HeadDim, HeadDim);
+    /// <summary>Where entry i's value lives.</summary>
+    internal Span<float> ValueSlot(int i) => _pages[i / PageSize].Values.AsSpan(i % PageSize * HeadDim, HeadDim);
+
     /// <summary>Keeps exactly the entries at <paramref name="indices"/> (strictly increasing, each
     /// in [0, Count)), in that order; frees every page no longer needed.</summary>
     public void Keep(ReadOnlySpan<int> indices)

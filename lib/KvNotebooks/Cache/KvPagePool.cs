@@ -10,8 +10,10 @@ public sealed class KvPage
 
     internal KvPage(int pageSize, int headDim)
     {
-        Keys = new float[pageSize * headDim];
-        Values = new float[pageSize * headDim];
+        // Pinned (the pinned-object heap): a cache's pages live long, so the GC should not copy them from
+        // generation to generation. Not zeroed: what a page holds past its head's count is never read.
+        Keys = GC.AllocateUninitializedArray<float>(pageSize * headDim, pinned: true);
+        Values = GC.AllocateUninitializedArray<float>(pageSize * headDim, pinned: true);
         Positions = new int[pageSize];
     }
 }

@@ -149,7 +149,7 @@ public sealed class QuantizedKvStore
 
     /// <summary>
     /// Attention of one layer over quantized blocks + residual, the drop-in for
-    /// <see cref="Attention.Layer"/>: per KV head, its query heads' rows are gathered, the head is
+    /// <see cref="Attention.Layer(float[], int, int, KvHeadCache[], float, float[])"/>: per KV head, its query heads' rows are gathered, the head is
     /// dequantized into the scratch head and the kernel attends over it.
     /// </summary>
     public void Attend(int layer, KvHeadCache[] residual, float[] q, int rows, int numHeads, float scale, float[] output)

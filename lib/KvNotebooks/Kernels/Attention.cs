@@ -10,10 +10,13 @@ namespace KvNotebooks.Kernels;
 /// Causal attention of new query rows against the entries a layer's KV heads keep.
 /// Row i of a block of <c>rows</c> new queries sees entries [0, Count − rows + i] of its KV head:
 /// everything kept from before, then the new block up to itself.
-/// Flash-attention style: blocks of up to 4 query rows of one head walk the KV head's pages; each page
-/// gives a small score block, the softmax is streamed (running max and sum per row, rescaling the
-/// accumulator), and P·V is accumulated — no rows × entries matrix is ever formed. Work items
-/// (head, row block) run in parallel; scratch buffers are per thread and reused.
+/// <see cref="Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/> dispatches: on AVX-512,
+/// pre-fill blocks of ≥ 8 rows at head size 32 go to the fused kernel (<see cref="PagedFlashAttention"/>) and
+/// fewer rows (decode) to one pass per KV head for its whole GQA group (<see cref="DecodeAttention"/>).
+/// The portable paths here, used otherwise, are flash-attention style too: blocks of query rows of one
+/// head walk the KV head's pages; each page gives a small score block, the softmax is streamed (running
+/// max and sum per row, rescaling the accumulator), and P·V is accumulated — no rows × entries matrix is
+/// ever formed. Work items (head, row block) run in parallel; scratch buffers are per thread and reused.
 /// </summary>
 public static class Attention
 {
@@ -29,27 +32,52 @@ public static class Attention
     /// </summary>
     public static void Layer(float[] q, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output)
     {
+        int width = numHeads * kv[0].HeadDim;
+        Layer(q, width, rows, numHeads, kv, scale, output, width);
+    }
+
+    /// <summary>
+    /// <see cref="Layer(float[], int, int, KvHeadCache[], float, float[])"/> with row strides: query row r of head h
+    /// at q[r·ldq + h·headDim] (e.g. the Q columns of a fused QKV buffer, no copy), its output at
+    /// output[r·ldo + h·headDim].
+    /// </summary>
+    public static void Layer(float[] q, int ldq, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output, int ldo)
+    {
         int hd = kv[0].HeadDim, group = numHeads / kv.Length;
         if (numHeads % kv.Length != 0) throw new ArgumentException($"{numHeads} query heads do not split into {kv.Length} KV heads");
         foreach (var c in kv)
             if (c.Count < rows) throw new ArgumentException($"a KV head holds {c.Count} entries, fewer than the {rows} new rows");
-        if (q.Length < rows * numHeads * hd || output.Length < rows * numHeads * hd)
+        if (ldq < numHeads * hd || ldo < numHeads * hd || rows <= 0
+            || q.Length < (long)(rows - 1) * ldq + numHeads * hd || output.Length < (long)(rows - 1) * ldo + numHeads * hd)
             throw new ArgumentException("attention buffers are smaller than rows × heads × headDim");
+        if (rows >= FlashRows && PagedFlashAttention.Supports(hd, kv[0].PageSize))
+        {
+            PagedFlashAttention.Layer(q, ldq, rows, numHeads, kv, scale, output, ldo);
+            return;
+        }
+        if (rows < FlashRows && DecodeAttention.Supports(hd, kv[0].PageSize, rows, group))
+        {
+            DecodeAttention.Layer(q, ldq, rows, numHeads, kv, scale, output, ldo);
+            return;
+        }
         if (rows >= 2 * GemmRows && Vector512.IsHardwareAccelerated && hd % 16 == 0 && kv[0].PageSize >= 8)
         {
-            GemmLayer(q, rows, numHeads, kv, scale, output);
+            GemmLayer(q, ldq, rows, numHeads, kv, scale, output, ldo);
             return;
         }
         int blocks = (rows + BlockRows - 1) / BlockRows, items = numHeads * blocks;
         double work = (double)rows * kv[0].Count * numHeads * hd;
         KernelOptions.For(items, work > 1 << 18,
-            item => Block(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * BlockRows));
+            item => Block(q, ldq, rows, kv[item / blocks / group], scale, output, ldo, item / blocks, item % blocks * BlockRows));
     }
 
+    /// <summary>Query rows from which the fused pre-fill kernel is used (below: the decode kernel).</summary>
+    private const int FlashRows = 8;
+
     /// <summary>Rows [r0, r0 + 4) of query head <paramref name="h"/> against one KV head.</summary>
-    private static void Block(float[] q, int rows, int numHeads, KvHeadCache cache, float scale, float[] output, int h, int r0)
+    private static void Block(float[] q, int ldq, int rows, KvHeadCache cache, float scale, float[] output, int ldo, int h, int r0)
     {
-        int hd = cache.HeadDim, ps = cache.PageSize, stride = numHeads * hd;
+        int hd = cache.HeadDim, ps = cache.PageSize;
         int nr = Math.Min(BlockRows, rows - r0);
         int before = cache.Count - rows;                 // entries kept before this block of rows
         int lastVisible = before + r0 + nr - 1;          // the furthest entry any row here may see
@@ -73,7 +101,7 @@ public static class Attention
                 int keyOffset = j * hd;
                 for (int r = 0; r < nr; r++)
                 {
-                    int qOffset = (r0 + r) * stride + h * hd;
+                    int qOffset = (r0 + r) * ldq + h * hd;
                     float s = wide ? Dot512(q, qOffset, page.Keys, keyOffset, hd)
                             : mid ? Dot256(q, qOffset, page.Keys, keyOffset, hd)
                             : TensorPrimitives.Dot(q.AsSpan(qOffset, hd), page.Keys.AsSpan(keyOffset, hd));
@@ -97,7 +125,7 @@ public static class Attention
             }
         }
         for (int r = 0; r < nr; r++)
-            TensorPrimitives.Divide(acc.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
+            TensorPrimitives.Divide(acc.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * ldo + h * hd, hd));
     }
 
     /// <summary>
@@ -131,16 +159,16 @@ public static class Attention
     /// [entries × headDim], i.e. exactly the B layout of <see cref="Gemm.MatMulNT"/>); between them the
     /// softmax is streamed per row (running max and sum, O rescaled when the max grows).
     /// </summary>
-    private static void GemmLayer(float[] q, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output)
+    private static void GemmLayer(float[] q, int ldq, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output, int ldo)
     {
         int group = numHeads / kv.Length, blocks = (rows + GemmRows - 1) / GemmRows, items = numHeads * blocks;
         KernelOptions.For(items, true,
-            item => GemmBlock(q, rows, numHeads, kv[item / blocks / group], scale, output, item / blocks, item % blocks * GemmRows));
+            item => GemmBlock(q, ldq, rows, kv[item / blocks / group], scale, output, ldo, item / blocks, item % blocks * GemmRows));
     }
 
-    private static void GemmBlock(float[] q, int rows, int numHeads, KvHeadCache cache, float scale, float[] output, int h, int r0)
+    private static void GemmBlock(float[] q, int ldq, int rows, KvHeadCache cache, float scale, float[] output, int ldo, int h, int r0)
     {
-        int hd = cache.HeadDim, ps = cache.PageSize, stride = numHeads * hd;
+        int hd = cache.HeadDim, ps = cache.PageSize;
         int nr = Math.Min(GemmRows, rows - r0);
         int before = cache.Count - rows, lastVisible = before + r0 + nr - 1;
         var qb = _qBlock is { } a && a.Length >= GemmRows * hd ? a : _qBlock = new float[GemmRows * hd];
@@ -152,7 +180,7 @@ public static class Attention
         sum.Clear();
         ob.AsSpan(0, nr * hd).Clear();
         // This head's queries, contiguous and pre-scaled by 1/√d.
-        for (int r = 0; r < nr; r++) TensorPrimitives.Multiply(q.AsSpan((r0 + r) * stride + h * hd, hd), scale, qb.AsSpan(r * hd, hd));
+        for (int r = 0; r < nr; r++) TensorPrimitives.Multiply(q.AsSpan((r0 + r) * ldq + h * hd, hd), scale, qb.AsSpan(r * hd, hd));
 
         for (int p = 0; p * ps <= lastVisible; p++)
         {
@@ -171,7 +199,7 @@ public static class Attention
             Gemm.MatMulNN(s, page.Values.AsSpan(0, n * hd), ob.AsSpan(0, nr * hd), nr, hd, n, accumulate: true);
         }
         for (int r = 0; r < nr; r++)
-            TensorPrimitives.Divide(ob.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * stride + h * hd, hd));
+            TensorPrimitives.Divide(ob.AsSpan(r * hd, hd), sum[r], output.AsSpan((r0 + r) * ldo + h * hd, hd));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using KvNotebooks.Model;
 
 namespace KvNotebooks.Kernels;
@@ -16,6 +17,7 @@ public sealed class Rope
     {
         HeadDim = headDim;
         _invFreq = InverseFrequencies(headDim, theta, scaling);
+        MaxTabled = (1 << 23) / Math.Max(1, headDim / 2);
     }
 
     public int HeadDim { get; }
@@ -49,29 +51,102 @@ public sealed class Rope
         return inv;
     }
 
+    private float[] _cos = [], _sin = [];   // [position × half]: the rotation of every position in [0, _tabled)
+    private int _tabled;
+
+    /// <summary>Positions tabled at most (default: both tables ≤ 64 MB); rows beyond are rotated from angles computed on the spot.</summary>
+    internal int MaxTabled { get; set; }
+
     /// <summary>Rotates <paramref name="heads"/> heads of every row of <paramref name="x"/>
-    /// ([rows × stride], head h at column h·HeadDim) in place; row r is at position positions[r].</summary>
-    public void Apply(Span<float> x, int stride, int heads, ReadOnlySpan<int> positions)
+    /// ([rows × stride], head h at column h·HeadDim) in place; row r is at position positions[r].
+    /// cos and sin of each (position, frequency) are computed once per position for the life of this object
+    /// (the same fp32 values as computing them per call); rows are split over the kernel threads.
+    /// Not safe to call from several threads at once (the tables grow).</summary>
+    public unsafe void Apply(Span<float> x, int stride, int heads, ReadOnlySpan<int> positions)
     {
-        int half = HeadDim / 2;
-        Span<float> cos = stackalloc float[half];
-        Span<float> sin = stackalloc float[half];
-        for (int r = 0; r < positions.Length; r++)
+        int rows = positions.Length, max = 0;
+        if (rows > 0 && x.Length < (long)(rows - 1) * stride + heads * HeadDim) throw new ArgumentException("RoPE buffer too small");
+        foreach (int p in positions)
         {
+            if (p < 0) throw new ArgumentOutOfRangeException(nameof(positions), p, "positions must be ≥ 0");
+            max = Math.Max(max, p);
+        }
+        if (rows > 0) Table(max + 1);
+        fixed (float* px = x)
+        fixed (int* pp = positions)
+        {
+            float* cx = px;
+            int* cp = pp;
+            RowParallel.For(rows, (long)rows * heads * HeadDim, (r0, r1) => Rotate(cx, stride, 0, heads, cp, r0, r1));
+        }
+    }
+
+    /// <summary>Makes sure positions [0, count) are tabled (as far as <see cref="MaxTabled"/> allows); then
+    /// <see cref="Rotate"/> may run on several threads at once.</summary>
+    internal void Table(int count)
+    {
+        count = Math.Min(count, MaxTabled);
+        if (count <= _tabled) return;
+        int half = HeadDim / 2, n = Math.Max(count, Math.Min(MaxTabled, 2 * _tabled));
+        Array.Resize(ref _cos, n * half);
+        Array.Resize(ref _sin, n * half);
+        for (int p = _tabled; p < n; p++)
             for (int i = 0; i < half; i++)
             {
-                float angle = positions[r] * _invFreq[i]; // fp32 product, as in HF
-                cos[i] = MathF.Cos(angle);
-                sin[i] = MathF.Sin(angle);
+                float angle = p * _invFreq[i]; // fp32 product, as in HF
+                _cos[p * half + i] = MathF.Cos(angle);
+                _sin[p * half + i] = MathF.Sin(angle);
             }
-            for (int h = 0; h < heads; h++)
+        _tabled = n;
+    }
+
+    /// <summary>Rotates heads [firstHead, firstHead + heads) of rows [r0, r1) (positions tabled by <see cref="Table"/>).</summary>
+    internal unsafe void Rotate(float* x, int stride, int firstHead, int heads, int* positions, int r0, int r1)
+    {
+        int half = HeadDim / 2;
+        float* cos = stackalloc float[half];
+        float* sin = stackalloc float[half];
+        fixed (float* tc = _cos, ts = _sin)
+        {
+            for (int r = r0; r < r1; r++)
             {
-                var v = x.Slice(r * stride + h * HeadDim, HeadDim);
-                for (int i = 0; i < half; i++)
+                int pos = positions[r];
+                float* c = cos, s = sin;
+                if (pos < _tabled) { c = tc + (long)pos * half; s = ts + (long)pos * half; }
+                else
+                    for (int i = 0; i < half; i++)
+                    {
+                        float angle = pos * _invFreq[i];
+                        cos[i] = MathF.Cos(angle);
+                        sin[i] = MathF.Sin(angle);
+                    }
+                for (int h = firstHead; h < firstHead + heads; h++)
                 {
-                    float a = v[i], b = v[i + half];
-                    v[i] = a * cos[i] - b * sin[i];
-                    v[i + half] = b * cos[i] + a * sin[i];
+                    float* v = x + (long)r * stride + h * HeadDim;
+                    int i = 0;
+                    // a·cos − b·sin and b·cos + a·sin, each product rounded, as in the scalar loop
+                    if (Vector512.IsHardwareAccelerated)
+                        for (; i + 16 <= half; i += 16)
+                        {
+                            var a = Vector512.Load(v + i); var b = Vector512.Load(v + i + half);
+                            var cv = Vector512.Load(c + i); var sv = Vector512.Load(s + i);
+                            (a * cv - b * sv).Store(v + i);
+                            (b * cv + a * sv).Store(v + i + half);
+                        }
+                    if (Vector256.IsHardwareAccelerated)
+                        for (; i + 8 <= half; i += 8)
+                        {
+                            var a = Vector256.Load(v + i); var b = Vector256.Load(v + i + half);
+                            var cv = Vector256.Load(c + i); var sv = Vector256.Load(s + i);
+                            (a * cv - b * sv).Store(v + i);
+                            (b * cv + a * sv).Store(v + i + half);
+                        }
+                    for (; i < half; i++)
+                    {
+                        float a = v[i], b = v[i + half];
+                        v[i] = a * c[i] - b * s[i];
+                        v[i + half] = b * c[i] + a * s[i];
+                    }
                 }
             }
         }

@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KvNotebooks.Kernels;
 
@@ -11,5 +13,56 @@ public static class SwiGlu
         TensorPrimitives.Sigmoid(gate, h);
         TensorPrimitives.Multiply(h, gate, h);
         TensorPrimitives.Multiply(h, up, h);
+    }
+
+    /// <summary>
+    /// The MLP activation of a fused gate/up product: row r of <paramref name="gateUp"/> is [gate (ff) | up (ff)],
+    /// row r of <paramref name="h"/> [ff] becomes silu(gate) ⊙ up. One pass, rows split over the kernel threads;
+    /// on AVX-512, sigmoid through an exp2 polynomial (relative error ~1e-7) instead of three vector passes.
+    /// </summary>
+    public static unsafe void Rows(ReadOnlySpan<float> gateUp, Span<float> h, int rows, int ff)
+    {
+        if (gateUp.Length < (long)rows * 2 * ff || h.Length < (long)rows * ff) throw new ArgumentException($"SwiGLU buffers hold fewer than {rows} rows");
+        fixed (float* pgu = gateUp, ph = h)
+        {
+            float* cgu = pgu, ch = ph;
+            RowParallel.For(rows, (long)rows * 3 * ff, (r0, r1) => Rows(cgu + (long)r0 * 2 * ff, 2 * ff, ch + (long)r0 * ff, ff, ff, r1 - r0));
+        }
+    }
+
+    /// <summary>Rows of [gate | up] (stride ldgu) into h (stride ldh) on the calling thread.</summary>
+    internal static unsafe void Rows(float* gateUp, int ldgu, float* h, int ldh, int ff, int rows)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* g = gateUp + (long)r * ldgu, u = g + ff, o = h + (long)r * ldh;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + 16 <= ff; i += 16)
+                {
+                    var gv = Vector512.Load(g + i);
+                    // sigmoid(g) = 1 / (1 + 2^(−g·log2 e)); 2^x overflows to +∞ for g ≪ 0, giving g·u/∞ = 0
+                    var e = Exp2(gv * Vector512.Create(-1.4426950408889634f));
+                    (gv * Vector512.Load(u + i) / (Vector512<float>.One + e)).Store(o + i);
+                }
+            if (i < ff) Forward(new ReadOnlySpan<float>(g + i, ff - i), new ReadOnlySpan<float>(u + i, ff - i), new Span<float>(o + i, ff - i));
+        }
+    }
+
+    /// <summary>2^x, clamped to [−150, 128] so that ±∞ and large |x| give 0 and +∞ (no NaN from ∞ − ∞).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Exp2(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-150f)), Vector512.Create(128f));
+        var n = Avx512F.RoundScale(x, 0);
+        var f = x - n;
+        var p = Vector512.Create(1.5461444855e-04f);
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.3400427997e-03f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(9.6180569381e-03f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(5.5503271520e-02f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(2.4022650719e-01f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(6.9314718246e-01f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1f));
+        return Avx512F.Scale(p, n);
     }
 }
