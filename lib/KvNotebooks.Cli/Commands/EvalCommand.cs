@@ -17,9 +17,10 @@ public static class EvalCommand
         var examples = new Option<int>("--examples") { Description = "Examples per task", DefaultValueFactory = _ => 20 };
         var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
         var csv = new Option<string?>("--csv") { Description = "Append the rows to this CSV (rows already there for the same model, method, config, context, chunk and task are replaced)" };
+        var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = Cli.JsonOption();
         var methodOptions = new MethodOptions();
-        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, csv };
+        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, csv, threads };
         methodOptions.AddTo(cmd);
         cmd.Options.Add(json);
         cmd.SetAction(p => Cli.Run(() =>
@@ -27,6 +28,8 @@ public static class EvalCommand
             int n = p.GetValue(examples), length = p.GetValue(context);
             if (n < 1) throw new ArgumentException("--examples must be ≥ 1");
             if (length < 128) throw new ArgumentException("--context must be ≥ 128");
+            if (p.GetValue(threads) is var t && t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
+            KvNotebooks.Kernels.KernelOptions.Threads = p.GetValue(threads);
             string dir = p.GetValue(model)!;
             var weights = LlamaWeights.Load(dir);
             var llama = new LlamaModel(weights);
