@@ -29,7 +29,9 @@ public abstract class LongContextTask
     {
         if (length < MinLength) throw new ArgumentOutOfRangeException(nameof(length), length, $"task {Name} needs at least {MinLength} tokens");
         if (questions < 1) throw new ArgumentOutOfRangeException(nameof(questions), questions, "at least one question");
-        var ex = Build(new Random(seed), seed, length, questions);
+        TaskExample ex;
+        try { ex = Build(new Random(seed), seed, length, questions); }
+        catch (ArgumentException e) { throw new ArgumentException($"task {Name}: {questions} question(s) do not fit in {length} tokens ({e.Message})", nameof(length), e); }
         if (ex.TrainingLength != length)
             throw new InvalidOperationException($"task {Name} built {ex.TrainingLength} tokens for length {length} (a generator bug)");
         return ex;
