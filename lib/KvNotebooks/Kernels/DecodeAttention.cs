@@ -26,6 +26,8 @@ internal static unsafe class DecodeAttention
     /// <summary>Keys per block (within one page): a block's scores are computed, then exponentiated, then used.</summary>
     private const int Block = 64;
     private const float Log2E = 1.4426950408889634f;
+    /// <summary>Work (entries × head size × query vectors) below which a layer runs inline, not worth a thread hand-off.</summary>
+    private const long ParallelWork = 1 << 17;
 
     /// <summary>Whether this path applies: AVX-512, head size a multiple of 16, pages of 16k entries, and the
     /// query vectors of one KV head (rows × group) small enough for their state to live on the stack.</summary>
@@ -47,7 +49,7 @@ internal static unsafe class DecodeAttention
         fixed (float* pq = q, po = output, pp = partial)
         {
             float* cq = pq, co = po, cp = pp;
-            Run(H * maxSplits, work, item =>
+            WorkQueue.Run(H * maxSplits, work >= ParallelWork, (_, item) =>
             {
                 int g = item / maxSplits, sp = item % maxSplits;
                 var cache = kv[g];
@@ -229,21 +231,6 @@ internal static unsafe class DecodeAttention
     }
 
     private static readonly Vector512<int> Iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
-    private static void Run(int count, long work, Action<int> body)
-    {
-        int workers = Math.Min(KernelOptions.Threads, count);
-        if (workers <= 1 || work < 1 << 17)
-        {
-            for (int i = 0; i < count; i++) body(i);
-            return;
-        }
-        int next = -1;
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
-        {
-            for (int i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next)) body(i);
-        });
-    }
 
     [ThreadStatic] private static float[]? _partial;
 }

@@ -16,7 +16,7 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 public sealed unsafe class PackedWeight
 {
-    private const int MR = 6, NR = 32, KC = 256;   // KC: a k-block of a panel is 32 KB (L1); k ≤ 256 needs one pass (no reload of C)
+    private const int MR = 6, NR = MicroKernel32.NR, KC = 256;   // KC: a k-block of a panel is 32 KB (L1); k ≤ 256 needs one pass (no reload of C)
     private readonly float[] _storage;     // pinned: the panels never move
     private readonly float* _panels;
     private readonly float[]? _plain;      // the [n × k] original, for the portable path
@@ -83,9 +83,9 @@ public sealed unsafe class PackedWeight
                 float* panel = _panels + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, N - col);
                 int r = 0;
-                for (; r + MR <= m; r += MR) Kernel6x32(a + (long)r * lda + k0, lda, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
-                for (; r + 2 <= m; r += 2) Kernel2x32(a + (long)r * lda + k0, lda, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
-                if (r < m) Kernel1x32(a + (long)r * lda + k0, kc, panel, c + (long)r * ldc + col, cols, acc);
+                for (; r + MR <= m; r += MR) MicroKernel32.Kernel6x32(a + (long)r * lda + k0, lda, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
+                for (; r + 2 <= m; r += 2) MicroKernel32.Kernel2x32(a + (long)r * lda + k0, lda, 1, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
+                if (r < m) MicroKernel32.Kernel1x32(a + (long)r * lda + k0, 1, kc, panel, c + (long)r * ldc + col, cols, acc);
             }
         }
     }
@@ -101,87 +101,6 @@ public sealed unsafe class PackedWeight
                 float dot = TensorPrimitives.Dot(ai, _plain!.AsSpan(j * K, K));
                 c[(long)i * ldc + j] = accumulate ? c[(long)i * ldc + j] + dot : dot;
             }
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x32(float* a, int lda, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                         c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        float* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
-        for (int kk = 0; kk < k; kk++)
-        {
-            var b0 = Vector512.Load(panel + kk * NR);
-            var b1 = Vector512.Load(panel + kk * NR + 16);
-            var x = Vector512.Create(a0[kk]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a1[kk]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a2[kk]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a3[kk]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a4[kk]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a5[kk]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
-        }
-        Store(c, cols, accumulate, c00, c01);
-        Store(c + ldc, cols, accumulate, c10, c11);
-        Store(c + 2 * ldc, cols, accumulate, c20, c21);
-        Store(c + 3 * ldc, cols, accumulate, c30, c31);
-        Store(c + 4 * ldc, cols, accumulate, c40, c41);
-        Store(c + 5 * ldc, cols, accumulate, c50, c51);
-    }
-
-    private static void Kernel2x32(float* a, int lda, int k, float* panel, float* c, int ldc, int cols, bool accumulate)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        float* a0 = a, a1 = a + lda;
-        for (int kk = 0; kk < k; kk++)
-        {
-            var b0 = Vector512.Load(panel + kk * NR);
-            var b1 = Vector512.Load(panel + kk * NR + 16);
-            var x = Vector512.Create(a0[kk]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a1[kk]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-        }
-        Store(c, cols, accumulate, c00, c01);
-        Store(c + ldc, cols, accumulate, c10, c11);
-    }
-
-    /// <summary>One row: even and odd k in separate accumulators, four FMA chains to hide the latency.</summary>
-    private static void Kernel1x32(float* a, int k, float* panel, float* c, int cols, bool accumulate)
-    {
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        int kk = 0;
-        for (; kk + 2 <= k; kk += 2)
-        {
-            var x = Vector512.Create(a[kk]);
-            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
-            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
-            var y = Vector512.Create(a[kk + 1]);
-            c2 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR), c2);
-            c3 = Vector512.FusedMultiplyAdd(y, Vector512.Load(panel + (kk + 1) * NR + 16), c3);
-        }
-        if (kk < k)
-        {
-            var x = Vector512.Create(a[kk]);
-            c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR), c0);
-            c1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(panel + kk * NR + 16), c1);
-        }
-        Store(c, cols, accumulate, c0 + c2, c1 + c3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, int cols, bool accumulate, Vector512<float> lo, Vector512<float> hi)
-    {
-        if (cols == NR)
-        {
-            if (accumulate) { lo += Vector512.Load(c); hi += Vector512.Load(c + 16); }
-            lo.Store(c);
-            hi.Store(c + 16);
-            return;
-        }
-        // partial panel (the last columns); no stackalloc here, it would stop the inlining
-        for (int j = 0; j < cols; j++)
-        {
-            float v = j < 16 ? lo.GetElement(j) : hi.GetElement(j - 16);
-            c[j] = accumulate ? c[j] + v : v;
         }
     }
 }

@@ -34,6 +34,8 @@ internal static unsafe class PagedFlashAttention
     private const float Lazy = 256f;
     /// <summary>Masked scores: finite, so exp2 needs no clamp, and exp2(fill − m) is exactly 0.</summary>
     private const float Fill = -1e30f;
+    /// <summary>Work (rows × entries × group × 32) below which a layer runs inline, not worth a thread hand-off.</summary>
+    private const long ParallelWork = 1 << 18;
 
     /// <summary>Whether this path applies: AVX-512, head size 32, pages a multiple of 8 entries.</summary>
     public static bool Supports(int headDim, int pageSize) =>
@@ -51,7 +53,7 @@ internal static unsafe class PagedFlashAttention
         fixed (float* pq = q, po = output)
         {
             float* cq = pq, co = po;
-            Run(items, work, item =>
+            WorkQueue.Run(items, work >= ParallelWork, (_, item) =>
             {
                 // head by head (a core's consecutive items reuse that head's keys and values from its L2),
                 // the most expensive (last) row blocks first
@@ -68,7 +70,7 @@ internal static unsafe class PagedFlashAttention
         float* qt = buf, s = qt + Br * Hd, oacc = s + Bk * Br, m = oacc + Br * Hd, l = m + Br;
         int nr = Math.Min(Br, rows - r0), panels = (nr + 31) / 32;
         int before = cache.Count - rows, lastKey = before + r0 + nr - 1, ps = cache.PageSize;
-        GatherPanels(q + (long)r0 * ldq, ldq, nr, panels * 32, scale2, qt);
+        Panels32.Gather(q + (long)r0 * ldq, ldq, nr, panels * 32, scale2, qt);
         for (int r = 0; r < Br; r += 16)
         {
             Vector512.Create(Fill).Store(m + r);
@@ -316,68 +318,6 @@ internal static unsafe class PagedFlashAttention
     }
 
     private static readonly Vector512<int> Iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
-    /// <summary>dst = rows [0, n) of one head (stride ld) transposed in panels of 32 rows, [Tp/32][32 dims][32 rows],
-    /// times scale, zero-padded to Tp rows.</summary>
-    private static void GatherPanels(float* src, int ld, int n, int Tp, float scale, float* dst)
-    {
-        for (int p = 0; p < Tp; p += 32)
-        {
-            float* panel = dst + (long)p * Hd;
-            int rows = Math.Min(32, n - p);
-            if (rows == 32)
-            {
-                for (int rb = 0; rb < 32; rb += 8)
-                    for (int eb = 0; eb < Hd; eb += 8)
-                        Transpose8x8(src + (long)(p + rb) * ld + eb, ld, panel + eb * 32 + rb, 32, scale);
-                continue;
-            }
-            for (int r = 0; r < 32; r++)
-            {
-                if (r < rows)
-                {
-                    float* row = src + (long)(p + r) * ld;
-                    for (int e = 0; e < Hd; e++) panel[e * 32 + r] = row[e] * scale;
-                }
-                else
-                    for (int e = 0; e < Hd; e++) panel[e * 32 + r] = 0f;
-            }
-        }
-    }
-
-    /// <summary>dst[c·ldd + r] = src[r·lds + c] · scale for an 8 × 8 block, in AVX registers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, int lds, float* dst, int ldd, float scale)
-    {
-        var r0 = Vector256.Load(src); var r1 = Vector256.Load(src + lds); var r2 = Vector256.Load(src + 2 * lds); var r3 = Vector256.Load(src + 3 * lds);
-        var r4 = Vector256.Load(src + 4 * lds); var r5 = Vector256.Load(src + 5 * lds); var r6 = Vector256.Load(src + 6 * lds); var r7 = Vector256.Load(src + 7 * lds);
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE); var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE); var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        var sc = Vector256.Create(scale);
-        (Avx.Permute2x128(u0, u4, 0x20) * sc).Store(dst); (Avx.Permute2x128(u1, u5, 0x20) * sc).Store(dst + ldd);
-        (Avx.Permute2x128(u2, u6, 0x20) * sc).Store(dst + 2 * ldd); (Avx.Permute2x128(u3, u7, 0x20) * sc).Store(dst + 3 * ldd);
-        (Avx.Permute2x128(u0, u4, 0x31) * sc).Store(dst + 4 * ldd); (Avx.Permute2x128(u1, u5, 0x31) * sc).Store(dst + 5 * ldd);
-        (Avx.Permute2x128(u2, u6, 0x31) * sc).Store(dst + 6 * ldd); (Avx.Permute2x128(u3, u7, 0x31) * sc).Store(dst + 7 * ldd);
-    }
-
-    /// <summary>Runs body(item) for items 0 … count−1 handed out in order to up to <see cref="KernelOptions.Threads"/>
-    /// threads (one hand-off per call; a worker takes the next item when it is done).</summary>
-    private static void Run(int count, long work, Action<int> body)
-    {
-        int workers = Math.Min(KernelOptions.Threads, count);
-        if (workers <= 1 || work < 1 << 18)
-        {
-            for (int i = 0; i < count; i++) body(i);
-            return;
-        }
-        int next = -1;
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
-        {
-            for (int i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next)) body(i);
-        });
-    }
 
     [ThreadStatic] private static float[]? _buffer;
 

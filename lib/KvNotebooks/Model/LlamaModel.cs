@@ -260,11 +260,7 @@ public sealed class LlamaModel
             finally { _splitColumns = false; }
             return;
         }
-        int next = -1;
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
-        {
-            for (int i = Interlocked.Increment(ref next); i < tiles; i = Interlocked.Increment(ref next)) Run(_scratch[w], i, null);
-        });
+        WorkQueue.Run(tiles, parallel: true, (w, i) => Run(_scratch[w], i, null));
         timer?.Mark(phase);
     }
 

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using KvNotebooks.Kernels;
 
 namespace KvNotebooks.Training.Ops;
@@ -34,6 +33,8 @@ internal static unsafe class FlashAttention
     private const int Bc = 64;      // keys per block
     private const int Br = 64;      // query rows per block: two 32-row panels
     private const float Log2E = 1.4426950408889634f, Ln2 = 0.6931471805599453f;
+    /// <summary>Work (T² × sequences × heads × 32, twice that backward) below which a pass runs inline, not worth a thread hand-off.</summary>
+    private const long ParallelWork = 1 << 20;
 
     public static bool Supports(int headDim) => headDim == Hd && Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
 
@@ -64,11 +65,11 @@ internal static unsafe class FlashAttention
                     GatherRows(gv + (long)b * T * Hkv * Hd + x * Hd, Hkv * Hd, T, Tp, gvh + dst);
                 }
                 else
-                    GatherPanels(gq + (long)b * T * Hq * Hd + (x - Hkv) * Hd, Hq * Hd, T, Tp, scale2, gqt + ((long)b * Hq + x - Hkv) * Tp * Hd);
+                    Panels32.Gather(gq + (long)b * T * Hq * Hd + (x - Hkv) * Hd, Hq * Hd, T, Tp, scale2, gqt + ((long)b * Hq + x - Hkv) * Tp * Hd);
             });
             int rowBlocks = (T + Br - 1) / Br, perBlock = S * Hq, items = rowBlocks * perBlock;
             float* cq = qt, ck = kh, cv = vh, co = po, cl = plse;
-            Run(items, (long)T * T * S * Hq * Hd, (worker, item) =>
+            WorkQueue.Run(items, (long)T * T * S * Hq * Hd >= ParallelWork, (worker, item) =>
             {
                 // most expensive (last) row blocks first
                 int rb = rowBlocks - 1 - item / perBlock, rest = item % perBlock, b = rest / Hq, h = rest % Hq, g = h / (Hq / Hkv);
@@ -88,7 +89,7 @@ internal static unsafe class FlashAttention
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
         {
             float* cq = pq, ck = pk, cv = pv, co = po, cl = plse;
-            Run(S * Hkv, (long)T * T * S * Hq * Hd, (_, unit) =>
+            WorkQueue.Run(S * Hkv, (long)T * T * S * Hq * Hd >= ParallelWork, (_, unit) =>
             {
                 int b = unit / Hkv, g = unit % Hkv;
                 float* kh = LocalBuffer(3 * Tp * Hd + Slack), vh = kh + Tp * Hd + Slack, qt = vh + Tp * Hd;
@@ -96,7 +97,7 @@ internal static unsafe class FlashAttention
                 GatherRows(cv + (long)b * T * Hkv * Hd + g * Hd, Hkv * Hd, T, Tp, vh);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
-                    GatherPanels(cq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, Tp, scale2, qt);
+                    Panels32.Gather(cq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, Tp, scale2, qt);
                     for (int rb = rowBlocks - 1; rb >= 0; rb--)
                         ForwardBlock(qt, kh, vh, co + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, cl + ((long)b * Hq + h) * T, T, rb * Br, masks[h]);
                 }
@@ -154,7 +155,7 @@ internal static unsafe class FlashAttention
             });
             int units = S * Hkv * G;
             float* ck = kh, cv = vh, cqt = qt, cqn = qn, cdon = don, cdot = dot, cl2 = lse2, cdd = dd, cdk = dkh, cdv = dvh, cdq = dqg;
-            Run(units, 2L * T * T * S * Hq * Hd, (_, unit) =>
+            WorkQueue.Run(units, 2L * T * T * S * Hq * Hd >= ParallelWork, (_, unit) =>
             {
                 int grp = unit % G, b = unit / G / Hkv, g = unit / G % Hkv;
                 // this group's key blocks (dealt round-robin, so every group gets long and short ones), in order
@@ -200,7 +201,7 @@ internal static unsafe class FlashAttention
         fixed (float* pdo = dO, pq = q, pk = k, pv = v, po = o, plse = lse, pdq = dq, pdk = dk, pdv = dv)
         {
             float* cdo = pdo, cq = pq, ck = pk, cv = pv, co = po, cl = plse, cdq = pdq, cdk = pdk, cdv = pdv;
-            Run(S * Hkv, 2L * T * T * S * Hq * Hd, (_, unit) =>
+            WorkQueue.Run(S * Hkv, 2L * T * T * S * Hq * Hd >= ParallelWork, (_, unit) =>
             {
                 int b = unit / Hkv, g = unit % Hkv;
                 float* kh = LocalBuffer(9 * th + 2 * Tp + Slack), vh = kh + th + Slack, qt = vh + th, qn = qt + th, don = qn + th, dot = don + th;
@@ -230,10 +231,10 @@ internal static unsafe class FlashAttention
     private static void PrepHead(float* q, float* dO, float* o, float* lse, int ld, int T, int Tp, float scale2,
         float* qt, float* qn, float* don, float* dot, float* l2, float* d)
     {
-        GatherPanels(q, ld, T, Tp, scale2, qt);
+        Panels32.Gather(q, ld, T, Tp, scale2, qt);
         GatherRows(q, ld, T, Tp, qn);
         GatherRows(dO, ld, T, Tp, don);
-        GatherPanels(dO, ld, T, Tp, 1f, dot);
+        Panels32.Gather(dO, ld, T, Tp, 1f, dot);
         for (int t = 0; t < T; t++)
         {
             l2[t] = lse[t] * Log2E;
@@ -626,50 +627,6 @@ internal static unsafe class FlashAttention
         new Span<float>(dst + T * Hd, (Tp - T) * Hd).Clear();
     }
 
-    /// <summary>dst = one head's rows transposed in panels of 32 rows, [Tp/32][32 dims][32 rows], times scale, zero-padded.</summary>
-    private static void GatherPanels(float* src, int ld, int T, int Tp, float scale, float* dst)
-    {
-        for (int p = 0; p < Tp; p += 32)
-        {
-            float* panel = dst + (long)p * Hd;
-            int n = Math.Min(32, T - p);
-            if (n == 32)
-            {
-                for (int rb = 0; rb < 32; rb += 8)
-                    for (int eb = 0; eb < Hd; eb += 8)
-                        Transpose8x8(src + (long)(p + rb) * ld + eb, ld, panel + eb * 32 + rb, 32, scale);
-                continue;
-            }
-            for (int r = 0; r < 32; r++)
-            {
-                if (r < n)
-                {
-                    float* row = src + (long)(p + r) * ld;
-                    for (int e = 0; e < Hd; e++) panel[e * 32 + r] = row[e] * scale;
-                }
-                else
-                    for (int e = 0; e < Hd; e++) panel[e * 32 + r] = 0f;
-            }
-        }
-    }
-
-    /// <summary>dst[c·ldd + r] = src[r·lds + c] · scale for an 8 × 8 block, in AVX registers (3.4× the scalar loop).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, int lds, float* dst, int ldd, float scale)
-    {
-        var r0 = Vector256.Load(src); var r1 = Vector256.Load(src + lds); var r2 = Vector256.Load(src + 2 * lds); var r3 = Vector256.Load(src + 3 * lds);
-        var r4 = Vector256.Load(src + 4 * lds); var r5 = Vector256.Load(src + 5 * lds); var r6 = Vector256.Load(src + 6 * lds); var r7 = Vector256.Load(src + 7 * lds);
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE); var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE); var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        var sc = Vector256.Create(scale);
-        (Avx.Permute2x128(u0, u4, 0x20) * sc).Store(dst); (Avx.Permute2x128(u1, u5, 0x20) * sc).Store(dst + ldd);
-        (Avx.Permute2x128(u2, u6, 0x20) * sc).Store(dst + 2 * ldd); (Avx.Permute2x128(u3, u7, 0x20) * sc).Store(dst + 3 * ldd);
-        (Avx.Permute2x128(u0, u4, 0x31) * sc).Store(dst + 4 * ldd); (Avx.Permute2x128(u1, u5, 0x31) * sc).Store(dst + 5 * ldd);
-        (Avx.Permute2x128(u2, u6, 0x31) * sc).Store(dst + 6 * ldd); (Avx.Permute2x128(u3, u7, 0x31) * sc).Store(dst + 7 * ldd);
-    }
-
     /// <summary>Rows of one head [T × 32] into x [T × ld] at the head's columns: added, or copied when not accumulating.</summary>
     private static void ScatterRows(float* src, float* dst, int ld, int T, bool accumulate)
     {
@@ -682,23 +639,6 @@ internal static unsafe class FlashAttention
             lo.Store(d);
             hi.Store(d + 16);
         }
-    }
-
-    /// <summary>Runs body(worker, item) for items 0 … count−1, handed out in order to up to
-    /// <see cref="KernelOptions.Threads"/> threads (one hand-off per call; workers pull the next item when done).</summary>
-    private static void Run(int count, long work, Action<int, int> body)
-    {
-        int workers = Math.Min(KernelOptions.Threads, count);
-        if (workers <= 1 || work < 1 << 20)
-        {
-            for (int i = 0; i < count; i++) body(0, i);
-            return;
-        }
-        int next = -1;
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
-        {
-            for (int i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next)) body(w, i);
-        });
     }
 
     [ThreadStatic] private static Buffers? _buffers;
