@@ -26,7 +26,7 @@ public static class LogitsCommand
             var prompt = Cli.ParseTokens(p.GetValue(tokens)!);
             var weights = LlamaWeights.Load(p.GetValue(model)!);
             var method = methodOptions.CreateMethod(p, weights.Config);
-            var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
+            using var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
             int V = weights.Config.VocabSize;
             var logits = new float[(long)prompt.Length * V <= int.MaxValue ? prompt.Length * V
                 : throw new ArgumentException($"{prompt.Length} tokens × vocab {V} logits do not fit one array")];

@@ -29,7 +29,7 @@ public static class RunCommand
             var prompt = Cli.ParseTokens(p.GetValue(tokens)!);
             var weights = LlamaWeights.Load(p.GetValue(model)!);
             var method = methodOptions.CreateMethod(p, weights.Config);
-            var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
+            using var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
             bool asJson = p.GetValue(json);
             if (!asJson && prompt.Length >= 2048)
                 session.Progress = (done, total) => Console.Error.Write($"\r  {done}/{total} tokens");

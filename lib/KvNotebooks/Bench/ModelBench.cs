@@ -49,7 +49,7 @@ public static class ModelBench
         {
             for (int r = 0; r <= repeats; r++)
             {
-                var session = new Session(model, new FullAttention());
+                using var session = new Session(model, new FullAttention());
                 model.Timer = r > 0 ? timer : null;
                 var sw = Stopwatch.StartNew();
                 session.Prefill(prompt);
@@ -79,11 +79,11 @@ public static class ModelBench
         {
             // Steady state: decode for about a second first, so the JIT has tiered the per-token
             // path up to optimised code (the first calls run unoptimised, ~6× slower here).
-            var warm = new Session(model, new FullAttention());
+            using var warm = new Session(model, new FullAttention());
             warm.Prefill(prompt[..Math.Min(context, 64)]);
             var warmClock = Stopwatch.StartNew();
             for (int i = 0; warmClock.Elapsed.TotalSeconds < 1.0 && i < 4000; i++) warm.Decode(i % weights.Config.VocabSize);
-            var session = new Session(model, new FullAttention());
+            using var session = new Session(model, new FullAttention());
             session.Prefill(prompt);
             model.Timer = timer;
             var sw = Stopwatch.StartNew();

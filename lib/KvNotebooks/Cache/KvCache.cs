@@ -8,7 +8,7 @@ namespace KvNotebooks.Cache;
 /// the pool. With <see cref="Quantized"/>, the head caches hold the full-precision recent window and
 /// older entries live as low-bit codes in the quantized store.
 /// </summary>
-public sealed class KvCache
+public sealed class KvCache : IDisposable
 {
     private readonly KvHeadCache[][] _heads;
 
@@ -87,5 +87,14 @@ public sealed class KvCache
         foreach (var layer in _heads) foreach (var h in layer) h.Clear();
         Quantized?.Clear();
         Pool.ResetPeak();
+    }
+
+    /// <summary>Empties the cache and hands its pages to <see cref="KvPageRecycler"/>, where the next
+    /// cache of the same shape finds them; appending afterwards throws.</summary>
+    public void Dispose()
+    {
+        foreach (var layer in _heads) foreach (var h in layer) h.Clear();
+        Quantized?.Dispose();
+        Pool.Dispose();
     }
 }

@@ -26,12 +26,15 @@ public sealed class KvPage
 /// Storage that is not a page (the codes and scales of a quantized cache) is registered with
 /// <see cref="TrackExternal"/>, so the peak is the peak of everything the cache holds at once.
 /// The pool also counts the entries stored (<see cref="EntriesInUse"/>) and their simultaneous peak.
+/// A disposed pool hands its pages to <see cref="KvPageRecycler"/>, where the next cache of the same
+/// page shape finds them: an evaluation that runs one session per example touches fresh memory once.
 /// </summary>
-public sealed class KvPagePool
+public sealed class KvPagePool : IDisposable
 {
     private readonly Stack<KvPage> _free = new();
     private readonly object _lock = new();
     private long _peakBytes, _stepPeakBytes;
+    private bool _disposed;
 
     public KvPagePool(int pageSize, int headDim)
     {
@@ -66,6 +69,7 @@ public sealed class KvPagePool
     {
         lock (_lock)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var page = _free.Count > 0 ? _free.Pop() : NewPage();
             PagesInUse++;
             if (PagesInUse > PeakPagesInUse) PeakPagesInUse = PagesInUse;
@@ -132,6 +136,69 @@ public sealed class KvPagePool
     private KvPage NewPage()
     {
         PagesReserved++;
-        return new KvPage(PageSize, HeadDim);
+        return KvPageRecycler.TryTake(PageSize, HeadDim) ?? new KvPage(PageSize, HeadDim);
+    }
+
+    /// <summary>Gives the free pages to <see cref="KvPageRecycler"/>. The pages still rented must have
+    /// been returned first (<see cref="KvCache.Dispose"/> does both); the pool cannot be used afterwards.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            if (PagesInUse != 0) throw new InvalidOperationException($"{PagesInUse} pages are still in use; return them before disposing the pool");
+            _disposed = true;
+            while (_free.Count > 0) KvPageRecycler.Give(_free.Pop());
+        }
+    }
+}
+
+/// <summary>
+/// Pages of finished caches, kept for the next cache of the same page shape (page size × head dim),
+/// the way <see cref="System.Buffers.ArrayPool{T}.Shared"/> keeps arrays: fresh pages cost page faults
+/// on these machines, recycled ones do not. At most <see cref="CapacityBytes"/> are kept; the rest go to
+/// the garbage collector. Thread-safe.
+/// </summary>
+public static class KvPageRecycler
+{
+    private static readonly Dictionary<(int PageSize, int HeadDim), Stack<KvPage>> Free = new();
+    private static readonly object Lock = new();
+    private static long _bytes;
+
+    /// <summary>The most bytes of pages kept (default 1 GiB).</summary>
+    public static long CapacityBytes { get; set; } = 1L << 30;
+    /// <summary>Bytes of pages kept now.</summary>
+    public static long Bytes { get { lock (Lock) return _bytes; } }
+
+    internal static long PageBytes(KvPage p) => (long)(p.Keys.Length + p.Values.Length) * sizeof(float) + (long)p.Positions.Length * sizeof(int);
+
+    internal static KvPage? TryTake(int pageSize, int headDim)
+    {
+        lock (Lock)
+        {
+            if (!Free.TryGetValue((pageSize, headDim), out var stack) || stack.Count == 0) return null;
+            var page = stack.Pop();
+            _bytes -= PageBytes(page);
+            return page;
+        }
+    }
+
+    internal static void Give(KvPage page)
+    {
+        lock (Lock)
+        {
+            long b = PageBytes(page);
+            if (_bytes + b > CapacityBytes) return;
+            var key = (page.Positions.Length, page.Keys.Length / page.Positions.Length);
+            if (!Free.TryGetValue(key, out var stack)) Free[key] = stack = new Stack<KvPage>();
+            stack.Push(page);
+            _bytes += b;
+        }
+    }
+
+    /// <summary>Drops every kept page (for the garbage collector).</summary>
+    public static void Clear()
+    {
+        lock (Lock) { Free.Clear(); _bytes = 0; }
     }
 }

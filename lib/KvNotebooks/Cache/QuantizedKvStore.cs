@@ -21,7 +21,7 @@ internal sealed class QuantizedBlock
 /// Attention reads dequantized values: per KV head, the blocks are expanded into one scratch head (from a
 /// separate pool, reported as transient bytes) followed by the residual, and the attention kernel runs on it.
 /// </summary>
-public sealed class QuantizedKvStore
+public sealed class QuantizedKvStore : IDisposable
 {
     private readonly List<QuantizedBlock>[][] _blocks;
     private readonly KvPagePool _pool;
@@ -195,5 +195,13 @@ public sealed class QuantizedKvStore
         _pool.TrackExternal(-Bytes);
         _pool.TrackEntries(-entries);
         Bytes = 0;
+    }
+
+    /// <summary>Drops every block and hands the scratch pages to <see cref="KvPageRecycler"/>.</summary>
+    public void Dispose()
+    {
+        Clear();
+        _scratch.Clear();
+        ScratchPool.Dispose();
     }
 }

@@ -27,7 +27,7 @@ public static class Evaluator
     /// <summary>One example: pre-fill, greedy generation, score.</summary>
     public static ExampleResult RunExample(LlamaModel model, EvalMethod method, LongContextTask task, TaskExample ex)
     {
-        var session = method.NewSession(model);
+        using var session = method.NewSession(model);
         var prompt = ex.Prompt();
         int eos = Vocabulary.Default.EosId, max = task.MaxAnswerTokens(ex.Length);
         var sw = Stopwatch.StartNew();

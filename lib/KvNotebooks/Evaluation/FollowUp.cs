@@ -36,7 +36,7 @@ public static class FollowUp
     public static FollowUpResult Run(LlamaModel model, EvalMethod method, LongContextTask task, TaskExample ex)
     {
         if (ex.Questions.Length < 2) throw new ArgumentException($"{task.Name} example {ex.Seed} has one question; a follow-up needs two");
-        var session = method.NewSession(model);
+        using var session = method.NewSession(model);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         session.Prefill(ex.Prompt(0));
         double prefill = sw.Elapsed.TotalSeconds;

@@ -15,7 +15,7 @@ namespace KvNotebooks.Inference;
 /// head, quantized), and a method that patches (<see cref="IEvictionMethod.PatchLength"/>) gets the
 /// prompt's last tokens appended to every non-final chunk, at the positions right after the chunk.
 /// </summary>
-public sealed class Session : ILayerObserver
+public sealed class Session : ILayerObserver, IDisposable
 {
     private readonly LlamaModel _model;
     private readonly EvictionContext _ctx;
@@ -43,6 +43,10 @@ public sealed class Session : ILayerObserver
     public FootprintMeter Meter { get; }
     /// <summary>Called after each pre-fill chunk and decode step with (rows done, rows planned so far).</summary>
     public Action<int, int>? Progress { get; set; }
+
+    /// <summary>Frees the cache: its pages go to <see cref="KvPageRecycler"/> for the next session (fresh
+    /// pages are slow on these machines). Meter and cache counters stay readable; the session cannot run on.</summary>
+    public void Dispose() => Cache.Dispose();
 
     /// <summary>Logits that predicted the most recent token (after pre-fill: the prompt's next token).</summary>
     public ReadOnlySpan<float> LastLogits => _logits;
