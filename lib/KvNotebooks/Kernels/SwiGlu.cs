@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace KvNotebooks.Kernels;
 
@@ -41,28 +40,12 @@ public static class SwiGlu
                 for (; i + 16 <= ff; i += 16)
                 {
                     var gv = Vector512.Load(g + i);
-                    // sigmoid(g) = 1 / (1 + 2^(−g·log2 e)); 2^x overflows to +∞ for g ≪ 0, giving g·u/∞ = 0
-                    var e = Exp2(gv * Vector512.Create(-1.4426950408889634f));
+                    // sigmoid(g) = 1 / (1 + 2^(−g·log2 e)); the exponent is clamped at 128, where 2^x is +∞,
+                    // so g ≪ 0 gives g·u/∞ = 0 (not NaN)
+                    var e = VectorMath.Exp2(Vector512.Min(gv * Vector512.Create(-1.4426950408889634f), Vector512.Create(128f)));
                     (gv * Vector512.Load(u + i) / (Vector512<float>.One + e)).Store(o + i);
                 }
             if (i < ff) Forward(new ReadOnlySpan<float>(g + i, ff - i), new ReadOnlySpan<float>(u + i, ff - i), new Span<float>(o + i, ff - i));
         }
-    }
-
-    /// <summary>2^x, clamped to [−150, 128] so that ±∞ and large |x| give 0 and +∞ (no NaN from ∞ − ∞).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Exp2(Vector512<float> x)
-    {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-150f)), Vector512.Create(128f));
-        var n = Avx512F.RoundScale(x, 0);
-        var f = x - n;
-        var p = Vector512.Create(1.5461444855e-04f);
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1.3400427997e-03f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(9.6180569381e-03f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(5.5503271520e-02f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(2.4022650719e-01f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(6.9314718246e-01f));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(1f));
-        return Avx512F.Scale(p, n);
     }
 }
