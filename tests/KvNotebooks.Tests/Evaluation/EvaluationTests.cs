@@ -8,8 +8,7 @@ namespace KvNotebooks.Tests.Evaluation;
 
 public class EvaluationTests
 {
-    private static string Repo([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", "..", ".."));
+    private static string Repo() => TestPaths.RepoRoot;
 
     /// <summary>The shipped evaluation sets are exactly what the generators make from their seeds: a
     /// generator change cannot silently change what scores mean.</summary>

@@ -11,8 +11,7 @@ namespace KvNotebooks.Tests.Evaluation;
 /// fixed examples, fast enough for CI).</summary>
 public class ShippedModelTests
 {
-    private static string Repo([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", "..", ".."));
+    private static string Repo() => TestPaths.RepoRoot;
 
     private static string ModelDir => Path.Combine(Repo(), "data", "models", "kvnb-small");
 

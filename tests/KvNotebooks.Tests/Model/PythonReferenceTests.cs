@@ -18,13 +18,7 @@ public class PythonReferenceTests
     private const int Vocab = 50;
     private static readonly int[] Tokens = [3, 17, 42, 0, 9, 49, 25, 8, 31, 12, 5, 44];
 
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "KvNotebooks.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException(
-            "Could not find KvNotebooks.sln walking up from " + AppContext.BaseDirectory);
-    }
+    private static string RepoRoot() => TestPaths.RepoRoot;
 
     private static string Script(string name) => Path.Combine(RepoRoot(), "tests", "reference", name);
 

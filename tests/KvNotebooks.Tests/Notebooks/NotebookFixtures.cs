@@ -29,8 +29,7 @@ public sealed class NotebookFixtures : IDisposable
 
     public string this[string name] => Path.Combine(Dir, name);
 
-    public static string RepoRoot { get; } = RepoLocator.FindRoot(AppContext.BaseDirectory)
-        ?? throw new InvalidOperationException("KvNotebooks.sln not found above the test assembly");
+    public static string RepoRoot => TestPaths.RepoRoot;
 
     public static string FixtureDir => Path.Combine(RepoRoot, "tests", "KvNotebooks.Tests", "Notebooks", "fixtures");
 
