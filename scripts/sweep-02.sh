@@ -7,7 +7,7 @@
 #   THREADS=1 …                                            # leave a core free
 #
 # Rows go to data/results/sweep-NAME.csv (+ .config.json: every invocation, model hash, commit);
-# notebook 02 reads the CSV of the model it loads. About 30–50 min on 2 cores with the defaults
+# notebook 02 reads data/results/sweep-kvnb-small.csv. About 15 min on 2 cores with the defaults
 # (data/results/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
