@@ -81,7 +81,8 @@ public static class SweepAnalysis
     /// <summary>
     /// A Table 2 of the rows: one line per curve (method label × context × chunk) other than
     /// <paramref name="fullMethod"/>, one column per category, cells as the paper prints them ("64.0",
-    /// "&gt;93.0", "&lt;34.0", "–" without a complete point); closing lines give full attention's score and the
+    /// "&gt;93.0", "&lt;34.0", "–" without a complete point, "n/a" where 90% of full attention is not above
+    /// chance, so that a critical footprint would mean nothing); closing lines give full attention's score and the
     /// chance score per category, so a reader sees when 90% of full attention is not far above chance.
     /// A curve whose context has no full-attention rows gets "–" everywhere.
     /// </summary>
@@ -101,7 +102,9 @@ public static class SweepAnalysis
                 ? CriticalFootprints(curve, full, threshold) : [];
             if (crit.Count > 0) reference.TryAdd((curve.Key.Model, curve.Key.Context), crit);
             var line = new List<object?> { curve.Key.Method, curve.Key.Context, MethodSpec.ChunkText(curve.Key.Chunk) };
-            line.AddRange(categories.Select(c => (object?)(crit.FirstOrDefault(x => x.Category == c)?.Critical?.ToString() ?? "–")));
+            line.AddRange(categories.Select(c => (object?)(crit.FirstOrDefault(x => x.Category == c) is not { } k ? "–"
+                : threshold * k.FullScore <= k.Chance ? "n/a" // the target is no better than guessing: any method "holds" it
+                : k.Critical?.ToString() ?? "–")));
             lines.Add(line.ToArray());
         }
         foreach (var ((model, context), crit) in reference.DistinctBy(kv => kv.Key.Item2))

@@ -257,6 +257,9 @@ public sealed class SweepTests : IDisposable
         Assert.Equal(["method", "context", "chunk", "Recall", "RAG"], table.Columns);
         Assert.Equal(new object?[] { "pyramidkv/patched", 4096, "1024", "46.8", "<30.0" }, table.Rows[0]);
         Assert.Equal("90.0", table.Rows.Single(r => (string)r[0]! == "(full attention score)")[3]);
+        // A category whose full-attention score is at chance has no meaningful critical footprint.
+        var atChance = Full().Select(r => r.Category == "RAG" ? r with { Chance = 0.5 } : r).ToList();
+        Assert.Equal(new object?[] { "pyramidkv/patched", 4096, "1024", "46.8", "n/a" }, SweepAnalysis.CriticalTable([.. atChance, .. method]).Rows[0]);
         var noBaseline = SweepAnalysis.CriticalTable(method);
         Assert.Equal(new object?[] { "pyramidkv/patched", 4096, "1024", "–", "–" }, Assert.Single(noBaseline.Rows));
     }
