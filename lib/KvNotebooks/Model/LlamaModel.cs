@@ -244,7 +244,7 @@ public sealed class LlamaModel
     {
         const int half = RowTile / 2;
         int full = Math.Max(0, rows - 2 * RowTile) / RowTile, rest = rows - full * RowTile;
-        int tiles = full + (rest + half - 1) / half, workers = Math.Min(KernelOptions.Threads, tiles);
+        int tiles = full + (rest + half - 1) / half, workers = Math.Min(Math.Min(KernelOptions.Threads, _scratch.Length), tiles);
         void Run(TileScratch scratch, int i, Bench.StepTimer? t)
         {
             int r0 = i < full ? i * RowTile : full * RowTile + (i - full) * half;
@@ -260,7 +260,8 @@ public sealed class LlamaModel
             finally { _splitColumns = false; }
             return;
         }
-        WorkQueue.Run(tiles, parallel: true, (w, i) => Run(_scratch[w], i, null));
+        var scratches = _scratch; // sized by EnsureCapacity from KernelOptions.Threads, which may have grown since
+        WorkQueue.Run(tiles, parallel: true, (w, i) => Run(scratches[w], i, null), maxWorkers: scratches.Length);
         timer?.Mark(phase);
     }
 

@@ -1,3 +1,4 @@
+using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
 using KvNotebooks.Kernels;
@@ -97,5 +98,32 @@ public class FastForwardTests
             Close(asDouble, portable, V, 1e-5, "portable vs AVX-512");
         }
         finally { Gemm.ForcePortable = false; }
+    }
+
+    /// <summary>Raises <see cref="KernelOptions.Threads"/> after a layer's attention, i.e. after the model sized its
+    /// per-worker scratch for this forward pass (another thread, or a test running beside this one, can do that).</summary>
+    private sealed class ThreadsBump(int to) : ILayerObserver
+    {
+        public void AfterAttention(int layer, int rows, float[] queries) => KernelOptions.Threads = to;
+    }
+
+    [Fact]
+    public void More_threads_set_in_the_middle_of_a_forward_pass_use_only_the_scratch_there_is()
+    {
+        var model = new LlamaModel(Weights(5));
+        int[] prompt = Enumerable.Range(0, 5 * 96).Select(i => (i * 7 + 3) % 61).ToArray(); // several row tiles
+        var expected = Prefill(model, prompt, int.MaxValue, threads: 1);
+        int saved = KernelOptions.Threads;
+        KernelOptions.Threads = 1;
+        try
+        {
+            using var cache = new KvCache(model.Config.NumLayers, model.Config.NumKvHeads, model.Config.HeadDim);
+            var logits = new float[prompt.Length * model.Config.VocabSize];
+            // Before WorkQueue took the scratch count, this could throw IndexOutOfRangeException in the MLP tiles (2 workers,
+            // 1 scratch) when the second worker got a tile (it did once in CI, through a test changing Threads beside it).
+            model.Forward(prompt, Enumerable.Range(0, prompt.Length).ToArray(), cache, LogitRows.All, logits, new ThreadsBump(4));
+            Assert.Equal(expected, logits); // the tiling depends on rows alone: the same bits
+        }
+        finally { KernelOptions.Threads = saved; }
     }
 }
