@@ -58,12 +58,32 @@ public sealed class CliTests : IDisposable
     [InlineData("footprint", "--method", "fastgen", "--prompt-tokens", "100")]
     [InlineData("footprint", "--method", "full", "--prompt-tokens", "-3")]
     [InlineData("run", "--model", "/nonexistent/model", "--tokens", "1 2")]
+    [InlineData("probe", "--model", "/nonexistent/model")]
+    [InlineData("probe", "--model", "data/models/kvnb-small", "--lengths", "512,many")]
+    [InlineData("probe", "--model", "data/models/kvnb-small", "--examples", "0")]
     public void BadInputExitsWithTwoAndAMessage(params string[] args)
     {
         var (code, _, stderr) = Kvnb(args);
         Assert.Equal(2, code);
         Assert.StartsWith("kvnb: error:", stderr);
         Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
+    public void Probe_prints_the_teacher_forced_accuracy_the_library_computes()
+    {
+        string model = Path.Combine(TestPaths.RepoRoot, "data", "models", "kvnb-small");
+        var (code, stdout, _) = Kvnb("probe", "--model", model, "--tasks", "niah_mk,json_kv", "--lengths", "256,16", "--examples", "4", "--threads", "1");
+        Assert.Equal(0, code);
+        var trainable = new KvNotebooks.Training.TrainableLlama(KvNotebooks.Model.LlamaWeights.Load(model));
+        foreach (var name in new[] { "niah_mk", "json_kv" })
+        {
+            var r = KvNotebooks.Training.Pretraining.TeacherForced.Evaluate(trainable, KvNotebooks.Tasks.TaskSuite.Get(name), 256, 4, seedBase: 2_000_000);
+            var line = stdout.Split('\n').Single(l => l.StartsWith(name + " ") && l.Contains(" 256 "));
+            Assert.Contains($"{r.Exact * 100:F1}%", line);
+            Assert.Contains($"{r.TokenAccuracy * 100:F1}%", line);
+        }
+        Assert.Contains("needs ≥ 32 tokens", stdout); // 16 tokens: below the tasks' shortest length, said, not thrown
     }
 
     [Fact]
