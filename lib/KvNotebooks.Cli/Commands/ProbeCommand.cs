@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Globalization;
+using KvNotebooks.Evaluation;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
 using KvNotebooks.Training;
@@ -18,7 +18,7 @@ public static class ProbeCommand
     {
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small or a run's model/", Required = true };
         var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated", DefaultValueFactory = _ => "recall" };
-        var lengths = new Option<string>("--lengths") { Description = "Context lengths, comma-separated", DefaultValueFactory = _ => "512,1024,2048" };
+        var lengths = new Option<string>("--lengths") { Description = "Context lengths, e.g. 512,1024,2048 or 256:2048:256", DefaultValueFactory = _ => "512,1024,2048" };
         var examples = new Option<int>("--examples") { Description = "Examples per task and length (generated; seeds 2,000,000 + i, apart from the training log's)", DefaultValueFactory = _ => 64 };
         var threads = new Option<int>("--threads") { Description = "Compute threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cmd = new Command("probe", "Teacher-forced accuracy per task and length: the share of examples whose every answer token is the argmax, and of answer tokens right") { model, tasks, lengths, examples, threads };
@@ -28,9 +28,8 @@ public static class ProbeCommand
             if (n < 1) throw new ArgumentException("--examples must be ≥ 1");
             if (p.GetValue(threads) is var t && t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
             KvNotebooks.Kernels.KernelOptions.Threads = p.GetValue(threads);
-            var lens = p.GetValue(lengths)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v
-                    : throw new ArgumentException($"--lengths: '{s}' is not a positive token count")).ToArray();
+            var lens = SweepRange.Ints(p.GetValue(lengths)!, "--lengths");
+            if (lens.FirstOrDefault(l => l < 1, 1) is var bad && bad < 1) throw new ArgumentException($"--lengths: {bad} is not a positive token count");
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
             var trainable = new TrainableLlama(LlamaWeights.Load(p.GetValue(model)!));
             Console.WriteLine($"{"task",-10} {"length",6} {"exact",8} {"± s.e.",7} {"tokens",8}");

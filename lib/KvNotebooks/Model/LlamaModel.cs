@@ -244,7 +244,8 @@ public sealed class LlamaModel
     {
         const int half = RowTile / 2;
         int full = Math.Max(0, rows - 2 * RowTile) / RowTile, rest = rows - full * RowTile;
-        int tiles = full + (rest + half - 1) / half, workers = Math.Min(Math.Min(KernelOptions.Threads, _scratch.Length), tiles);
+        var scratches = _scratch; // one per worker, sized by EnsureCapacity from KernelOptions.Threads, which may have grown since
+        int tiles = full + (rest + half - 1) / half, workers = Math.Min(Math.Min(KernelOptions.Threads, scratches.Length), tiles);
         void Run(TileScratch scratch, int i, Bench.StepTimer? t)
         {
             int r0 = i < full ? i * RowTile : full * RowTile + (i - full) * half;
@@ -255,12 +256,11 @@ public sealed class LlamaModel
             _splitColumns = tiles == 1 && KernelOptions.Threads > 1;
             try
             {
-                for (int i = 0; i < tiles; i++) Run(_scratch[0], i, timer);
+                for (int i = 0; i < tiles; i++) Run(scratches[0], i, timer);
             }
             finally { _splitColumns = false; }
             return;
         }
-        var scratches = _scratch; // sized by EnsureCapacity from KernelOptions.Threads, which may have grown since
         WorkQueue.Run(tiles, parallel: true, (w, i) => Run(scratches[w], i, null), maxWorkers: scratches.Length);
         timer?.Mark(phase);
     }
