@@ -4,16 +4,42 @@ namespace KvNotebooks.Tasks;
 /// Recall, HELMET's JSON KV: a dense object of records <c>{ K h : V , … }</c> with two-token keys
 /// (a name and a hex piece) filling the whole context; asked <c>question K h :</c>, answer the value V.
 /// </summary>
+/// <remarks>
+/// At n records a name recurs about n / 128 times, so in short contexts the name alone finds the record,
+/// and a model trained there learns to match the name only: at 4K tokens (~800 records, each name ~6
+/// times) that gives about one answer in six. <see cref="Hard"/> is the training variant that closes the
+/// shortcut: its keys are drawn from ⌈√n⌉ names × ⌈√n⌉ hex pieces, so at every length each piece recurs
+/// about √n times and only the pair identifies a record. It is not scored (category "Pretrain").
+/// </remarks>
 public sealed class JsonKv : LongContextTask
 {
-    public override string Name => "json_kv";
-    public override string Category => "Recall";
-    public override string Description => "dense object of two-token keys → one number; asked a key, answer its value (SubEM)";
+    private readonly bool _hard;
+
+    public JsonKv() : this(hard: false) { }
+
+    private JsonKv(bool hard) => _hard = hard;
+
+    /// <summary>The training variant whose key pieces all recur (see the remarks).</summary>
+    public static JsonKv Hard { get; } = new(hard: true);
+
+    public override string Name => _hard ? "json_kv_hard" : "json_kv";
+    public override string Category => _hard ? "Pretrain" : "Recall";
+    public override string Description => _hard
+        ? "json_kv with keys from √n names × √n hex pieces: every piece recurs, only the pair finds the record (training)"
+        : "dense object of two-token keys → one number; asked a key, answer its value (SubEM)";
     public override int TrainingQuestions => 8;
     /// <summary>Short enough for the first stage of a curriculum (TRAINING-NOTES.md: retrieval forms at 32 tokens, not at 512).</summary>
     public override int MinLength => 32;
     public override int MaxAnswerTokens(int length) => 4;
     public override double ChanceScore(int length) => 1.0 / V.Numbers.Count;
+
+    /// <summary>Names and hex pieces the hard variant draws keys from for <paramref name="records"/> records:
+    /// ⌈√n⌉ of each (at least 2), capped by the class sizes.</summary>
+    public static (int Names, int Hex) HardPools(int records)
+    {
+        int p = Math.Max(2, (int)Math.Ceiling(Math.Sqrt(records)));
+        return (Math.Min(p, V.Names.Count), Math.Min(p, V.Hex.Count));
+    }
 
     protected override TaskExample Build(Random rng, int seed, int length, int questions)
     {
@@ -21,11 +47,20 @@ public sealed class JsonKv : LongContextTask
         int ctx = length - QaTokens(4, 1, questions);
         int n = (ctx - 3) / 5;
         if (n < questions) throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {questions} questions");
+        Func<int> name = () => V.Names.Sample(rng), hex = () => V.Hex.Sample(rng);
+        if (_hard)
+        {
+            var (pn, ph) = HardPools(n);
+            var names = V.Names.SampleDistinct(rng, pn);
+            var pieces = V.Hex.SampleDistinct(rng, ph);
+            name = () => names[rng.Next(pn)];
+            hex = () => pieces[rng.Next(ph)];
+        }
         var keys = new HashSet<(int, int)>();
         var records = new List<(int K, int H, int Val)>();
         while (records.Count < n)
         {
-            var key = (V.Names.Sample(rng), V.Hex.Sample(rng));
+            var key = (name(), hex());
             if (keys.Add(key)) records.Add((key.Item1, key.Item2, V.Numbers.Sample(rng)));
         }
         var tokens = new List<int>(ctx) { V.BosId };

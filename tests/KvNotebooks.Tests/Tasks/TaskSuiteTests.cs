@@ -67,7 +67,7 @@ public class TaskSuiteTests
     [Fact]
     public void Needle_and_kv_answers_follow_their_key_in_the_context()
     {
-        foreach (var name in new[] { "niah_mk", "niah_uuid", "json_kv", "rag", "passkey" })
+        foreach (var name in new[] { "niah_mk", "niah_uuid", "json_kv", "rag", "passkey", "json_kv_hard", "niah_hex" })
             for (int seed = 0; seed < 10; seed++)
             {
                 var ex = TaskSuite.Get(name).Generate(seed, 2048, 1);
@@ -88,6 +88,56 @@ public class TaskSuiteTests
                 if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
             Assert.True(keys.Count > 500);
             Assert.Equal(keys.Count, keys.Distinct().Count());
+        }
+    }
+
+    /// <summary>The hard training variant: keys still unique, but every name and hex piece recurs, so the
+    /// name alone (the shortcut a model trained on short json_kv contexts learns) does not find the record.</summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(512)]
+    [InlineData(4096)]
+    public void Hard_json_kv_keys_are_unique_pairs_of_recurring_pieces(int length)
+    {
+        var hard = TaskSuite.Get("json_kv_hard");
+        Assert.Same(JsonKv.Hard, hard);
+        Assert.DoesNotContain(hard, TaskSuite.Scored);
+        double nameOnly = 0, asked = 0;
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = hard.Generate(seed, length, length < 128 ? 1 : 8);
+            var keys = new List<(int Name, int Hex)>();
+            for (int i = 1; i + 2 < ex.Context.Length; i++)
+                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            Assert.Equal(keys.Count, keys.Distinct().Count());
+            var (pn, ph) = JsonKv.HardPools(keys.Count);
+            Assert.True(keys.Select(k => k.Name).Distinct().Count() <= pn);
+            Assert.True(keys.Select(k => k.Hex).Distinct().Count() <= ph);
+            foreach (var qa in ex.Questions)
+            {
+                int withName = keys.Count(k => k.Name == qa.Question[1]);
+                nameOnly += 1.0 / withName; asked++;               // what matching the name alone would score
+                Assert.Contains((qa.Question[1], qa.Question[2]), keys);
+            }
+        }
+        // Name-only matching scores 1/√n-ish here; on the scored task at 512 tokens it would score ~0.7.
+        Assert.True(nameOnly / asked < (length <= 64 ? 0.75 : 0.25), $"name-only matching would score {nameOnly / asked:P0} at {length} tokens");
+    }
+
+    [Fact]
+    public void Hex_keyed_needles_are_niah_mk_with_hex_pieces_for_names()
+    {
+        var hex = TaskSuite.Get("niah_hex");
+        Assert.Same(NeedleMultiKey.HexKeys, hex);
+        Assert.DoesNotContain(hex, TaskSuite.Scored);
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = hex.Generate(seed, 1024, 4);
+            var keys = Enumerable.Range(0, ex.Context.Length - 1).Where(i => ex.Context[i + 1] == V["is"]).Select(i => ex.Context[i]).ToList();
+            Assert.Equal(NeedleMultiKey.Needles(1024), keys.Count);
+            Assert.All(keys, k => Assert.True(V.Hex.Contains(k)));
+            Assert.Equal(keys.Count, keys.Distinct().Count());
+            Assert.All(ex.Questions, qa => Assert.True(V.Hex.Contains(qa.Question[^2])));
         }
     }
 
