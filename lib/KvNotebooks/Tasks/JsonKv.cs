@@ -9,24 +9,35 @@ namespace KvNotebooks.Tasks;
 /// and a model trained there learns to match the name only: at 4K tokens (~800 records, each name ~6
 /// times) that gives about one answer in six. <see cref="Hard"/> is the training variant that closes the
 /// shortcut: its keys are drawn from ⌈√n⌉ names × ⌈√n⌉ hex pieces, so at every length each piece recurs
-/// about √n times and only the pair identifies a record. It is not scored (category "Pretrain").
+/// about √n times and only the pair identifies a record. <see cref="HexDecides"/> teaches the other half
+/// of the key on its own: its records share one name (up to 96 records, about 500 tokens), so only the hex
+/// piece tells them apart. Neither is scored (category "Pretrain").
 /// </remarks>
 public sealed class JsonKv : LongContextTask
 {
-    private readonly bool _hard;
+    private enum Keys { Any, Pairs, HexDecides }
 
-    public JsonKv() : this(hard: false) { }
+    private readonly Keys _keys;
 
-    private JsonKv(bool hard) => _hard = hard;
+    public JsonKv() : this(Keys.Any) { }
+
+    private JsonKv(Keys keys) => _keys = keys;
 
     /// <summary>The training variant whose key pieces all recur (see the remarks).</summary>
-    public static JsonKv Hard { get; } = new(hard: true);
+    public static JsonKv Hard { get; } = new(Keys.Pairs);
 
-    public override string Name => _hard ? "json_kv_hard" : "json_kv";
-    public override string Category => _hard ? "Pretrain" : "Recall";
-    public override string Description => _hard
-        ? "json_kv with keys from √n names × √n hex pieces: every piece recurs, only the pair finds the record (training)"
-        : "dense object of two-token keys → one number; asked a key, answer its value (SubEM)";
+    /// <summary>The training variant whose records share as few names as the hex pieces allow
+    /// (⌈n / 96⌉), so the hex piece alone finds the record: the other half of the key.</summary>
+    public static JsonKv HexDecides { get; } = new(Keys.HexDecides);
+
+    public override string Name => _keys switch { Keys.Pairs => "json_kv_hard", Keys.HexDecides => "json_kv_hex", _ => "json_kv" };
+    public override string Category => _keys == Keys.Any ? "Recall" : "Pretrain";
+    public override string Description => _keys switch
+    {
+        Keys.Pairs => "json_kv with keys from √n names × √n hex pieces: every piece recurs, only the pair finds the record (training)",
+        Keys.HexDecides => "json_kv whose records share a few names, so the hex piece finds the record (training)",
+        _ => "dense object of two-token keys → one number; asked a key, answer its value (SubEM)",
+    };
     public override int TrainingQuestions => 8;
     /// <summary>Short enough for the first stage of a curriculum (TRAINING-NOTES.md: retrieval forms at 32 tokens, not at 512).</summary>
     public override int MinLength => 32;
@@ -48,9 +59,9 @@ public sealed class JsonKv : LongContextTask
         int n = (ctx - 3) / 5;
         if (n < questions) throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {questions} questions");
         Func<int> name = () => V.Names.Sample(rng), hex = () => V.Hex.Sample(rng);
-        if (_hard)
+        if (_keys != Keys.Any)
         {
-            var (pn, ph) = HardPools(n);
+            var (pn, ph) = _keys == Keys.Pairs ? HardPools(n) : (Math.Min(V.Names.Count, (n + V.Hex.Count - 1) / V.Hex.Count), V.Hex.Count);
             var names = V.Names.SampleDistinct(rng, pn);
             var pieces = V.Hex.SampleDistinct(rng, ph);
             name = () => names[rng.Next(pn)];

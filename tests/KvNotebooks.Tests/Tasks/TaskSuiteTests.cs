@@ -67,7 +67,7 @@ public class TaskSuiteTests
     [Fact]
     public void Needle_and_kv_answers_follow_their_key_in_the_context()
     {
-        foreach (var name in new[] { "niah_mk", "niah_uuid", "json_kv", "rag", "passkey", "json_kv_hard", "niah_hex" })
+        foreach (var name in new[] { "niah_mk", "niah_uuid", "json_kv", "rag", "passkey", "json_kv_hard", "niah_hex", "json_kv_hex" })
             for (int seed = 0; seed < 10; seed++)
             {
                 var ex = TaskSuite.Get(name).Generate(seed, 2048, 1);
@@ -122,6 +122,35 @@ public class TaskSuiteTests
         }
         // Name-only matching scores 1/√n-ish here; on the scored task at 512 tokens it would score ~0.7.
         Assert.True(nameOnly / asked < (length <= 64 ? 0.75 : 0.25), $"name-only matching would score {nameOnly / asked:P0} at {length} tokens");
+    }
+
+    /// <summary>The hex-decides variant: unique keys whose names are shared by as many records as the hex
+    /// pieces allow, so matching the hex piece alone finds the record up to 96 records.</summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(256)]
+    [InlineData(2048)]
+    public void In_hex_json_kv_the_hex_piece_decides(int length)
+    {
+        var task = TaskSuite.Get("json_kv_hex");
+        Assert.Same(JsonKv.HexDecides, task);
+        Assert.DoesNotContain(task, TaskSuite.Scored);
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = task.Generate(seed, length, length < 128 ? 1 : 8);
+            var keys = new List<(int Name, int Hex)>();
+            for (int i = 1; i + 2 < ex.Context.Length; i++)
+                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            Assert.Equal(keys.Count, keys.Distinct().Count());
+            int names = keys.Select(k => k.Name).Distinct().Count();
+            Assert.True(names <= (keys.Count + V.Hex.Count - 1) / V.Hex.Count, $"{names} names for {keys.Count} records");
+            if (keys.Count <= V.Hex.Count)
+            {
+                Assert.Equal(1, names);
+                Assert.Equal(keys.Count, keys.Select(k => k.Hex).Distinct().Count()); // the hex piece alone is a key
+            }
+            foreach (var qa in ex.Questions) Assert.Contains((qa.Question[1], qa.Question[2]), keys);
+        }
     }
 
     [Fact]
