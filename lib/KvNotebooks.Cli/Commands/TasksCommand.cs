@@ -24,7 +24,11 @@ public static class TasksCommand
         {
             var rows = TaskSuite.All.Select(t => new { t.Name, t.Category, t.Description, ChanceAt4K = t.ChanceScore(4096) }).ToList();
             if (p.GetValue(json)) Cli.WriteJson(rows);
-            else foreach (var r in rows) Console.WriteLine($"{r.Name,-10} {r.Category,-8} {r.Description}");
+            else
+            {
+                int width = rows.Max(r => r.Name.Length);
+                foreach (var r in rows) Console.WriteLine($"{r.Name.PadRight(width)} {r.Category,-8} {r.Description}");
+            }
             return 0;
         }));
         return cmd;

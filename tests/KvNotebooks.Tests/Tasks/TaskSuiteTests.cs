@@ -77,15 +77,22 @@ public class TaskSuiteTests
             }
     }
 
+    /// <summary>The (name, hex piece) keys of a json_kv context's records, in order.</summary>
+    private static List<(int Name, int Hex)> JsonKeys(int[] context)
+    {
+        var keys = new List<(int Name, int Hex)>();
+        for (int i = 1; i + 2 < context.Length; i++)
+            if (context[i + 2] == V[":"] && V.Names.Contains(context[i])) keys.Add((context[i], context[i + 1]));
+        return keys;
+    }
+
     [Fact]
     public void Keys_are_unique_so_every_lookup_has_one_answer()
     {
         for (int seed = 0; seed < 10; seed++)
         {
             var ex = TaskSuite.Get("json_kv").Generate(seed, 4096, 8);
-            var keys = new List<(int, int)>();
-            for (int i = 1; i + 2 < ex.Context.Length; i++)
-                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            var keys = JsonKeys(ex.Context);
             Assert.True(keys.Count > 500);
             Assert.Equal(keys.Count, keys.Distinct().Count());
         }
@@ -106,9 +113,7 @@ public class TaskSuiteTests
         for (int seed = 0; seed < 10; seed++)
         {
             var ex = hard.Generate(seed, length, length < 128 ? 1 : 8);
-            var keys = new List<(int Name, int Hex)>();
-            for (int i = 1; i + 2 < ex.Context.Length; i++)
-                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            var keys = JsonKeys(ex.Context);
             Assert.Equal(keys.Count, keys.Distinct().Count());
             var (pn, ph) = JsonKv.HardPools(keys.Count);
             Assert.True(keys.Select(k => k.Name).Distinct().Count() <= pn);
@@ -138,9 +143,7 @@ public class TaskSuiteTests
         for (int seed = 0; seed < 10; seed++)
         {
             var ex = task.Generate(seed, length, length < 128 ? 1 : 8);
-            var keys = new List<(int Name, int Hex)>();
-            for (int i = 1; i + 2 < ex.Context.Length; i++)
-                if (ex.Context[i + 2] == V[":"] && V.Names.Contains(ex.Context[i])) keys.Add((ex.Context[i], ex.Context[i + 1]));
+            var keys = JsonKeys(ex.Context);
             Assert.Equal(keys.Count, keys.Distinct().Count());
             int names = keys.Select(k => k.Name).Distinct().Count();
             Assert.True(names <= (keys.Count + V.Hex.Count - 1) / V.Hex.Count, $"{names} names for {keys.Count} records");
