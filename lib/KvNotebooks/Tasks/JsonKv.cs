@@ -52,6 +52,11 @@ public sealed class JsonKv : LongContextTask
         return (Math.Min(p, V.Names.Count), Math.Min(p, V.Hex.Count));
     }
 
+    /// <summary>Names and hex pieces the hex-decides variant draws keys from for <paramref name="records"/>
+    /// records: every hex piece, and as few names as still give that many distinct keys.</summary>
+    private static (int Names, int Hex) HexDecidesPools(int records) =>
+        (Math.Min(V.Names.Count, (records + V.Hex.Count - 1) / V.Hex.Count), V.Hex.Count);
+
     protected override TaskExample Build(Random rng, int seed, int length, int questions)
     {
         int colon = V[":"], comma = V[","];
@@ -61,7 +66,7 @@ public sealed class JsonKv : LongContextTask
         Func<int> name = () => V.Names.Sample(rng), hex = () => V.Hex.Sample(rng);
         if (_keys != Keys.Any)
         {
-            var (pn, ph) = _keys == Keys.Pairs ? HardPools(n) : (Math.Min(V.Names.Count, (n + V.Hex.Count - 1) / V.Hex.Count), V.Hex.Count);
+            var (pn, ph) = _keys == Keys.Pairs ? HardPools(n) : HexDecidesPools(n);
             var names = V.Names.SampleDistinct(rng, pn);
             var pieces = V.Hex.SampleDistinct(rng, ph);
             name = () => names[rng.Next(pn)];
