@@ -13,11 +13,13 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "Run folder: checkpoint, logs and the exported model; an existing run there is resumed", Required = true };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many more steps (the run stays resumable)" };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads (default: the config's)" };
+        var init = new Option<string?>("--init") { Description = "Start from this model folder's weights instead of a random initialisation (sets the config's init_model; fine-tuning, e.g. data/models/kvnb-small)" };
         var ship = new Option<string?>("--ship") { Description = "When stopped, also write the model with its training config and logs to this folder (e.g. data/models/kvnb-small)" };
-        var cmd = new Command("train", "Train a model on the synthetic long-context tasks (answer-token loss), resuming from the run folder") { config, output, maxSteps, threads, ship };
+        var cmd = new Command("train", "Train a model on the synthetic long-context tasks (answer-token loss), resuming from the run folder") { config, output, maxSteps, threads, init, ship };
         cmd.SetAction(p => Cli.Run(() =>
         {
             var cfg = PretrainConfig.Load(p.GetValue(config)!);
+            if (p.GetValue(init) is { } from) cfg = cfg with { InitModel = from };
             int? t = p.GetValue(threads);
             if (t is < 1) throw new ArgumentException("--threads must be ≥ 1");
             int? max = p.GetValue(maxSteps);

@@ -5,11 +5,27 @@ namespace KvNotebooks.Tasks;
 /// relevance is how many query words it contains (0–3). Answer the ids of the ten most relevant
 /// passages, most relevant first; scored by NDCG@10.
 /// </summary>
+/// <remarks>
+/// The gold ranking breaks ties by context order, which NDCG@10 ignores. <see cref="AnyOrder"/> is the
+/// training variant that breaks them at random, so the loss asks for the grades and not for an order the
+/// score never checks (not scored, category "Pretrain").
+/// </remarks>
 public sealed class Rerank : LongContextTask
 {
-    public override string Name => "rerank";
-    public override string Category => "Re-rank";
-    public override string Description => "passages with ids; rank the 10 sharing most words with a 3-word query (NDCG@10)";
+    private readonly bool _anyOrder;
+
+    public Rerank() : this(anyOrder: false) { }
+
+    private Rerank(bool anyOrder) => _anyOrder = anyOrder;
+
+    /// <summary>The training variant whose ties fall in random order (see the remarks).</summary>
+    public static Rerank AnyOrder { get; } = new(anyOrder: true);
+
+    public override string Name => _anyOrder ? "rerank_any" : "rerank";
+    public override string Category => _anyOrder ? "Pretrain" : "Re-rank";
+    public override string Description => _anyOrder
+        ? "rerank whose equally relevant passages come in random order (training)"
+        : "passages with ids; rank the 10 sharing most words with a 3-word query (NDCG@10)";
     public override int TrainingQuestions => 1;
     public override int MaxAnswerTokens(int length) => 12;
 
@@ -46,9 +62,9 @@ public sealed class Rerank : LongContextTask
         }
         for (int g = 3; g >= 2; g--) // at least one passage of grade 3 and one of grade 2
             if (!grades.Contains(g)) grades[Array.FindIndex(grades, x => x < g)] = g;
-        var ranked = Enumerable.Range(0, n).Where(i => grades[i] > 0).OrderByDescending(i => grades[i]).ThenBy(i => i).Take(10).Select(i => ids[i]).ToArray();
+        int relevant = Math.Min(10, grades.Count(g => g > 0));
         int[] question = [V["query"], .. query, V["ranking"], V[":"]];
-        int ctx = length - QaTokens(question.Length, ranked.Length, 1);
+        int ctx = length - QaTokens(question.Length, relevant, 1);
         int words = ctx - 1 - 4 * n;
         if (words < 3 * n) throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages");
         var avoid = query.ToHashSet();
@@ -64,6 +80,11 @@ public sealed class Rerank : LongContextTask
             tokens.AddRange(body);
             tokens.Add(V[";"]);
         }
+        // Ties by context order; the variant draws its tie order after the context, from the same stream.
+        var tieOrder = Enumerable.Range(0, n).ToArray();
+        if (_anyOrder) rng.Shuffle(tieOrder);
+        var ranked = Enumerable.Range(0, n).Where(i => grades[i] > 0).OrderByDescending(i => grades[i]).ThenBy(i => tieOrder[i])
+            .Take(relevant).Select(i => ids[i]).ToArray();
         return Make(seed, length, tokens.ToArray(),
             [new QuestionAnswer(question, ranked, ids, grades)]);
     }

@@ -186,6 +186,42 @@ public class TaskSuiteTests
         Assert.Equal(3, qa.Answer.Distinct().Count());
     }
 
+    /// <summary>The any-order training variants: the scored task's context, the same answer up to the order
+    /// the score ignores (niah_mv's values, rerank's ties), and that order really drawn at random.</summary>
+    [Theory]
+    [InlineData("niah_mv", "niah_mv_any", 2)]
+    [InlineData("rerank", "rerank_any", 1)]
+    public void Any_order_variants_change_only_the_order_the_score_ignores(string scored, string variant, int questions)
+    {
+        var (a, b) = (TaskSuite.Get(scored), TaskSuite.Get(variant));
+        Assert.Same(variant == "niah_mv_any" ? NeedleMultiValue.AnyOrder : Rerank.AnyOrder, b);
+        Assert.DoesNotContain(b, TaskSuite.Scored);
+        int reordered = 0;
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var x = a.Generate(seed, 1024, questions);
+            var y = b.Generate(seed, 1024, questions);
+            Assert.Equal(x.Context, y.Context);
+            for (int q = 0; q < questions; q++)
+            {
+                var (gold, any) = (x.Questions[q], y.Questions[q]);
+                Assert.Equal(gold.Question, any.Question);
+                if (gold.Grades is { } grades)
+                {
+                    // Same grade at every rank (a tie at the tenth place may bring in another passage of that
+                    // grade), so NDCG@10 of the variant's answer is 1 on the scored task.
+                    var grade = gold.GradedIds!.Zip(grades).ToDictionary(p => p.First, p => p.Second);
+                    Assert.Equal(gold.Answer.Select(id => grade[id]), any.Answer.Select(id => grade[id]));
+                    Assert.Equal(any.Answer.Length, any.Answer.Distinct().Count());
+                }
+                else Assert.Equal(gold.Answer.Order(), any.Answer.Order());
+                Assert.Equal(1.0, a.Score(gold, any.Answer), 9);
+                if (!gold.Answer.SequenceEqual(any.Answer)) reordered++;
+            }
+        }
+        Assert.True(reordered >= 10, $"only {reordered} of {20 * questions} answers reordered");
+    }
+
     [Fact]
     public void Variable_chains_resolve_by_following_the_let_statements()
     {

@@ -158,6 +158,42 @@ public class PretrainerTests
         }
     }
 
+    /// <summary>init_model: a run starts from a model folder's weights (fine-tuning), with the optimizer
+    /// fresh; a folder of another architecture is refused by name; configs without it keep their JSON.</summary>
+    [Fact]
+    public void A_run_can_start_from_a_model_folder()
+    {
+        string src = TempDir(), dir = TempDir();
+        try
+        {
+            var c = PretrainConfig.Parse(Config(), "a");
+            var first = new Pretrainer(c, src); first.OpenRun(); first.Train(maxSteps: 3);
+            Assert.DoesNotContain("init_model", c.ToJson());
+
+            var tuned = c with { InitModel = first.ModelDir };
+            Assert.Contains("init_model", tuned.ToJson());
+            Assert.Equal(tuned.ToJson(), PretrainConfig.Parse(tuned.ToJson(), "round trip").ToJson());
+            var t = new Pretrainer(tuned, dir);
+            Assert.Equal(first.Weights.Layers[1].Wq, t.Weights.Layers[1].Wq);
+            Assert.Equal(first.Weights.Embedding, t.Weights.Embedding);
+            Assert.Same(t.Weights.Embedding, t.Weights.LmHead);               // still tied: one trained array
+            Assert.NotEqual(new Pretrainer(c, TempDir()).Weights.Embedding, t.Weights.Embedding);
+            t.OpenRun();
+            Assert.Equal(0, t.Step);
+            t.Train(maxSteps: 1);
+            Assert.NotEqual(first.Weights.Layers[1].Wq, t.Weights.Layers[1].Wq);
+
+            var wider = PretrainConfig.Parse(Config().Replace("\"intermediate_size\": 48", "\"intermediate_size\": 64"), "b") with { InitModel = first.ModelDir };
+            var e = Assert.Throws<InvalidDataException>(() => new Pretrainer(wider, TempDir()));
+            Assert.Contains("init_model", e.Message);
+            Assert.Contains("mlp.gate_proj", e.Message);
+        }
+        finally
+        {
+            foreach (var d in new[] { src, dir }) if (Directory.Exists(d)) Directory.Delete(d, true);
+        }
+    }
+
     [Fact]
     public void Training_lowers_the_answer_loss_on_a_fixed_batch()
     {

@@ -33,6 +33,11 @@ public sealed record PretrainConfig
 {
     [JsonIgnore] public LlamaConfig Model { get; init; } = null!;
     public int Seed { get; init; } = 1;
+    /// <summary>A model folder (Hugging Face layout) whose weights the run starts from instead of a random
+    /// initialisation: fine-tuning, e.g. more stages on the shipped model. The optimizer starts fresh and the
+    /// steps count from 0. Null (the default): from scratch.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? InitModel { get; init; }
     public int InitSeed { get; init; } = 1;
     public float InitStd { get; init; } = 0.02f;
     public int WarmupSteps { get; init; } = 50;

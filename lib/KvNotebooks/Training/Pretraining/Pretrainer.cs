@@ -28,11 +28,27 @@ public sealed class Pretrainer
     {
         _cfg = config;
         _dir = runDir;
-        Weights = WeightInit.Normal(config.Model, config.InitSeed, config.InitStd);
+        Weights = config.InitModel is { } init ? LoadInit(init, config.Model) : WeightInit.Normal(config.Model, config.InitSeed, config.InitStd);
         Model = new TrainableLlama(Weights);
         _groups = AdamW.DefaultGroups(1.0, config.WeightDecay, config.Beta1, config.Beta2);
         // The groups array is read at every step: setting its Lr per step gives the stage schedule.
         Optimizer = new AdamW(Model.Parameters, _groups, LrSchedule.Constant, config.ClipNorm);
+    }
+
+    /// <summary>The weights of <paramref name="dir"/>, which must have every tensor <paramref name="model"/>
+    /// needs, in the same shapes.</summary>
+    private static LlamaWeights LoadInit(string dir, LlamaConfig model)
+    {
+        var w = LlamaWeights.Load(dir);
+        var want = LlamaWeights.ExpectedShapes(model);
+        var have = LlamaWeights.ExpectedShapes(w.Config);
+        var differ = want.Where(kv => !have.TryGetValue(kv.Key, out var s) || !s.SequenceEqual(kv.Value)).Select(kv => kv.Key)
+            .Concat(have.Keys.Where(k => !want.ContainsKey(k))).ToList();
+        if (differ.Count > 0)
+            throw new InvalidDataException($"init_model {dir}: its architecture differs from the training config's model " +
+                $"(tensors {string.Join(", ", differ.Take(4))}{(differ.Count > 4 ? $" and {differ.Count - 4} more" : "")})");
+        return new LlamaWeights { Config = model, Embedding = w.Embedding, Layers = w.Layers, FinalNorm = w.FinalNorm,
+                                  LmHead = model.TieWordEmbeddings ? w.Embedding : w.LmHead };
     }
 
     public LlamaWeights Weights { get; }
