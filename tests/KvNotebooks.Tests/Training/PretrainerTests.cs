@@ -182,7 +182,14 @@ public class PretrainerTests
             Assert.Equal(0, t.Step);
             t.Train(maxSteps: 1);
             Assert.NotEqual(first.Weights.Layers[1].Wq, t.Weights.Layers[1].Wq);
+            // Resuming needs only the checkpoint, not the folder the run started from.
+            var tunedWq = t.Weights.Layers[1].Wq.ToArray();
+            Directory.Delete(src, true);
+            var resumed = new Pretrainer(tuned, dir); resumed.OpenRun();
+            Assert.Equal(1, resumed.Step);
+            Assert.Equal(tunedWq, resumed.Weights.Layers[1].Wq);
 
+            first.ExportModel(first.ModelDir);  // the model folder again, for the next check
             var wider = PretrainConfig.Parse(Config().Replace("\"intermediate_size\": 48", "\"intermediate_size\": 64"), "b") with { InitModel = first.ModelDir };
             var e = Assert.Throws<InvalidDataException>(() => new Pretrainer(wider, TempDir()));
             Assert.Contains("init_model", e.Message);

@@ -28,7 +28,10 @@ public sealed class Pretrainer
     {
         _cfg = config;
         _dir = runDir;
-        Weights = config.InitModel is { } init ? LoadInit(init, config.Model) : WeightInit.Normal(config.Model, config.InitSeed, config.InitStd);
+        // A run that has a checkpoint resumes from it: init_model is read only when the run starts.
+        Weights = config.InitModel is { } init && !File.Exists(Path.Combine(runDir, "checkpoint.bin"))
+            ? LoadInit(init, config.Model)
+            : WeightInit.Normal(config.Model, config.InitSeed, config.InitStd);
         Model = new TrainableLlama(Weights);
         _groups = AdamW.DefaultGroups(1.0, config.WeightDecay, config.Beta1, config.Beta2);
         // The groups array is read at every step: setting its Lr per step gives the stage schedule.
