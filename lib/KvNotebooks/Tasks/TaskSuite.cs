@@ -19,7 +19,7 @@ public static class TaskSuite
         new JsonKv(), new NeedleMultiKey(), new NeedleMultiValue(), new NeedleUuid(),
         new Rag(), new Rerank(), Icl.Few, Icl.Many, new VariableTracking(), new Frequency(), new TableGen(),
         new Passkey(), new CopyTask(), JsonKv.Hard, NeedleMultiKey.HexKeys, JsonKv.HexDecides,
-        NeedleMultiValue.AnyOrder, Rerank.AnyOrder,
+        NeedleMultiValue.AnyOrder, Rerank.AnyOrder, NeedleUuid.SharedPieces,
     ];
 
     /// <summary>The tasks that count in the category scores.</summary>

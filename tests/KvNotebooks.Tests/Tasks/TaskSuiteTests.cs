@@ -173,6 +173,41 @@ public class TaskSuiteTests
         }
     }
 
+    /// <summary>The shared-pieces uuid variant: every uuid draws four distinct pieces from one small pool, so
+    /// the piece just written rarely tells which comes next, while the asked key's needle still does.</summary>
+    [Theory]
+    [InlineData(512, 12)]
+    [InlineData(4096, 16)]
+    public void Shared_piece_uuids_make_copying_by_the_previous_piece_ambiguous(int length, int questions)
+    {
+        var task = TaskSuite.Get("niah_uuid_pool");
+        Assert.Same(NeedleUuid.SharedPieces, task);
+        Assert.DoesNotContain(task, TaskSuite.Scored);
+        double byPrevious = 0; int pieces = 0;
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var ex = task.Generate(seed, length, questions);
+            var ctx = ex.Context;
+            var needles = Enumerable.Range(0, ctx.Length - 1).Where(i => ctx[i + 1] == V["is"] && V.Names.Contains(ctx[i]))
+                .ToDictionary(i => ctx[i], i => ctx[(i + 2)..(i + 2 + NeedleUuid.Pieces)]);
+            Assert.Equal(Math.Max(Haystack.Count(length, 128, 2, 32), questions), needles.Count);
+            Assert.True(needles.Values.SelectMany(u => u).Distinct().Count() <= NeedleUuid.SharedPool);
+            Assert.All(needles.Values, u => Assert.Equal(NeedleUuid.Pieces, u.Distinct().Count()));
+            foreach (var qa in ex.Questions)
+            {
+                Assert.Equal(needles[qa.Question[^2]], qa.Answer);
+                Assert.Equal(1.0, task.Score(qa, qa.Answer));
+                // What "copy the token that followed the piece just written" would get right, on average.
+                for (int p = 1; p < NeedleUuid.Pieces; p++)
+                {
+                    var next = Enumerable.Range(0, ctx.Length - 1).Where(i => ctx[i] == qa.Answer[p - 1]).Select(i => ctx[i + 1]).ToList();
+                    byPrevious += next.Count(t => t == qa.Answer[p]) / (double)next.Count; pieces++;
+                }
+            }
+        }
+        Assert.True(byPrevious / pieces < 0.35, $"the previous piece alone would give {byPrevious / pieces:P0} of later pieces");
+    }
+
     [Fact]
     public void Multi_value_answers_list_the_key_s_three_numbers_in_context_order()
     {
