@@ -16,11 +16,12 @@ public static class EvalCommand
         var context = new Option<int>("--context") { Description = "Context length in tokens (the fixed sets in data/eval are used when they exist)", DefaultValueFactory = _ => 4096 };
         var examples = new Option<int>("--examples") { Description = "Examples per task", DefaultValueFactory = _ => 20 };
         var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
+        var seed = new Option<int?>("--seed") { Description = "Generate the examples from this seed base instead of using the fixed sets: a held-out check on examples that no choice of model has seen (the fixed sets use 77000000)" };
         var csv = new Option<string?>("--csv") { Description = "Append the rows to this CSV (rows already there for the same model, method, config, context, chunk and task are replaced)" };
         var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = Cli.JsonOption();
         var methodOptions = new MethodOptions();
-        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, csv, threads };
+        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, seed, csv, threads };
         methodOptions.AddTo(cmd);
         cmd.Options.Add(json);
         cmd.SetAction(p => Cli.Run(() =>
@@ -28,6 +29,8 @@ public static class EvalCommand
             int n = p.GetValue(examples), length = p.GetValue(context);
             if (n < 1) throw new ArgumentException("--examples must be ≥ 1");
             if (length < 128) throw new ArgumentException("--context must be ≥ 128");
+            if (p.GetValue(seed) is not null && p.GetValue(csv) is not null)
+                throw new ArgumentException("--seed with --csv would put scores on other examples in rows keyed like the fixed sets'; print them (or --json) instead");
             if (p.GetValue(threads) is var t && t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
             KvNotebooks.Kernels.KernelOptions.Threads = p.GetValue(threads);
             string dir = p.GetValue(model)!;
@@ -38,7 +41,9 @@ public static class EvalCommand
             spec.Create(weights.Config); // validates the options once
             var method = spec.ToEvalMethod(chunk);
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
-            var set = EvalSet.LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
+            var set = p.GetValue(seed) is { } s
+                ? EvalSet.Create(taskList, length, n, s)
+                : EvalSet.LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
             bool asJson = p.GetValue(json);
             var rows = new List<EvalRow>();
             int done = 0, total = taskList.Count * n;

@@ -267,6 +267,22 @@ public sealed class CliTests : IDisposable
         Assert.Contains("evict=0.6", rows[1].MethodConfig);
     }
 
+    [Fact]
+    public void EvalWithASeedScoresFreshExamplesButWritesNoCsvRows()
+    {
+        string model = TaskModel(), csv = Path.Combine(_dir, "seeded.csv");
+        string[] args = ["eval", "--model", model, "--tasks", "niah_mk", "--context", "256", "--examples", "2", "--seed", "5", "--eval-dir", Path.Combine(_dir, "none")];
+        var (code, stdout, _) = Kvnb([.. args, "--json"]);
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        var row = Assert.Single(doc.RootElement.GetProperty("rows").EnumerateArray());
+        Assert.Equal(2, row.GetProperty("examples").GetInt32());
+        var refused = Kvnb([.. args, "--csv", csv]);
+        Assert.Equal(2, refused.code);
+        Assert.Contains("--seed with --csv", refused.stderr);
+        Assert.False(File.Exists(csv));
+    }
+
     [Theory]
     [InlineData("--evict: range '0.9:0.1:0.1' ends before it starts", "--methods", "snapkv", "--evict", "0.9:0.1:0.1")]
     [InlineData("positive step", "--methods", "snapkv", "--evict", "0.1:0.9:0")]
