@@ -8,7 +8,7 @@ namespace KvNotebooks.Tasks;
 /// At 4K tokens the 32 uuids hold 128 pieces drawn from 96, so "copy what followed the piece just written"
 /// (an induction head's lookup) is often ambiguous; our model learned exactly that and lost later pieces
 /// at 4K. <see cref="SharedPieces"/> is the training variant whose uuids all draw from a pool of
-/// <see cref="SharedPool"/> pieces, four distinct each: the piece just written then almost never tells
+/// <see cref="SharedPool"/> pieces, four distinct each: the piece just written then rarely tells
 /// which comes next, and only the asked key's needle does (not scored, category "Pretrain").
 /// </remarks>
 public sealed class NeedleUuid : LongContextTask
