@@ -11,9 +11,9 @@ public static class TaskSuite
 
     /// <summary>Every task: scored ones first, then the pass-key task (DuoAttention's training data), the
     /// copy task (pre-training text with repeats), three training-only variants that teach json_kv's keys
-    /// (hard json_kv, hex-keyed needles, json_kv where the hex piece decides) and two whose answers come in
-    /// any order the score accepts (niah_mv's values, rerank's ties). New tasks go last: a task's index seeds
-    /// its fixed evaluation examples.</summary>
+    /// (hard json_kv, hex-keyed needles, json_kv where the hex piece decides), two whose answers come in
+    /// any order the score accepts (niah_mv's values, rerank's ties) and niah_uuid with uuids that share
+    /// their pieces. New tasks go last: a task's index seeds its fixed evaluation examples.</summary>
     public static IReadOnlyList<LongContextTask> All { get; } =
     [
         new JsonKv(), new NeedleMultiKey(), new NeedleMultiValue(), new NeedleUuid(),
