@@ -9,24 +9,49 @@ namespace KvNotebooks.Tasks;
 /// The gold ranking breaks ties by context order, which NDCG@10 ignores. <see cref="AnyOrder"/> is the
 /// training variant that breaks them at random, so the loss asks for the grades and not for an order the
 /// score never checks (not scored, category "Pretrain").
+/// <para><see cref="OneWord"/> is the training variant that isolates the step ranking cannot do without:
+/// a passage's id carried to its words. Its query is one word, held by one to three passages and by no
+/// other; the answer is those passages' ids in random order. Several questions share a context, each
+/// with its own word. <see cref="OneWordShort"/> and <see cref="OneWordMedium"/> ask the same of passages
+/// of about 4 and 10 words (rerank's are about 20), so a passage's id is a few tokens from its words: the
+/// binding formed there first, and then carried to longer passages (lib/KvNotebooks/Training/README.md).</para>
 /// </remarks>
 public sealed class Rerank : LongContextTask
 {
-    private readonly bool _anyOrder;
+    private enum Variant { Scored, AnyOrder, OneWord }
 
-    public Rerank() : this(anyOrder: false) { }
+    private readonly Variant _variant;
+    private readonly int _passageWords; // OneWord's passage length in words; 0: rerank's layout
 
-    private Rerank(bool anyOrder) => _anyOrder = anyOrder;
+    public Rerank() : this(Variant.Scored) { }
+
+    private Rerank(Variant variant, int passageWords = 0) => (_variant, _passageWords) = (variant, passageWords);
 
     /// <summary>The training variant whose ties fall in random order (see the remarks).</summary>
-    public static Rerank AnyOrder { get; } = new(anyOrder: true);
+    public static Rerank AnyOrder { get; } = new(Variant.AnyOrder);
 
-    public override string Name => _anyOrder ? "rerank_any" : "rerank";
-    public override string Category => _anyOrder ? "Pretrain" : "Re-rank";
-    public override string Description => _anyOrder
-        ? "rerank whose equally relevant passages come in random order (training)"
-        : "passages with ids; rank the 10 sharing most words with a 3-word query (NDCG@10)";
-    public override int TrainingQuestions => 1;
+    /// <summary>The training variant asked for the passages that hold one word (see the remarks).</summary>
+    public static Rerank OneWord { get; } = new(Variant.OneWord);
+
+    /// <summary><see cref="OneWord"/> with passages of about 4 words (see the remarks).</summary>
+    public static Rerank OneWordShort { get; } = new(Variant.OneWord, passageWords: 4);
+
+    /// <summary><see cref="OneWord"/> with passages of about 10 words (see the remarks).</summary>
+    public static Rerank OneWordMedium { get; } = new(Variant.OneWord, passageWords: 10);
+
+    /// <summary>How many passages at most hold a <see cref="OneWord"/> query's word.</summary>
+    public const int MaxHolders = 3;
+
+    public override string Name => _variant switch { Variant.AnyOrder => "rerank_any", Variant.OneWord => _passageWords == 0 ? "rerank_word" : $"rerank_word_{_passageWords}", _ => "rerank" };
+    public override string Category => _variant == Variant.Scored ? "Re-rank" : "Pretrain";
+    public override string Description => _variant switch
+    {
+        Variant.AnyOrder => "rerank whose equally relevant passages come in random order (training)",
+        Variant.OneWord => "rerank asked one word: the ids of the 1-3 passages that hold it, in any order (training)"
+            + (_passageWords == 0 ? "" : $"; passages of about {_passageWords} words"),
+        _ => "passages with ids; rank the 10 sharing most words with a 3-word query (NDCG@10)",
+    };
+    public override int TrainingQuestions => _variant == Variant.OneWord ? 4 : 1;
     public override int MaxAnswerTokens(int length) => 12;
 
     public override double Score(QuestionAnswer qa, ReadOnlySpan<int> generated) =>
@@ -50,6 +75,7 @@ public sealed class Rerank : LongContextTask
 
     protected override TaskExample Build(Random rng, int seed, int length, int questions)
     {
+        if (_variant == Variant.OneWord) return BuildOneWord(rng, seed, length, questions);
         if (questions != 1) throw new ArgumentOutOfRangeException(nameof(questions), questions, $"{Name} asks one question per context");
         int n = Haystack.Count(length, 24, 4, V.Numbers.Count);
         var ids = V.Numbers.SampleDistinct(rng, n);
@@ -82,10 +108,46 @@ public sealed class Rerank : LongContextTask
         }
         // Ties by context order; the variant draws its tie order after the context, from the same stream.
         var tieOrder = Enumerable.Range(0, n).ToArray();
-        if (_anyOrder) rng.Shuffle(tieOrder);
+        if (_variant == Variant.AnyOrder) rng.Shuffle(tieOrder);
         var ranked = Enumerable.Range(0, n).Where(i => grades[i] > 0).OrderByDescending(i => grades[i]).ThenBy(i => tieOrder[i])
             .Take(relevant).Select(i => ids[i]).ToArray();
         return Make(seed, length, tokens.ToArray(),
             [new QuestionAnswer(question, ranked, ids, grades)]);
+    }
+
+    private TaskExample BuildOneWord(Random rng, int seed, int length, int questions)
+    {
+        // rerank's layout (a passage per 24 tokens), or as many passages of about _passageWords words as fit
+        // beside the questions (each at most 8 tokens).
+        int n = _passageWords == 0 ? Haystack.Count(length, 24, 4, V.Numbers.Count)
+            : Math.Clamp((length - 8 * questions) / (4 + _passageWords), 4, V.Numbers.Count);
+        var ids = V.Numbers.SampleDistinct(rng, n);
+        var words = V.Filler.SampleDistinct(rng, questions);
+        var holders = words.Select(_ => Enumerable.Range(0, n).OrderBy(_ => rng.Next()).Take(1 + rng.Next(MaxHolders)).ToArray()).ToArray();
+        int ctx = length - holders.Sum(h => 4 + h.Length + 1);
+        int fill = ctx - 1 - 4 * n;
+        var held = Enumerable.Range(0, n).Select(i => Enumerable.Range(0, questions).Where(q => holders[q].Contains(i)).Select(q => words[q]).ToArray()).ToArray();
+        var avoid = words.ToHashSet();
+        var tokens = new List<int>(ctx) { V.BosId };
+        for (int i = 0; i < n; i++)
+        {
+            int w = fill / n + (i < fill % n ? 1 : 0);
+            if (w < Math.Max(3, held[i].Length))
+                throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages and {questions} words");
+            var body = new List<int>(w);
+            FillerText.AppendAvoiding(rng, w, body, avoid);
+            var slots = Enumerable.Range(0, w).OrderBy(_ => rng.Next()).Take(held[i].Length).ToArray();
+            for (int s = 0; s < slots.Length; s++) body[slots[s]] = held[i][s];
+            tokens.AddRange([V["["], ids[i], V["]"]]);
+            tokens.AddRange(body);
+            tokens.Add(V[";"]);
+        }
+        var qas = new QuestionAnswer[questions];
+        for (int q = 0; q < questions; q++)
+        {
+            var grades = Enumerable.Range(0, n).Select(i => holders[q].Contains(i) ? 1 : 0).ToArray();
+            qas[q] = new QuestionAnswer([V["query"], words[q], V["ranking"], V[":"]], holders[q].Select(i => ids[i]).ToArray(), ids, grades);
+        }
+        return Make(seed, length, tokens.ToArray(), qas);
     }
 }

@@ -12,14 +12,17 @@ public static class TaskSuite
     /// <summary>Every task: scored ones first, then the pass-key task (DuoAttention's training data), the
     /// copy task (pre-training text with repeats), three training-only variants that teach json_kv's keys
     /// (hard json_kv, hex-keyed needles, json_kv where the hex piece decides), two whose answers come in
-    /// any order the score accepts (niah_mv's values, rerank's ties) and niah_uuid with uuids that share
-    /// their pieces. New tasks go last: a task's index seeds its fixed evaluation examples.</summary>
+    /// any order the score accepts (niah_mv's values, rerank's ties), niah_uuid with uuids that share
+    /// their pieces, and rerank asked for the passages that hold one word (in its passages, and in
+    /// passages of about 4 and 10 words). New tasks go last: a task's index seeds its fixed evaluation
+    /// examples.</summary>
     public static IReadOnlyList<LongContextTask> All { get; } =
     [
         new JsonKv(), new NeedleMultiKey(), new NeedleMultiValue(), new NeedleUuid(),
         new Rag(), new Rerank(), Icl.Few, Icl.Many, new VariableTracking(), new Frequency(), new TableGen(),
         new Passkey(), new CopyTask(), JsonKv.Hard, NeedleMultiKey.HexKeys, JsonKv.HexDecides,
-        NeedleMultiValue.AnyOrder, Rerank.AnyOrder, NeedleUuid.SharedPieces,
+        NeedleMultiValue.AnyOrder, Rerank.AnyOrder, NeedleUuid.SharedPieces, Rerank.OneWord,
+        Rerank.OneWordShort, Rerank.OneWordMedium,
     ];
 
     /// <summary>The tasks that count in the category scores.</summary>

@@ -305,6 +305,49 @@ public class TaskSuiteTests
         Assert.Equal(expected, qa.Answer.Select(id => qa.Grades![Array.IndexOf(qa.GradedIds!, id)]));
     }
 
+    /// <summary>rerank_word and its short-passage forms: each question's answer is the set of passages
+    /// holding its word, every such passage holds it once, the ids come in random order (not context order),
+    /// one to three of them, and the passages have about the words the variant names.</summary>
+    [Theory]
+    [InlineData("rerank_word", 20)]
+    [InlineData("rerank_word_4", 4)]
+    [InlineData("rerank_word_10", 10)]
+    public void One_word_rerank_answers_exactly_the_passages_that_hold_the_word(string name, int passageWords)
+    {
+        var task = TaskSuite.Get(name);
+        Assert.Contains(task, new[] { Rerank.OneWord, Rerank.OneWordShort, Rerank.OneWordMedium });
+        Assert.DoesNotContain(task, TaskSuite.Scored);
+        var holders = new int[Rerank.MaxHolders + 1];
+        int outOfOrder = 0;
+        foreach (int length in new[] { 128, 512 }) // at 1K, 4-word passages would need more ids than there are
+            for (int seed = 0; seed < 20; seed++)
+            {
+                var ex = task.Generate(seed, length, task.TrainingQuestions);
+                var c = ex.Context;
+                var passages = new List<(int Id, int[] Body)>();
+                for (int i = 0; i < c.Length; i++)
+                    if (c[i] == V["["]) passages.Add((c[i + 1], c[(i + 3)..Array.IndexOf(c, V[";"], i)]));
+                double words = passages.Average(p => p.Body.Length);
+                Assert.InRange(words, 0.75 * passageWords, 1.3 * passageWords);
+                Assert.Equal(task.TrainingQuestions, ex.Questions.Length);
+                foreach (var qa in ex.Questions)
+                {
+                    int word = qa.Question[1];
+                    Assert.Equal([V["query"], word, V["ranking"], V[":"]], qa.Question);
+                    Assert.All(passages, p => Assert.True(p.Body.Count(t => t == word) <= 1));
+                    var holding = passages.Where(p => p.Body.Contains(word)).Select(p => p.Id).ToList();
+                    Assert.Equal(holding.Order(), qa.Answer.Order());
+                    Assert.Equal(1.0, task.Score(qa, qa.Answer), 9);
+                    Assert.Equal(passages.Count, qa.GradedIds!.Length);
+                    holders[qa.Answer.Length]++;
+                    if (!holding.SequenceEqual(qa.Answer)) outOfOrder++;
+                }
+            }
+        Assert.Equal(0, holders[0]);
+        Assert.All(holders[1..], n => Assert.True(n >= 30, $"holder counts {string.Join("/", holders)}"));
+        Assert.True(outOfOrder >= 30, $"only {outOfOrder} answers out of context order");
+    }
+
     [Fact]
     public void Table_answer_holds_every_record_in_row_order()
     {
