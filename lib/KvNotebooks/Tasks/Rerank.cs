@@ -97,14 +97,7 @@ public sealed class Rerank : LongContextTask
         var tokens = new List<int>(ctx) { V.BosId };
         for (int i = 0; i < n; i++)
         {
-            int w = words / n + (i < words % n ? 1 : 0);
-            var body = new List<int>(w);
-            FillerText.AppendAvoiding(rng, w, body, avoid);
-            var slots = Enumerable.Range(0, w).OrderBy(_ => rng.Next()).Take(grades[i]).ToArray();
-            for (int s = 0; s < slots.Length; s++) body[slots[s]] = query[s];
-            tokens.AddRange([V["["], ids[i], V["]"]]);
-            tokens.AddRange(body);
-            tokens.Add(V[";"]);
+            AppendPassage(rng, tokens, ids[i], words / n + (i < words % n ? 1 : 0), avoid, query[..grades[i]]);
         }
         // Ties by context order; the variant draws its tie order after the context, from the same stream.
         var tieOrder = Enumerable.Range(0, n).ToArray();
@@ -134,13 +127,7 @@ public sealed class Rerank : LongContextTask
             int w = fill / n + (i < fill % n ? 1 : 0);
             if (w < Math.Max(3, held[i].Length))
                 throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages and {questions} words");
-            var body = new List<int>(w);
-            FillerText.AppendAvoiding(rng, w, body, avoid);
-            var slots = Enumerable.Range(0, w).OrderBy(_ => rng.Next()).Take(held[i].Length).ToArray();
-            for (int s = 0; s < slots.Length; s++) body[slots[s]] = held[i][s];
-            tokens.AddRange([V["["], ids[i], V["]"]]);
-            tokens.AddRange(body);
-            tokens.Add(V[";"]);
+            AppendPassage(rng, tokens, ids[i], w, avoid, held[i]);
         }
         var qas = new QuestionAnswer[questions];
         for (int q = 0; q < questions; q++)
@@ -149,5 +136,18 @@ public sealed class Rerank : LongContextTask
             qas[q] = new QuestionAnswer([V["query"], words[q], V["ranking"], V[":"]], holders[q].Select(i => ids[i]).ToArray(), ids, grades);
         }
         return Make(seed, length, tokens.ToArray(), qas);
+    }
+
+    /// <summary>Appends <c>[ id ] w w … ;</c>: <paramref name="words"/> filler words that avoid
+    /// <paramref name="avoid"/>, with each of <paramref name="placed"/> at a random slot of its own.</summary>
+    private static void AppendPassage(Random rng, List<int> tokens, int id, int words, IReadOnlySet<int> avoid, int[] placed)
+    {
+        var body = new List<int>(words);
+        FillerText.AppendAvoiding(rng, words, body, avoid);
+        var slots = Enumerable.Range(0, words).OrderBy(_ => rng.Next()).Take(placed.Length).ToArray();
+        for (int s = 0; s < slots.Length; s++) body[slots[s]] = placed[s];
+        tokens.AddRange([V["["], id, V["]"]]);
+        tokens.AddRange(body);
+        tokens.Add(V[";"]);
     }
 }
