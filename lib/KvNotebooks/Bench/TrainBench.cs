@@ -8,7 +8,7 @@ namespace KvNotebooks.Bench;
 /// <summary>Speed of one training step of <see cref="TrainableLlama"/>; <see cref="Breakdown"/> (each op's
 /// least seconds per step over the timed steps, when asked for) says where the time went.</summary>
 public sealed record TrainBenchResult(
-    int SeqLen, int Batch, int LossPositions, bool OptimizerStep, int Threads, double Seconds,
+    int SeqLen, int Batch, int LossPositions, bool OptimizerStep, bool LossRowsPath, int Threads, double Seconds,
     double TokensPerSecond, double Gflops, double PeakGflops, double FractionOfPeak,
     IReadOnlyList<TrainBenchOp>? Breakdown);
 
@@ -18,27 +18,29 @@ public sealed record TrainBenchOp(string Op, double Seconds);
 /// <summary>
 /// Training-step benchmark: ZeroGrad + forward + backward of a whole model on <c>batch</c> random
 /// sequences of <c>seqLen</c> tokens with the loss at <c>lossPositions</c> positions per sequence
-/// (+ one AdamW update when <c>optimizerStep</c>), best of several steps after a warm-up.
+/// (+ one AdamW update when <c>optimizerStep</c>), best of several steps after a warm-up; with the last layer
+/// on the loss rows only (<see cref="TrainableLlama.LastLayerOnLossRows"/>, what training uses) or, for
+/// comparison, the full pass. GFLOP/s counts the work the chosen path executes, so the fraction of peak stays honest.
 /// </summary>
 public static class TrainBench
 {
     /// <summary>Runs the benchmark on <paramref name="weights"/> (which it trains: pass a copy you do not need).</summary>
     public static TrainBenchResult Run(LlamaWeights weights, int seqLen, int batch, int threads, int lossPositions = 8,
-        bool optimizerStep = false, int repeats = 3, bool breakdown = false)
+        bool optimizerStep = false, int repeats = 3, bool breakdown = false, bool lossRowsOnly = true)
     {
         if (seqLen < 1 || batch < 1 || threads < 1 || repeats < 1) throw new ArgumentException("--tokens, --batch, --threads must be positive");
         var c = weights.Config;
         int P = Math.Min(lossPositions, seqLen);
-        var model = new TrainableLlama(weights);
+        var model = new TrainableLlama(weights) { LastLayerOnLossRows = lossRowsOnly };
         var rng = new Random(1234);
         var tokens = Enumerable.Range(0, seqLen * batch).Select(_ => rng.Next(c.VocabSize)).ToArray();
-        // P positions per sequence, spread over its second half (answer positions come late)
+        // P positions per sequence, increasing, spread over its second half (answer positions come late)
         var positions = new int[P * batch];
         var targets = new int[P * batch];
         for (int b = 0; b < batch; b++)
             for (int p = 0; p < P; p++)
             {
-                positions[b * P + p] = b * seqLen + seqLen - 1 - p * (seqLen / 2) / Math.Max(1, P);
+                positions[b * P + p] = b * seqLen + seqLen - 1 - (P - 1 - p) * (seqLen / 2) / Math.Max(1, P);
                 targets[b * P + p] = rng.Next(c.VocabSize);
             }
         var opt = optimizerStep ? new AdamW(model.Parameters, AdamW.DefaultGroups(1e-4)) : null;
@@ -67,11 +69,12 @@ public static class TrainBench
         }
         finally { KernelOptions.Threads = saved; }
 
-        double flops = StepFlops(c, seqLen, batch, P * batch);
+        bool lossRows = model.LastForwardOnLossRows;
+        double flops = lossRows ? StepFlopsLossRows(c, seqLen, batch, positions) : StepFlops(c, seqLen, batch, P * batch);
         peak = Math.Max(peak, PeakFlops.Measure(threads));
         double gflops = flops / best / 1e9;
         var ops = timer?.Totals.Select(t => new TrainBenchOp(t.Op, t.Seconds)).ToList();
-        return new TrainBenchResult(seqLen, batch, P, optimizerStep, threads, best, seqLen * (double)batch / best, gflops, peak, gflops / peak, ops);
+        return new TrainBenchResult(seqLen, batch, P, optimizerStep, lossRows, threads, best, seqLen * (double)batch / best, gflops, peak, gflops / peak, ops);
     }
 
     /// <summary>
@@ -89,5 +92,28 @@ public static class TrainBench
         double pairs = seqLen * (seqLen + 1.0) / 2 * batch;
         double attention = 14.0 * c.HeadDim * c.NumHeads * c.NumLayers * pairs;
         return linear + attention;
+    }
+
+    /// <summary>
+    /// <see cref="StepFlops"/> for the path that runs the last layer on the loss rows only: there q_proj runs forward
+    /// on every row (the attention tiles read it) but backward only on the loss rows, k/v_proj on every row, o_proj and
+    /// the MLP on the loss rows packed to an even count of at least 8 (weight gradients on the loss rows themselves), and
+    /// attention on the queries of the 64-row blocks that hold a loss row.
+    /// </summary>
+    public static double StepFlopsLossRows(LlamaConfig c, int seqLen, int batch, IReadOnlyList<int> positions)
+    {
+        int P = positions.Count, P2 = Math.Max(8, P + (P & 1));
+        double N = (double)seqLen * batch;
+        double q = (double)c.HiddenSize * c.QDim, kv = 2.0 * c.HiddenSize * c.KvDim, o = (double)c.QDim * c.HiddenSize,
+               mlp = 3.0 * c.HiddenSize * c.IntermediateSize;
+        double full = StepFlops(c, seqLen, batch, P);
+        double lastLinearFull = 3 * 2 * (q + kv + o + mlp) * N;
+        double lastLinear = 2 * (3 * kv * N + q * N + P2 * (q + o + mlp) + P2 * (o + mlp) + P * (q + o + mlp));
+        double pairsFull = seqLen * (seqLen + 1.0) / 2 * batch, pairsActive = 0;
+        var active = new HashSet<(int, int)>(positions.Select(p => (p / seqLen, p % seqLen / 64)));
+        foreach (var (_, block) in active)
+            for (int i = block * 64; i < Math.Min(seqLen, block * 64 + 64); i++) pairsActive += i + 1;
+        double lastAttention = 14.0 * c.HeadDim * c.NumHeads * (pairsActive - pairsFull);
+        return full - lastLinearFull + lastLinear + lastAttention;
     }
 }

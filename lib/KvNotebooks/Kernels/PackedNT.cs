@@ -15,7 +15,9 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 internal static unsafe class PackedNT
 {
-    private const int MR = 6, NR = MicroKernel32.NR, RowChunk = 48, KC = 128;
+    private const int MR = 6, NR = MicroKernel32.NR, RowChunk = 48;
+    /// <summary>The k-block: <see cref="RunTN"/> sums each block of KC rows on its own, then adds it to C.</summary>
+    internal const int KC = 128;
 
     [ThreadStatic] private static float[]? _packed;
 

@@ -24,8 +24,10 @@ public sealed class TrainableLlama
     private Activations? _a;
     private RopeTable? _rope;
     private int _ropeSeqLen;
-    private int _N, _P, _seqLen, _batch;
+    private int _N, _P, _P2, _seqLen, _batch;
     private int[] _tokens = [], _positions = [], _targets = [];
+    private bool _sparse;           // the last forward ran the last layer on the loss rows only
+    private bool[] _activeRows = [];
 
     public TrainableLlama(LlamaWeights weights)
     {
@@ -98,6 +100,15 @@ public sealed class TrainableLlama
     /// <summary>Attention through <see cref="BlockedAttentionOp"/> (GEMM blocks, default) or the
     /// row-by-row reference <see cref="AttentionOp"/>; both give the same results.</summary>
     public bool UseBlockedAttention { get; set; } = true;
+    /// <summary>Whether <see cref="Forward"/> runs the last layer on the loss rows only (default on). The other rows of
+    /// the last layer feed nothing the loss reads except through their keys and values, so for them only K and V (and Q,
+    /// for the attention tiles) are computed; attention runs only on the 64-row blocks that hold a loss row; and every
+    /// weight gradient is summed in the same blocks as the full computation. Loss and gradients are therefore bit for
+    /// bit those of the full pass (the tests check it) at about a quarter less work for a 4-layer model. Used when the
+    /// AVX-512 attention path runs, gates are off, the loss positions increase and are at most half the rows.</summary>
+    public bool LastLayerOnLossRows { get; set; } = true;
+    /// <summary>Whether the last <see cref="Forward"/> took that path.</summary>
+    public bool LastForwardOnLossRows => _sparse;
     /// <summary>Loss of the last <see cref="Forward"/>.</summary>
     public double Loss { get; private set; }
     /// <summary>[P × V] logits at the loss positions of the last forward.</summary>
@@ -153,12 +164,23 @@ public sealed class TrainableLlama
         if (P > T) throw new ArgumentException($"{P} loss positions for {T} tokens");
         foreach (int t in targets) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(targets), t, "target outside the vocabulary");
         foreach (int p in lossPositions) if ((uint)p >= (uint)T) throw new ArgumentOutOfRangeException(nameof(lossPositions), p, "position outside the sequence");
-        ForwardHidden(tokens, batch);
-        _P = P;
-        lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
-        var a = _a!;
         int d = c.HiddenSize, V = c.VocabSize;
-        for (int p = 0; p < P; p++) a.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(a.XfRows.AsSpan(p * d, d));
+        if (UseSparse(lossPositions, T, batch))
+        {
+            Prepare(tokens, batch);
+            _P = P; _P2 = Math.Max(8, P + (P & 1)); _sparse = true;
+            lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
+            MarkActiveRows(lossPositions);
+            RunLayers(sparseLast: true);
+        }
+        else
+        {
+            ForwardHidden(tokens, batch);
+            _P = P;
+            lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
+            for (int p = 0; p < P; p++) _a!.Xf.AsSpan(lossPositions[p] * d, d).CopyTo(_a.XfRows.AsSpan(p * d, d));
+        }
+        var a = _a!;
         LinearOp.Forward(a.XfRows, Weights.LmHead, default, a.Logits, P, d, V);
         Loss = CrossEntropyOp.Forward(a.Logits, targets, a.Probs, P, V);
         Timer?.Mark("head + loss");
@@ -170,14 +192,49 @@ public sealed class TrainableLlama
     /// target). Backward from them with <see cref="BackwardFromHidden"/>.</summary>
     public ReadOnlySpan<float> ForwardHidden(ReadOnlySpan<int> tokens, int batch = 1)
     {
+        Prepare(tokens, batch);
+        RunLayers(sparseLast: false);
+        return _a!.Xf.AsSpan(0, _N * Config.HiddenSize);
+    }
+
+    private void Prepare(ReadOnlySpan<int> tokens, int batch)
+    {
         var c = Config;
         int N = tokens.Length;
         if (N == 0) throw new ArgumentException("empty sequence");
         if (batch < 1 || N % batch != 0) throw new ArgumentException($"{N} tokens do not split into {batch} sequences of equal length");
         foreach (int t in tokens) if ((uint)t >= (uint)c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), t, "token outside the vocabulary");
         Ensure(N, N / batch);
-        _N = N; _P = 0; _batch = batch; _seqLen = N / batch;
+        _N = N; _P = 0; _batch = batch; _seqLen = N / batch; _sparse = false;
         tokens.CopyTo(_tokens);
+    }
+
+    /// <summary>Whether <see cref="Forward"/> may run the last layer on the loss rows only (see <see cref="LastLayerOnLossRows"/>).</summary>
+    private bool UseSparse(ReadOnlySpan<int> lossPositions, int N, int batch)
+    {
+        int P = lossPositions.Length;
+        if (!LastLayerOnLossRows || Gates is not null || !UseBlockedAttention || !FlashAttention.Supports(Config.HeadDim)) return false;
+        if (batch < 1 || N % batch != 0 || 2 * Math.Max(8, P + (P & 1)) > N) return false;
+        for (int p = 1; p < P; p++) if (lossPositions[p] <= lossPositions[p - 1]) return false;
+        return true;
+    }
+
+    /// <summary>Flags the 64-row blocks (per sequence) that hold a loss row.</summary>
+    private void MarkActiveRows(ReadOnlySpan<int> lossPositions)
+    {
+        int T = _seqLen, per = FlashAttention.RowBlocks(T), n = _batch * per;
+        if (_activeRows.Length < n) _activeRows = new bool[n];
+        Array.Clear(_activeRows, 0, n);
+        foreach (int p in lossPositions) _activeRows[p / T * per + p % T / 64] = true;
+    }
+
+    /// <summary>The layers and the final norm over the prepared tokens: on every row, or (sparseLast) with the last
+    /// layer after its attention, and the final norm, on the loss rows only, packed into XfRows.</summary>
+    private void RunLayers(bool sparseLast)
+    {
+        var c = Config;
+        int N = _N;
+        ReadOnlySpan<int> tokens = _tokens.AsSpan(0, N);
         var a = _a!;
         int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
@@ -207,6 +264,14 @@ public sealed class TrainableLlama
                 AttnForward(x.Q, x.K, x.V, x.AttStream!, x.LseStream!, N, Hq, Hkv, hd, _streamMasks);
                 HeadGateOp.Forward(x.AttFull, x.AttStream, Gates[l], x.Att, N, Hq, Hkv, hd);
             }
+            else if (sparseLast && l == c.NumLayers - 1)
+            {
+                FlashAttention.Forward(x.Q.AsSpan(0, N * qd), x.K.AsSpan(0, N * kvd), x.V.AsSpan(0, N * kvd), x.Att.AsSpan(0, N * qd), x.Lse.AsSpan(0, N * Hq),
+                    _batch, _seqLen, Hq, Hkv, HeadMasks[l], _activeRows);
+                Timer?.Mark("fwd attention");
+                LastLayerRowsForward(w, x);
+                return;
+            }
             else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, HeadMasks[l]);
             Timer?.Mark("fwd attention");
             x.Resid.AsSpan(0, N * d).CopyTo(x.Mid);
@@ -227,7 +292,47 @@ public sealed class TrainableLlama
         }
         RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, N, d, eps);
         Timer?.Mark("fwd rmsnorm");
-        return a.Xf.AsSpan(0, N * d);
+    }
+
+    /// <summary>The last layer after attention, and the final norm, on the loss rows packed into _P2 rows (pad rows
+    /// zero: an even count of at least 8 keeps every row on the GEMM micro-kernels the full pass uses, so each row's
+    /// sums are the same). Saves: RowsQa = attention rows, Mid/Xn2/Rstd2/Gate/Up/H, Final/RstdF and XfRows packed.</summary>
+    private void LastLayerRowsForward(LayerWeights w, LayerActs x)
+    {
+        var c = Config; var a = _a!;
+        int P = _P, P2 = _P2, d = c.HiddenSize, qd = c.QDim, ff = c.IntermediateSize;
+        float eps = (float)c.RmsNormEps;
+        var rows = _positions.AsSpan(0, P);
+        GatherRows(x.Att, a.RowsQa, rows, qd, P2);
+        GatherRows(x.Resid, x.Mid, rows, d, P2);
+        LinearOp.Forward(a.RowsQa, w.Wo, default, x.Mid, P2, qd, d, accumulate: true);
+        Timer?.Mark("fwd linear");
+        RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, P2, d, eps);
+        Timer?.Mark("fwd rmsnorm");
+        LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, P2, d, ff);
+        LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, P2, d, ff);
+        Timer?.Mark("fwd linear");
+        SwiGluOp.Forward(x.Gate.AsSpan(0, P2 * ff), x.Up, x.H.AsSpan(0, P2 * ff));
+        Timer?.Mark("fwd swiglu");
+        x.Mid.AsSpan(0, P2 * d).CopyTo(a.Final);
+        LinearOp.Forward(x.H, w.WDown, default, a.Final, P2, ff, d, accumulate: true);
+        Timer?.Mark("fwd linear");
+        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.XfRows, a.RstdF, P2, d, eps);
+        Timer?.Mark("fwd rmsnorm");
+    }
+
+    /// <summary>dst[i] = src row rows[i] (width w) for i &lt; rows.Length, zero for the pad rows up to count.</summary>
+    private static void GatherRows(float[] src, float[] dst, ReadOnlySpan<int> rows, int w, int count)
+    {
+        for (int i = 0; i < rows.Length; i++) src.AsSpan(rows[i] * w, w).CopyTo(dst.AsSpan(i * w, w));
+        dst.AsSpan(rows.Length * w, (count - rows.Length) * w).Clear();
+    }
+
+    /// <summary>dst (count rows of width w) = 0 except row rows[i] = src row i.</summary>
+    private static void ScatterRows(float[] src, Span<float> dst, ReadOnlySpan<int> rows, int w)
+    {
+        dst.Clear();
+        for (int i = 0; i < rows.Length; i++) src.AsSpan(i * w, w).CopyTo(dst.Slice(rows[i] * w, w));
     }
 
     /// <summary>Backward of the last <see cref="Forward"/>: grads += lossScale · dLoss/dθ for non-frozen θ.</summary>
@@ -242,8 +347,14 @@ public sealed class TrainableLlama
         // head: CE → logits → final-norm rows
         a.DLogits.AsSpan(0, P * V).Clear();
         CrossEntropyOp.Backward(a.Probs, _targets.AsSpan(0, P), a.DLogits, P, V, lossScale);
-        a.DXfRows.AsSpan(0, P * d).Clear();
+        a.DXfRows.AsSpan(0, (_sparse ? _P2 : P) * d).Clear();
         LinearOp.Backward(a.DLogits, a.XfRows, Weights.LmHead, a.DXfRows, G(Weights.LmHead), default, P, d, V);
+        if (_sparse)
+        {
+            Timer?.Mark("head + loss");
+            BackwardSparse();
+            return;
+        }
         var dXn = a.DXn.AsSpan(0, N * d);
         dXn.Clear();
         for (int p = 0; p < P; p++)
@@ -263,6 +374,7 @@ public sealed class TrainableLlama
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
         int n = _N * Config.HiddenSize;
         if (dHidden.Length != n) throw new ArgumentException($"dHidden has {dHidden.Length} values, expected {n}");
+        if (_sparse) throw new InvalidOperationException("BackwardFromHidden after a Forward that ran the last layer on the loss rows only; use ForwardHidden");
         dHidden.CopyTo(_a.DXn);
         Timer?.Start();
         BackwardBody();
@@ -272,10 +384,7 @@ public sealed class TrainableLlama
     private void BackwardBody()
     {
         var c = Config; var a = _a!;
-        int N = _N;
-        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
-        int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
-        bool gated = Gates is not null;
+        int N = _N, d = c.HiddenSize;
         int stop = LowestLayerNeedingGrad();
         var dXn = a.DXn.AsSpan(0, N * d);
         var dResid = a.DResid.AsSpan(0, N * d);
@@ -283,8 +392,87 @@ public sealed class TrainableLlama
         if (stop > c.NumLayers) { RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, default, G(Weights.FinalNorm), N, d); return; }
         RmsNormOp.Backward(dXn, a.Final, Weights.FinalNorm, a.RstdF, dResid, G(Weights.FinalNorm), N, d);
         Timer?.Mark("bwd rmsnorm");
+        BackwardLayers(c.NumLayers - 1, stop);
+    }
 
-        for (int l = c.NumLayers - 1; l >= stop; l--)
+    /// <summary>Backward of the sparse forward: the final norm and the last layer's MLP, o_proj and q_proj on the packed
+    /// loss rows (weight gradients through the row-grouped sums that match the full pass), attention on the active row
+    /// blocks, then k/v_proj, the input norm and the layers below on every row as usual.</summary>
+    private void BackwardSparse()
+    {
+        var c = Config; var a = _a!;
+        int N = _N, P = _P, P2 = _P2, l = c.NumLayers - 1;
+        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize, Hq = c.NumHeads, Hkv = c.NumKvHeads;
+        int stop = LowestLayerNeedingGrad();
+        var rows = _positions.AsSpan(0, P);
+        var dResidC = a.RowsDa.AsSpan(0, P2 * d);
+        dResidC.Clear();
+        RmsNormOp.BackwardRows(a.DXfRows, a.Final, Weights.FinalNorm, a.RstdF, stop > c.NumLayers ? default : dResidC, G(Weights.FinalNorm), rows, N, d);
+        Timer?.Mark("bwd rmsnorm");
+        if (stop > c.NumLayers) return;
+        var w = Weights.Layers[l];
+        var x = a.L[l];
+        // MLP block, packed rows
+        var dH = a.DH.AsSpan(0, P2 * ff);
+        Kernels.Gemm.MatMulNN(dResidC, w.WDown, dH, P2, ff, d);
+        LinearOp.WeightGradRows(dResidC, x.H, G(w.WDown), default, rows, ff, d);
+        Timer?.Mark("bwd linear");
+        var dGate = a.DGate.AsSpan(0, P2 * ff);
+        var dUp = a.DUp.AsSpan(0, P2 * ff);
+        SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp, accumulate: false);
+        Timer?.Mark("bwd swiglu");
+        var dXn2 = a.DXn.AsSpan(0, P2 * d);
+        Kernels.Gemm.MatMulNN(dGate, w.WGate, dXn2, P2, d, ff);
+        LinearOp.WeightGradRows(dGate, x.Xn2, G(w.WGate), default, rows, d, ff);
+        Kernels.Gemm.MatMulNN(dUp, w.WUp, dXn2, P2, d, ff, accumulate: true);
+        LinearOp.WeightGradRows(dUp, x.Xn2, G(w.WUp), default, rows, d, ff);
+        Timer?.Mark("bwd linear");
+        RmsNormOp.BackwardRows(dXn2, x.Mid, w.PostNorm, x.Rstd2, dResidC, G(w.PostNorm), rows, N, d);   // dResidC = dL/d(mid)
+        Timer?.Mark("bwd rmsnorm");
+        // o_proj on the packed rows; dO of attention and dL/d(layer input) spread back to every row (zero elsewhere)
+        var dAttC = a.RowsQb.AsSpan(0, P2 * qd);
+        Kernels.Gemm.MatMulNN(dResidC, w.Wo, dAttC, P2, qd, d);
+        LinearOp.WeightGradRows(dResidC, a.RowsQa, G(w.Wo), default, rows, qd, d);
+        var dAtt = a.DAtt.AsSpan(0, N * qd);
+        ScatterRows(a.RowsQb, dAtt, rows, qd);
+        var dResid = a.DResid.AsSpan(0, N * d);
+        ScatterRows(a.RowsDa, dResid, rows, d);
+        Timer?.Mark("bwd linear");
+        var dQ = a.DQ.AsSpan(0, N * qd);
+        var dK = a.DK.AsSpan(0, N * kvd);
+        var dV = a.DV.AsSpan(0, N * kvd);
+        FlashAttention.Backward(dAtt, x.Q.AsSpan(0, N * qd), x.K.AsSpan(0, N * kvd), x.V.AsSpan(0, N * kvd), x.Att.AsSpan(0, N * qd), x.Lse.AsSpan(0, N * Hq),
+            dQ, dK, dV, _batch, _seqLen, Hq, Hkv, HeadMasks[l], accumulate: false, _activeRows);
+        Timer?.Mark("bwd attention");
+        RopeOp.Backward(dQ, N, qd, Hq, _rope!);
+        RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
+        Timer?.Mark("bwd rope");
+        // q_proj on the packed rows (dQ is zero elsewhere), k/v_proj on every row
+        GatherRows(a.DQ, a.RowsQb, rows, qd, P2);
+        GatherRows(x.Xn1, a.RowsDb, rows, d, P2);
+        Kernels.Gemm.MatMulNN(a.RowsQb, w.Wq, a.RowsDa, P2, d, qd);
+        LinearOp.WeightGradRows(a.RowsQb, a.RowsDb, G(w.Wq), G(w.Bq), rows, d, qd);
+        var dXn = a.DXn.AsSpan(0, N * d);
+        ScatterRows(a.RowsDa, dXn, rows, d);
+        LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), N, d, kvd);
+        LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), N, d, kvd);
+        Timer?.Mark("bwd linear");
+        RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), N, d); // dResid = dL/d(layer input)
+        Timer?.Mark("bwd rmsnorm");
+        BackwardLayers(l - 1, stop);
+    }
+
+    /// <summary>Layers top … stop, backward on every row, from dL/d(layer top's output) in DResid; then the embedding.</summary>
+    private void BackwardLayers(int top, int stop)
+    {
+        var c = Config; var a = _a!;
+        int N = _N;
+        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
+        int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
+        bool gated = Gates is not null;
+        var dXn = a.DXn.AsSpan(0, N * d);
+        var dResid = a.DResid.AsSpan(0, N * d);
+        for (int l = top; l >= stop; l--)
         {
             var w = Weights.Layers[l];
             var x = a.L[l];
@@ -425,6 +613,8 @@ public sealed class TrainableLlama
         public readonly float[] Final, Xf, RstdF, XfRows, Logits, Probs;
         public readonly float[] DResid, DXn, DQ, DK, DV, DAtt, DH, DGate, DUp, DXfRows, DLogits;
         public float[] DAttFull = [], DAttStream = [];
+        /// <summary>Packed loss rows of the last layer (see LastLayerOnLossRows): attention output, dO / dQ, and two of width d.</summary>
+        public readonly float[] RowsQa, RowsQb, RowsDa, RowsDb;
 
         public Activations(LlamaConfig c, int T, bool gated)
         {
@@ -438,6 +628,7 @@ public sealed class TrainableLlama
             DK = new float[T * c.KvDim]; DV = new float[T * c.KvDim];
             DH = new float[T * c.IntermediateSize]; DGate = new float[T * c.IntermediateSize]; DUp = new float[T * c.IntermediateSize];
             DXfRows = new float[T * d]; DLogits = new float[T * V];
+            RowsQa = new float[T / 2 * c.QDim]; RowsQb = new float[T / 2 * c.QDim]; RowsDa = new float[T / 2 * d]; RowsDb = new float[T / 2 * d];
             if (gated) EnsureGated(T, c);
         }
 

@@ -41,7 +41,10 @@ public sealed class CliTests : IDisposable
         var (code, stdout, _) = Kvnb("bench", "train", "--model", model, "--tokens", "40", "--batch", "2", "--threads", "1",
                                      "--repeats", "1", "--optimizer", "--breakdown", "--json");
         Assert.Equal(0, code);
-        var r = JsonDocument.Parse(stdout).RootElement;
+        var root = JsonDocument.Parse(stdout).RootElement;
+        Assert.False(root.GetProperty("fullPass").GetProperty("lossRowsPath").GetBoolean());
+        Assert.True(root.GetProperty("speedup").GetDouble() > 0);
+        var r = root.GetProperty("lossRows");
         Assert.Equal(40, r.GetProperty("seqLen").GetInt32());
         Assert.Equal(2, r.GetProperty("batch").GetInt32());
         Assert.True(r.GetProperty("optimizerStep").GetBoolean());

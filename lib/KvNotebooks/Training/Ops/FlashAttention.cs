@@ -24,6 +24,12 @@ namespace KvNotebooks.Training.Ops;
 /// Only tiles on a mask edge (the causal diagonal, a streaming head's window edge, sequence ends) are
 /// masked element-wise; tiles nobody sees are skipped.
 /// Inputs are first gathered per head into padded, 64-byte aligned buffers (O(T·d), against O(T²·d)).
+///
+/// <b>Active row blocks.</b> Both directions take an optional filter <c>activeRows</c> [S × ⌈T/64⌉]: forward
+/// computes o and lse only for the 64-row blocks marked active (other rows are left as they were), and
+/// backward walks only those blocks' query rows. It is meant for a loss that reads a few rows (the last
+/// layer of a model whose loss sits at chosen positions): when dO is zero outside the active blocks,
+/// their products are exact zeros, so skipping them changes no bit of dQ, dK or dV (dQ of a skipped row is 0).
 /// </summary>
 internal static unsafe class FlashAttention
 {
@@ -40,13 +46,14 @@ internal static unsafe class FlashAttention
 
     /// <summary>q, o [S·T × Hq·32], k, v [S·T × Hkv·32], lse [S][Hq × T] for S sequences of T rows each.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks)
+        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool[]? activeRows = null)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T);
         float scale2 = Log2E / MathF.Sqrt(Hd);
+        CheckActive(activeRows, S, T);
         if (Local(S, T, Hkv))
         {
-            ForwardLocal(q, k, v, o, lse, S, T, Hq, Hkv, masks);
+            ForwardLocal(q, k, v, o, lse, S, T, Hq, Hkv, masks, activeRows);
             return;
         }
         var buf = _buffers ??= new Buffers();
@@ -73,6 +80,7 @@ internal static unsafe class FlashAttention
             {
                 // most expensive (last) row blocks first
                 int rb = rowBlocks - 1 - item / perBlock, rest = item % perBlock, b = rest / Hq, h = rest % Hq, g = h / (Hq / Hkv);
+                if (activeRows is not null && !activeRows[b * rowBlocks + rb]) return;
                 ForwardBlock(cq + ((long)b * Hq + h) * Tp * Hd, ck + ((long)b * Hkv + g) * Tp * Hd, cv + ((long)b * Hkv + g) * Tp * Hd,
                     co + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, cl + ((long)b * Hq + h) * T, T, rb * Br, masks[h]);
             });
@@ -82,7 +90,7 @@ internal static unsafe class FlashAttention
     /// <summary>Short sequences, many of them: one work unit per (sequence, KV head) that gathers its own keys,
     /// values and query panels into this thread's buffers (they stay in L2) and computes every row block.</summary>
     private static void ForwardLocal(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int S, int T, int Hq, int Hkv, HeadMask[] masks)
+        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool[]? activeRows)
     {
         int Tp = Pad(T), group = Hq / Hkv, rowBlocks = (T + Br - 1) / Br;
         float scale2 = Log2E / MathF.Sqrt(Hd);
@@ -99,7 +107,8 @@ internal static unsafe class FlashAttention
                 {
                     Panels32.Gather(cq + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, T, Tp, scale2, qt);
                     for (int rb = rowBlocks - 1; rb >= 0; rb--)
-                        ForwardBlock(qt, kh, vh, co + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, cl + ((long)b * Hq + h) * T, T, rb * Br, masks[h]);
+                        if (activeRows is null || activeRows[b * rowBlocks + rb])
+                            ForwardBlock(qt, kh, vh, co + (long)b * T * Hq * Hd + h * Hd, Hq * Hd, cl + ((long)b * Hq + h) * T, T, rb * Br, masks[h]);
                 }
             });
         }
@@ -114,13 +123,14 @@ internal static unsafe class FlashAttention
     /// <paramref name="accumulate"/> is false. lse as saved by <see cref="Forward"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool accumulate = true)
+        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool accumulate = true, bool[]? activeRows = null)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T), group = Hq / Hkv;
         int keyBlocks = (T + Bc - 1) / Bc;
+        CheckActive(activeRows, S, T);
         if (Local(S, T, Hkv))
         {
-            BackwardLocal(dO, q, k, v, o, lse, dq, dk, dv, S, T, Hq, Hkv, masks, accumulate);
+            BackwardLocal(dO, q, k, v, o, lse, dq, dk, dv, S, T, Hq, Hkv, masks, accumulate, activeRows);
             return;
         }
         int G = Math.Clamp((16 + S * Hkv - 1) / (S * Hkv), 1, keyBlocks);   // dQ groups: ≥ 16 units of work
@@ -158,6 +168,7 @@ internal static unsafe class FlashAttention
             WorkQueue.Run(units, 2L * T * T * S * Hq * Hd >= ParallelWork, (_, unit) =>
             {
                 int grp = unit % G, b = unit / G / Hkv, g = unit / G % Hkv;
+                bool[]? act = activeRows; int actOff = b * keyBlocks;
                 // this group's key blocks (dealt round-robin, so every group gets long and short ones), in order
                 for (int kb = grp; kb < keyBlocks; kb += G)
                 {
@@ -166,7 +177,7 @@ internal static unsafe class FlashAttention
                     {
                         long hq = ((long)b * Hq + h) * Tp;
                         BackwardBlock(ck + kv, cv + kv, cqt + hq * Hd, cqn + hq * Hd, cdon + hq * Hd, cdot + hq * Hd, cl2 + hq, cdd + hq,
-                            cdk + kv, cdv + kv, cdq + grp * qSize + hq * Hd, T, kb * Bc, masks[h], scale, first: h == g * group);
+                            cdk + kv, cdv + kv, cdq + grp * qSize + hq * Hd, T, kb * Bc, masks[h], scale, first: h == g * group, act, actOff);
                     }
                 }
             });
@@ -194,7 +205,7 @@ internal static unsafe class FlashAttention
     /// path) and writes them out itself.</summary>
     private static void BackwardLocal(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool accumulate)
+        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool accumulate, bool[]? activeRows)
     {
         int Tp = Pad(T), group = Hq / Hkv, keyBlocks = (T + Bc - 1) / Bc, th = Tp * Hd;
         float scale = 1f / MathF.Sqrt(Hd), scale2 = Log2E * scale;
@@ -217,7 +228,7 @@ internal static unsafe class FlashAttention
                     new Span<float>(dqh, th).Clear();
                     for (int kb = 0; kb < keyBlocks; kb++)
                         BackwardBlock(kh + kb * Bc * Hd, vh + kb * Bc * Hd, qt, qn, don, dot, l2, dd, dkh + kb * Bc * Hd, dvh + kb * Bc * Hd, dqh,
-                            T, kb * Bc, masks[h], scale, first: false);
+                            T, kb * Bc, masks[h], scale, first: false, activeRows, b * keyBlocks);
                     ScatterRows(dqh, cdq + src, Hq * Hd, T, accumulate);
                 }
                 ScatterRows(dkh, cdk + kvCol, Hkv * Hd, T, accumulate);
@@ -370,7 +381,7 @@ internal static unsafe class FlashAttention
     /// <summary>Keys [c0, c0 + 64) of one KV head against the rows of one query head that see them:
     /// dK, dV (this block's rows, zeroed when <paramref name="first"/>) and the worker's dQ accumulate.</summary>
     private static void BackwardBlock(float* kh, float* vh, float* qt, float* qn, float* don, float* dot, float* lse2, float* dd,
-        float* dk, float* dv, float* dq, int T, int c0, HeadMask mask, float scale, bool first)
+        float* dk, float* dv, float* dq, int T, int c0, HeadMask mask, float scale, bool first, bool[]? activeRows, int activeOffset)
     {
         float* p = Tile(), ds = p + Bc * Br;
         int nk8 = (Math.Min(Bc, T - c0) + MR - 1) & ~(MR - 1);
@@ -384,6 +395,7 @@ internal static unsafe class FlashAttention
         int rowEnd = (int)lastSeen;
         for (int r0 = c0 & ~31; r0 < rowEnd; r0 += Br)
         {
+            if (activeRows is not null && !activeRows[activeOffset + r0 / Br]) continue;   // dO = 0 there: all products are 0
             int panels = (Math.Min(Br, rowEnd - r0) + 31) / 32, rows = panels * 32;
             bool any = false;
             for (int pn = 0; pn < panels; pn++)
@@ -612,6 +624,15 @@ internal static unsafe class FlashAttention
     }
 
     // ---------------------------------------------------------------- layout and scheduling
+
+    /// <summary>Row blocks (of 64 rows) per sequence of T rows: the length of one sequence's part of <c>activeRows</c>.</summary>
+    public static int RowBlocks(int T) => (T + Br - 1) / Br;
+
+    private static void CheckActive(bool[]? activeRows, int S, int T)
+    {
+        if (activeRows is not null && activeRows.Length < S * RowBlocks(T))
+            throw new ArgumentException($"activeRows has {activeRows.Length} flags, need {S * RowBlocks(T)} ({S} sequences × {RowBlocks(T)} blocks of {Br} rows)");
+    }
 
     private static int Pad(int T) => (T + 63) & ~63;
     private const int Slack = MR * Hd;   // a last key tile may read 7 rows past the padded keys
