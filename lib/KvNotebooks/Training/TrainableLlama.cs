@@ -236,7 +236,7 @@ public sealed class TrainableLlama
         int N = _N;
         ReadOnlySpan<int> tokens = _tokens.AsSpan(0, N);
         var a = _a!;
-        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize;
+        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim;
         int Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim;
         float eps = (float)c.RmsNormEps;
 
@@ -275,20 +275,7 @@ public sealed class TrainableLlama
             else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, HeadMasks[l]);
             Timer?.Mark("fwd attention");
             x.Resid.AsSpan(0, N * d).CopyTo(x.Mid);
-            LinearOp.Forward(x.Att, w.Wo, default, x.Mid, N, qd, d, accumulate: true);
-            Timer?.Mark("fwd linear");
-            // MLP block: out = mid + down(silu(gate(n)) ⊙ up(n)), n = rmsnorm(mid)
-            RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, N, d, eps);
-            Timer?.Mark("fwd rmsnorm");
-            LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, N, d, ff);
-            LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, N, d, ff);
-            Timer?.Mark("fwd linear");
-            SwiGluOp.Forward(x.Gate.AsSpan(0, N * ff), x.Up, x.H.AsSpan(0, N * ff));
-            Timer?.Mark("fwd swiglu");
-            var next = l + 1 < c.NumLayers ? a.L[l + 1].Resid : a.Final;
-            x.Mid.AsSpan(0, N * d).CopyTo(next);
-            LinearOp.Forward(x.H, w.WDown, default, next, N, ff, d, accumulate: true);
-            Timer?.Mark("fwd linear");
+            AfterAttention(w, x, x.Att, l + 1 < c.NumLayers ? a.L[l + 1].Resid : a.Final, N);
         }
         RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, N, d, eps);
         Timer?.Mark("fwd rmsnorm");
@@ -300,25 +287,33 @@ public sealed class TrainableLlama
     private void LastLayerRowsForward(LayerWeights w, LayerActs x)
     {
         var c = Config; var a = _a!;
-        int P = _P, P2 = _P2, d = c.HiddenSize, qd = c.QDim, ff = c.IntermediateSize;
-        float eps = (float)c.RmsNormEps;
-        var rows = _positions.AsSpan(0, P);
-        GatherRows(x.Att, a.RowsQa, rows, qd, P2);
+        int P2 = _P2, d = c.HiddenSize;
+        var rows = _positions.AsSpan(0, _P);
+        GatherRows(x.Att, a.RowsQa, rows, c.QDim, P2);
         GatherRows(x.Resid, x.Mid, rows, d, P2);
-        LinearOp.Forward(a.RowsQa, w.Wo, default, x.Mid, P2, qd, d, accumulate: true);
-        Timer?.Mark("fwd linear");
-        RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, P2, d, eps);
+        AfterAttention(w, x, a.RowsQa, a.Final, P2);
+        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.XfRows, a.RstdF, P2, d, (float)c.RmsNormEps);
         Timer?.Mark("fwd rmsnorm");
-        LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, P2, d, ff);
-        LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, P2, d, ff);
+    }
+
+    /// <summary>The rest of a layer on <paramref name="n"/> rows, x.Mid holding their residual input:
+    /// mid += o_proj(att); output = mid + down(silu(gate(m)) ⊙ up(m)) with m = rmsnorm(mid).</summary>
+    private void AfterAttention(LayerWeights w, LayerActs x, float[] att, float[] output, int n)
+    {
+        var c = Config;
+        int d = c.HiddenSize, qd = c.QDim, ff = c.IntermediateSize;
+        LinearOp.Forward(att, w.Wo, default, x.Mid, n, qd, d, accumulate: true);
         Timer?.Mark("fwd linear");
-        SwiGluOp.Forward(x.Gate.AsSpan(0, P2 * ff), x.Up, x.H.AsSpan(0, P2 * ff));
+        RmsNormOp.Forward(x.Mid, w.PostNorm, x.Xn2, x.Rstd2, n, d, (float)c.RmsNormEps);
+        Timer?.Mark("fwd rmsnorm");
+        LinearOp.Forward(x.Xn2, w.WGate, default, x.Gate, n, d, ff);
+        LinearOp.Forward(x.Xn2, w.WUp, default, x.Up, n, d, ff);
+        Timer?.Mark("fwd linear");
+        SwiGluOp.Forward(x.Gate.AsSpan(0, n * ff), x.Up, x.H.AsSpan(0, n * ff));
         Timer?.Mark("fwd swiglu");
-        x.Mid.AsSpan(0, P2 * d).CopyTo(a.Final);
-        LinearOp.Forward(x.H, w.WDown, default, a.Final, P2, ff, d, accumulate: true);
+        x.Mid.AsSpan(0, n * d).CopyTo(output);
+        LinearOp.Forward(x.H, w.WDown, default, output, n, ff, d, accumulate: true);
         Timer?.Mark("fwd linear");
-        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.XfRows, a.RstdF, P2, d, eps);
-        Timer?.Mark("fwd rmsnorm");
     }
 
     /// <summary>dst[i] = src row rows[i] (width w) for i &lt; rows.Length, zero for the pad rows up to count.</summary>
