@@ -2,6 +2,7 @@ using System.Diagnostics;
 using KvNotebooks.Kernels;
 using KvNotebooks.Model;
 using KvNotebooks.Training;
+using KvNotebooks.Training.Ops;
 
 namespace KvNotebooks.Bench;
 
@@ -102,7 +103,7 @@ public static class TrainBench
     /// </summary>
     public static double StepFlopsLossRows(LlamaConfig c, int seqLen, int batch, IReadOnlyList<int> positions)
     {
-        int P = positions.Count, P2 = Math.Max(8, P + (P & 1));
+        int P = positions.Count, P2 = TrainableLlama.PackedRows(P), B = FlashAttention.RowBlockSize;
         double N = (double)seqLen * batch;
         double q = (double)c.HiddenSize * c.QDim, kv = 2.0 * c.HiddenSize * c.KvDim, o = (double)c.QDim * c.HiddenSize,
                mlp = 3.0 * c.HiddenSize * c.IntermediateSize;
@@ -110,9 +111,9 @@ public static class TrainBench
         double lastLinearFull = 3 * 2 * (q + kv + o + mlp) * N;
         double lastLinear = 2 * (3 * kv * N + q * N + P2 * (q + o + mlp) + P2 * (o + mlp) + P * (q + o + mlp));
         double pairsFull = seqLen * (seqLen + 1.0) / 2 * batch, pairsActive = 0;
-        var active = new HashSet<(int, int)>(positions.Select(p => (p / seqLen, p % seqLen / 64)));
+        var active = new HashSet<(int, int)>(positions.Select(p => (p / seqLen, p % seqLen / B)));
         foreach (var (_, block) in active)
-            for (int i = block * 64; i < Math.Min(seqLen, block * 64 + 64); i++) pairsActive += i + 1;
+            for (int i = block * B; i < Math.Min(seqLen, block * B + B); i++) pairsActive += i + 1;
         double lastAttention = 14.0 * c.HeadDim * c.NumHeads * (pairsActive - pairsFull);
         return full - lastLinearFull + lastLinear + lastAttention;
     }

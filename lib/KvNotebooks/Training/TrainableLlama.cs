@@ -168,7 +168,7 @@ public sealed class TrainableLlama
         if (UseSparse(lossPositions, T, batch))
         {
             Prepare(tokens, batch);
-            _P = P; _P2 = Math.Max(8, P + (P & 1)); _sparse = true;
+            _P = P; _P2 = PackedRows(P); _sparse = true;
             lossPositions.CopyTo(_positions); targets.CopyTo(_targets);
             MarkActiveRows(lossPositions);
             RunLayers(sparseLast: true);
@@ -214,10 +214,14 @@ public sealed class TrainableLlama
     {
         int P = lossPositions.Length;
         if (!LastLayerOnLossRows || Gates is not null || !UseBlockedAttention || !FlashAttention.Supports(Config.HeadDim)) return false;
-        if (batch < 1 || N % batch != 0 || 2 * Math.Max(8, P + (P & 1)) > N) return false;
+        if (batch < 1 || N % batch != 0 || 2 * PackedRows(P) > N) return false;
         for (int p = 1; p < P; p++) if (lossPositions[p] <= lossPositions[p - 1]) return false;
         return true;
     }
+
+    /// <summary>Rows the loss rows are packed into: an even count of at least 8, so that every packed row takes the
+    /// GEMM micro-kernel (6 or 2 rows, never the 1-row one) that the full pass gives it.</summary>
+    internal static int PackedRows(int lossRows) => Math.Max(8, lossRows + (lossRows & 1));
 
     /// <summary>Flags the 64-row blocks (per sequence) that hold a loss row.</summary>
     private void MarkActiveRows(ReadOnlySpan<int> lossPositions)
@@ -225,7 +229,7 @@ public sealed class TrainableLlama
         int T = _seqLen, per = FlashAttention.RowBlocks(T), n = _batch * per;
         if (_activeRows.Length < n) _activeRows = new bool[n];
         Array.Clear(_activeRows, 0, n);
-        foreach (int p in lossPositions) _activeRows[p / T * per + p % T / 64] = true;
+        foreach (int p in lossPositions) _activeRows[p / T * per + p % T / FlashAttention.RowBlockSize] = true;
     }
 
     /// <summary>The layers and the final norm over the prepared tokens: on every row, or (sparseLast) with the last

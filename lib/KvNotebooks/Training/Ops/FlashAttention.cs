@@ -625,7 +625,10 @@ internal static unsafe class FlashAttention
 
     // ---------------------------------------------------------------- layout and scheduling
 
-    /// <summary>Row blocks (of 64 rows) per sequence of T rows: the length of one sequence's part of <c>activeRows</c>.</summary>
+    /// <summary>Query rows per block: the granularity of <c>activeRows</c>.</summary>
+    public const int RowBlockSize = Br;
+
+    /// <summary>Row blocks per sequence of T rows: the length of one sequence's part of <c>activeRows</c>.</summary>
     public static int RowBlocks(int T) => (T + Br - 1) / Br;
 
     private static void CheckActive(bool[]? activeRows, int S, int T)
