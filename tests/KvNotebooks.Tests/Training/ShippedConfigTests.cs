@@ -1,0 +1,50 @@
+using KvNotebooks.Training.Pretraining;
+
+namespace KvNotebooks.Tests.Training;
+
+/// <summary>The training configs under data/configs: they load and validate, and the shipped model's own
+/// train_config.json trains step for step like data/configs/train-kvnb-small.json (so `kvnb train` with that
+/// file reproduces the shipped model).</summary>
+public class ShippedConfigTests
+{
+    private static string Configs => Path.Combine(TestPaths.RepoRoot, "data", "configs");
+
+    public static TheoryData<string> TrainingConfigs()
+    {
+        var data = new TheoryData<string>();
+        foreach (var f in Directory.GetFiles(Configs, "train-*.json").Concat(Directory.GetFiles(Path.Combine(Configs, "experiments"), "*.json")).Order())
+            data.Add(Path.GetRelativePath(Configs, f));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(TrainingConfigs))]
+    public void It_loads_and_validates(string file)
+    {
+        var c = PretrainConfig.Load(Path.Combine(Configs, file));
+        Assert.True(c.TotalSteps > 0);
+        Assert.True(c.Model.NumLayers * c.Model.NumKvHeads >= 24, $"{file}: fewer than 24 KV heads");
+    }
+
+    [Fact]
+    public void The_shipped_model_was_trained_by_the_shipped_config()
+    {
+        var shipped = PretrainConfig.Load(Path.Combine(Configs, "train-kvnb-small.json"));
+        var model = PretrainConfig.Load(Path.Combine(TestPaths.RepoRoot, "data", "models", "kvnb-small", "train_config.json"));
+        Assert.Null(PretrainConfig.FirstDifferentStep(shipped, model));
+        int logged = File.ReadLines(Path.Combine(TestPaths.RepoRoot, "data", "models", "kvnb-small", "loss.csv")).Count() - 1;
+        Assert.Equal(shipped.TotalSteps, logged); // one loss row per step, none missing
+    }
+
+    [Fact]
+    public void The_t3g_experiment_shares_the_first_climb_with_the_shipped_config()
+    {
+        // Training README, "A tail for a ~2 h run": T3g resumed the shipped run's stages 1–15 (the first climb to 4K).
+        var shipped = PretrainConfig.Load(Path.Combine(Configs, "train-kvnb-small.json"));
+        var t3g = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t3g.json"));
+        int firstClimb = shipped.Stages.Take(15).Sum(s => s.Steps);
+        Assert.Equal(14_343, firstClimb);
+        Assert.True(PretrainConfig.FirstDifferentStep(shipped, t3g) >= firstClimb);
+        Assert.True(t3g.TotalSteps < shipped.TotalSteps);
+    }
+}
