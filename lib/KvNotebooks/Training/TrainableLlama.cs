@@ -223,7 +223,7 @@ public sealed class TrainableLlama
     /// GEMM micro-kernel (6 or 2 rows, never the 1-row one) that the full pass gives it.</summary>
     internal static int PackedRows(int lossRows) => Math.Max(8, lossRows + (lossRows & 1));
 
-    /// <summary>Flags the 64-row blocks (per sequence) that hold a loss row.</summary>
+    /// <summary>Flags the row blocks (<see cref="FlashAttention.RowBlockSize"/> rows, per sequence) that hold a loss row.</summary>
     private void MarkActiveRows(ReadOnlySpan<int> lossPositions)
     {
         int T = _seqLen, per = FlashAttention.RowBlocks(T), n = _batch * per;
