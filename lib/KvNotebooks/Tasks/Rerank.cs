@@ -120,15 +120,19 @@ public sealed class Rerank : LongContextTask
         int ctx = length - holders.Sum(h => 4 + h.Length + 1);
         int fill = ctx - 1 - 4 * n;
         var held = Enumerable.Range(0, n).Select(i => Enumerable.Range(0, questions).Where(q => holders[q].Contains(i)).Select(q => words[q]).ToArray()).ToArray();
+        // An even split of the filler, except that a passage holding more of the asked words than its share
+        // has room for takes words from passages with words to spare. Only such draws change: every example
+        // the even split could hold stays what it was (runs resume and reproduce bit for bit).
+        var need = held.Select(h => Math.Max(3, h.Length)).ToArray();
+        if (need.Sum() > fill)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages and {questions} words");
+        var sizes = Enumerable.Range(0, n).Select(i => fill / n + (i < fill % n ? 1 : 0)).ToArray();
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n && sizes[i] < need[i]; j++)
+                while (sizes[j] > need[j] && sizes[i] < need[i]) { sizes[j]--; sizes[i]++; }
         var avoid = words.ToHashSet();
         var tokens = new List<int>(ctx) { V.BosId };
-        for (int i = 0; i < n; i++)
-        {
-            int w = fill / n + (i < fill % n ? 1 : 0);
-            if (w < Math.Max(3, held[i].Length))
-                throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages and {questions} words");
-            AppendPassage(rng, tokens, ids[i], w, avoid, held[i]);
-        }
+        for (int i = 0; i < n; i++) AppendPassage(rng, tokens, ids[i], sizes[i], avoid, held[i]);
         var qas = new QuestionAnswer[questions];
         for (int q = 0; q < questions; q++)
         {

@@ -348,6 +348,41 @@ public class TaskSuiteTests
         Assert.True(outOfOrder >= 30, $"only {outOfOrder} answers out of context order");
     }
 
+    /// <summary>Every draw fits: a passage that holds several of the asked words gets room for them. Before,
+    /// an even split of the filler left some draws a passage too short for its words, and the generator threw
+    /// (a training run died at the first such step). The draws the even split held are unchanged.</summary>
+    [Theory]
+    [InlineData("rerank_word_4", 128)]
+    [InlineData("rerank_word_10", 256)]
+    [InlineData("rerank_word", 512)]
+    public void One_word_rerank_fits_every_draw(string name, int length)
+    {
+        var task = TaskSuite.Get(name);
+        int crowded = 0;
+        for (int seed = 0; seed < 3000; seed++)
+        {
+            var ex = task.Generate(seed, length, task.TrainingQuestions); // throws if a draw does not fit
+            var c = ex.Context;
+            var sizes = new List<int>();
+            var needs = new List<int>();
+            for (int i = 0; i < c.Length; i++)
+                if (c[i] == V["["])
+                {
+                    var body = c[(i + 3)..Array.IndexOf(c, V[";"], i)];
+                    int asked = ex.Questions.Count(qa => body.Contains(qa.Question[1]));
+                    Assert.True(body.Length >= Math.Max(3, asked), $"seed {seed}: a passage of {body.Length} words holds {asked}");
+                    if (asked == task.TrainingQuestions) crowded++;
+                    sizes.Add(body.Length);
+                    needs.Add(Math.Max(3, asked));
+                }
+            // Where the even split has room for every passage's words, the passages are the even split.
+            int n = sizes.Count, fill = sizes.Sum();
+            var even = Enumerable.Range(0, n).Select(i => fill / n + (i < fill % n ? 1 : 0)).ToList();
+            if (even.Zip(needs).All(x => x.First >= x.Second)) Assert.Equal(even, sizes);
+        }
+        if (name == "rerank_word_4") Assert.True(crowded > 0, "no draw put every asked word in one passage: the case is not exercised");
+    }
+
     [Fact]
     public void Table_answer_holds_every_record_in_row_order()
     {
