@@ -97,7 +97,7 @@ public sealed class Rerank : LongContextTask
         var tokens = new List<int>(ctx) { V.BosId };
         for (int i = 0; i < n; i++)
         {
-            AppendPassage(rng, tokens, ids[i], words / n + (i < words % n ? 1 : 0), avoid, query[..grades[i]]);
+            AppendPassage(rng, tokens, ids[i], EvenShare(words, n, i), avoid, query[..grades[i]]);
         }
         // Ties by context order; the variant draws its tie order after the context, from the same stream.
         var tieOrder = Enumerable.Range(0, n).ToArray();
@@ -126,10 +126,13 @@ public sealed class Rerank : LongContextTask
         var need = held.Select(h => Math.Max(3, h.Length)).ToArray();
         if (need.Sum() > fill)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"{Name}: too short for {n} passages and {questions} words");
-        var sizes = Enumerable.Range(0, n).Select(i => fill / n + (i < fill % n ? 1 : 0)).ToArray();
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n && sizes[i] < need[i]; j++)
-                while (sizes[j] > need[j] && sizes[i] < need[i]) { sizes[j]--; sizes[i]++; }
+        var sizes = Enumerable.Range(0, n).Select(i => EvenShare(fill, n, i)).ToArray();
+        for (int i = 0, donor = 0; i < n; i++) // donors only lose words, so the next one is never behind
+            while (sizes[i] < need[i])
+            {
+                while (sizes[donor] <= need[donor]) donor++;
+                sizes[donor]--; sizes[i]++;
+            }
         var avoid = words.ToHashSet();
         var tokens = new List<int>(ctx) { V.BosId };
         for (int i = 0; i < n; i++) AppendPassage(rng, tokens, ids[i], sizes[i], avoid, held[i]);
@@ -141,6 +144,10 @@ public sealed class Rerank : LongContextTask
         }
         return Make(seed, length, tokens.ToArray(), qas);
     }
+
+    /// <summary>Passage <paramref name="i"/>'s share of <paramref name="total"/> words split over <paramref name="parts"/>
+    /// passages, the first <c>total % parts</c> one word longer.</summary>
+    private static int EvenShare(int total, int parts, int i) => total / parts + (i < total % parts ? 1 : 0);
 
     /// <summary>Appends <c>[ id ] w w … ;</c>: <paramref name="words"/> filler words that avoid
     /// <paramref name="avoid"/>, with each of <paramref name="placed"/> at a random slot of its own.</summary>
