@@ -70,4 +70,16 @@ public class ShippedConfigTests
         Assert.True(PretrainConfig.FirstDifferentStep(shipped, t3g) >= firstClimb);
         Assert.True(t3g.TotalSteps < shipped.TotalSteps);
     }
+
+    [Fact]
+    public void The_t5_experiment_trains_t4s_first_12643_steps()
+    {
+        // Training README, "One run from scratch in ~2 h: T5": T5's log equals T4's up to step 12,643, where
+        // T5's shortened 2K stage ends; from there on they differ (T5 goes to 4K, T4 stays at 2K).
+        var t4 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t4.json"));
+        var t5 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t5.json"));
+        Assert.Equal(12_643, PretrainConfig.FirstDifferentStep(t4, t5));
+        Assert.Equal(12_643, t5.Stages.Take(14).Sum(s => s.Steps));
+        Assert.True(t5.TotalSteps > t4.TotalSteps);
+    }
 }
