@@ -82,4 +82,19 @@ public class ShippedConfigTests
         Assert.Equal(12_643, t5.Stages.Take(14).Sum(s => s.Steps));
         Assert.True(t5.TotalSteps > t4.TotalSteps);
     }
+
+    [Fact]
+    public void The_t6_experiment_is_t4_up_to_its_first_niah_mv_any_stage()
+    {
+        // Training README, "T6": T4's first climb (2K 1,200 steps, 4K 1,500) and the hex stages, then T3g's
+        // stage 21 (niah_mv_any at 512 tokens), which T4 dropped; T5 parted from both at step 12,643.
+        var t4 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t4.json"));
+        var t5 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t5.json"));
+        var t6 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t6.json"));
+        Assert.Equal(15_593, PretrainConfig.FirstDifferentStep(t4, t6));
+        Assert.Equal(12_643, PretrainConfig.FirstDifferentStep(t5, t6));
+        Assert.Equal(15_593, t6.Stages.Take(20).Sum(s => s.Steps));
+        Assert.Equal(512, t6.Stages[20].Length);
+        Assert.Equal(23_193, t6.TotalSteps);
+    }
 }
