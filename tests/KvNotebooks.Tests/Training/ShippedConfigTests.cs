@@ -9,6 +9,8 @@ public class ShippedConfigTests
 {
     private static string Configs => Path.Combine(TestPaths.RepoRoot, "data", "configs");
 
+    private static PretrainConfig Experiment(string name) => PretrainConfig.Load(Path.Combine(Configs, "experiments", name + ".json"));
+
     public static TheoryData<string> TrainingConfigs()
     {
         var data = new TheoryData<string>();
@@ -64,7 +66,7 @@ public class ShippedConfigTests
     {
         // Training README, "A tail for a ~2 h run": T3g resumed the shipped run's stages 1–15 (the first climb to 4K).
         var shipped = PretrainConfig.Load(Path.Combine(Configs, "train-kvnb-small.json"));
-        var t3g = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t3g.json"));
+        var t3g = Experiment("t3g");
         int firstClimb = shipped.Stages.Take(15).Sum(s => s.Steps);
         Assert.Equal(14_343, firstClimb);
         Assert.True(PretrainConfig.FirstDifferentStep(shipped, t3g) >= firstClimb);
@@ -76,8 +78,8 @@ public class ShippedConfigTests
     {
         // Training README, "One run from scratch in ~2 h: T5": T5's log equals T4's up to step 12,643, where
         // T5's shortened 2K stage ends; from there on they differ (T5 goes to 4K, T4 stays at 2K).
-        var t4 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t4.json"));
-        var t5 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t5.json"));
+        var t4 = Experiment("t4");
+        var t5 = Experiment("t5");
         Assert.Equal(12_643, PretrainConfig.FirstDifferentStep(t4, t5));
         Assert.Equal(12_643, t5.Stages.Take(14).Sum(s => s.Steps));
         Assert.True(t5.TotalSteps > t4.TotalSteps);
@@ -88,9 +90,9 @@ public class ShippedConfigTests
     {
         // Training README, "T6": T4's first climb (2K 1,200 steps, 4K 1,500) and the hex stages, then T3g's
         // stage 21 (niah_mv_any at 512 tokens), which T4 dropped; T5 parted from both at step 12,643.
-        var t4 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t4.json"));
-        var t5 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t5.json"));
-        var t6 = PretrainConfig.Load(Path.Combine(Configs, "experiments", "t6.json"));
+        var t4 = Experiment("t4");
+        var t5 = Experiment("t5");
+        var t6 = Experiment("t6");
         Assert.Equal(15_593, PretrainConfig.FirstDifferentStep(t4, t6));
         Assert.Equal(12_643, PretrainConfig.FirstDifferentStep(t5, t6));
         Assert.Equal(15_593, t6.Stages.Take(20).Sum(s => s.Steps));
