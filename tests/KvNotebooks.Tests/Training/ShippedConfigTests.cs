@@ -99,4 +99,23 @@ public class ShippedConfigTests
         Assert.Equal(512, t6.Stages[20].Length);
         Assert.Equal(23_193, t6.TotalSteps);
     }
+
+    [Fact]
+    public void The_t7_experiment_is_t6_with_its_short_detours_ahead_of_the_first_climbs_2k_and_4k_stages()
+    {
+        // Training README, "T7": T6's stages 21-23 (niah_mv_any at 512 tokens, batch 2; rerank_word_4 at 128
+        // tokens) come right after stage 13, ahead of the 2K and 4K stages; the run parts from T6 there.
+        var t6 = Experiment("t6");
+        var t7 = Experiment("t7");
+        Assert.Equal(11_643, PretrainConfig.FirstDifferentStep(t6, t7));
+        Assert.Equal(11_643, t7.Stages.Take(13).Sum(s => s.Steps));
+        for (int i = 0; i < 3; i++)
+        {
+            TrainStage moved = t7.Stages[13 + i], original = t6.Stages[20 + i];
+            Assert.Equal((original.Length, original.Batch, original.Steps, original.Lr), (moved.Length, moved.Batch, moved.Steps, moved.Lr));
+            Assert.Equal(original.Tasks!.OrderBy(kv => kv.Key), moved.Tasks!.OrderBy(kv => kv.Key));
+        }
+        Assert.Equal([2048, 4096], t7.Stages.Skip(16).Take(2).Select(s => s.Length));
+        Assert.Equal(21_593, t7.TotalSteps);
+    }
 }
