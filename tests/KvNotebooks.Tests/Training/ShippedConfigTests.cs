@@ -118,4 +118,18 @@ public class ShippedConfigTests
         Assert.Equal([2048, 4096], t7.Stages.Skip(16).Take(2).Select(s => s.Length));
         Assert.Equal(21_593, t7.TotalSteps);
     }
+
+    [Fact]
+    public void The_t8_experiment_is_t5_with_climb_as_4k_stage_moved_to_the_end()
+    {
+        // Training README, "T8": T5's stages up to climb A's 2K stage, then T5's tail without climb A's 4K
+        // stage (400 steps), whose steps lengthen the last 4K stage (500 -> 900); same steps as T5.
+        var t5 = Experiment("t5");
+        var t8 = Experiment("t8");
+        Assert.Equal(18_893, PretrainConfig.FirstDifferentStep(t5, t8));
+        Assert.Equal(18_893, t8.Stages.Take(27).Sum(s => s.Steps));
+        Assert.Equal(512, t8.Stages[27].Length);
+        Assert.Equal((4096, 900), (t8.Stages[^1].Length, t8.Stages[^1].Steps));
+        Assert.Equal(t5.TotalSteps, t8.TotalSteps);
+    }
 }
