@@ -1,3 +1,4 @@
+using System.Text.Json;
 using KvNotebooks.Training.Pretraining;
 
 namespace KvNotebooks.Tests.Training;
@@ -131,5 +132,33 @@ public class ShippedConfigTests
         Assert.Equal(512, t8.Stages[27].Length);
         Assert.Equal((4096, 900), (t8.Stages[^1].Length, t8.Stages[^1].Steps));
         Assert.Equal(t5.TotalSteps, t8.TotalSteps);
+    }
+
+    [Fact]
+    public void The_t9_experiment_is_t5_with_climb_b_shortened_for_a_longer_last_4k_stage()
+    {
+        // Training README, "T9 and T10": T5 up to climb B's 1K stage, whose 1K and 2K stages give 400 steps
+        // (500 -> 300, 400 -> 200) to the last 4K stage (500 -> 900); same steps as T5.
+        var t5 = Experiment("t5");
+        var t9 = Experiment("t9");
+        Assert.Equal(21_293, PretrainConfig.FirstDifferentStep(t5, t9));
+        Assert.Equal(20_993, t9.Stages.Take(30).Sum(s => s.Steps));
+        Assert.Equal(new[] { (1024, 300), (2048, 200), (4096, 900) }, t9.Stages.Skip(30).Select(s => (s.Length, s.Steps)));
+        Assert.Equal(t5.TotalSteps, t9.TotalSteps);
+    }
+
+    [Fact]
+    public void The_t10_experiment_is_t5_with_its_second_niah_mv_any_stage_doubled()
+    {
+        // Training README, "T9 and T10": T5 with stage 29 (512 tokens, batch 2, niah_mv_any) at 2,000 steps
+        // instead of 1,000 and stage 30 (512 tokens, batch 8) at 600 instead of 700; 900 steps more than T5.
+        var t5 = Experiment("t5");
+        var t10 = Experiment("t10");
+        Assert.Equal(20_293, PretrainConfig.FirstDifferentStep(t5, t10));
+        Assert.Equal((512, 2, 2_000), (t10.Stages[28].Length, t10.Stages[28].Batch, t10.Stages[28].Steps));
+        Assert.Equal((512, 8, 600), (t10.Stages[29].Length, t10.Stages[29].Batch, t10.Stages[29].Steps));
+        // climb B's 1K, 2K and 4K stages are T5's (the stage records hold dictionaries: compare them as JSON)
+        Assert.Equal(t5.Stages.Skip(30).Select(s => JsonSerializer.Serialize(s)), t10.Stages.Skip(30).Select(s => JsonSerializer.Serialize(s)));
+        Assert.Equal(t5.TotalSteps + 900, t10.TotalSteps);
     }
 }
