@@ -137,7 +137,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t9_experiment_is_t5_with_climb_b_shortened_for_a_longer_last_4k_stage()
     {
-        // Training README, "T9, T10, T11": T5 up to climb B's 1K stage, whose 1K and 2K stages give 400 steps
+        // Training README, "T9–T12": T5 up to climb B's 1K stage, whose 1K and 2K stages give 400 steps
         // (500 -> 300, 400 -> 200) to the last 4K stage (500 -> 900); same steps as T5.
         var t5 = Experiment("t5");
         var t9 = Experiment("t9");
@@ -150,7 +150,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t10_experiment_is_t5_with_its_second_niah_mv_any_stage_doubled()
     {
-        // Training README, "T9, T10, T11": T5 with stage 29 (512 tokens, batch 2, niah_mv_any) at 2,000 steps
+        // Training README, "T9–T12": T5 with stage 29 (512 tokens, batch 2, niah_mv_any) at 2,000 steps
         // instead of 1,000 and stage 30 (512 tokens, batch 8) at 600 instead of 700; 900 steps more than T5.
         var t5 = Experiment("t5");
         var t10 = Experiment("t10");
@@ -165,7 +165,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t11_experiment_is_t10_with_more_niah_uuid_pool_in_the_last_4k_stage()
     {
-        // Training README, "T9, T10, T11": T10 with niah_uuid_pool weighted 9 instead of 3 in the last 4K stage.
+        // Training README, "T9–T12": T10 with niah_uuid_pool weighted 9 instead of 3 in the last 4K stage.
         var t10 = Experiment("t10");
         var t11 = Experiment("t11");
         Assert.Equal(t10.TotalSteps - 500, PretrainConfig.FirstDifferentStep(t10, t11));
@@ -174,5 +174,16 @@ public class ShippedConfigTests
         var others = (TrainStage s) => s.Tasks!.Where(kv => kv.Key != "niah_uuid_pool").OrderBy(kv => kv.Key).ToList();
         Assert.Equal(others(t10.Stages[^1]), others(t11.Stages[^1]));
         Assert.Equal(t10.TotalSteps, t11.TotalSteps);
+    }
+
+    [Fact]
+    public void The_t12_experiment_is_t11_with_still_more_niah_uuid_pool()
+    {
+        // Training README, "T9–T12": T11 with niah_uuid_pool weighted 15 instead of 9 in the last 4K stage.
+        var t11 = Experiment("t11");
+        var t12 = Experiment("t12");
+        Assert.Equal(t11.TotalSteps - 500, PretrainConfig.FirstDifferentStep(t11, t12));
+        Assert.Equal(15.0, t12.Stages[^1].Tasks!["niah_uuid_pool"]);
+        Assert.Equal(t11.TotalSteps, t12.TotalSteps);
     }
 }
