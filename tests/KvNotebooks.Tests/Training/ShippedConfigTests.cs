@@ -63,15 +63,29 @@ public class ShippedConfigTests
     }
 
     [Fact]
-    public void The_t3g_experiment_shares_the_first_climb_with_the_shipped_config()
+    public void The_shipped_config_is_t5_trained_in_one_run_from_scratch()
     {
-        // Training README, "A tail for a ~2 h run": T3g resumed the shipped run's stages 1–15 (the first climb to 4K).
+        // Training README, "Shipped: T5": the model shipped since 2026-12-05 is T5's one run from scratch
+        // (122 minutes on 2 cores); experiments/t5.json stays as the record the other experiments part from.
         var shipped = PretrainConfig.Load(Path.Combine(Configs, "train-kvnb-small.json"));
+        var t5 = Experiment("t5");
+        Assert.Null(PretrainConfig.FirstDifferentStep(shipped, t5));
+        Assert.Equal(22_393, shipped.TotalSteps);
+        Assert.Equal(4096, shipped.Stages.Max(s => s.Length));
+    }
+
+    [Fact]
+    public void The_t3g_experiment_shares_the_first_climb_with_the_4k_config()
+    {
+        // Training README, "A tail for a ~2 h run": T3g resumed the stages 1–15 (the first climb to 4K) of the
+        // run shipped until 2026-12-05, whose config is experiments/kvnb-small-4k.json.
+        var fourK = Experiment("kvnb-small-4k");
         var t3g = Experiment("t3g");
-        int firstClimb = shipped.Stages.Take(15).Sum(s => s.Steps);
+        int firstClimb = fourK.Stages.Take(15).Sum(s => s.Steps);
         Assert.Equal(14_343, firstClimb);
-        Assert.True(PretrainConfig.FirstDifferentStep(shipped, t3g) >= firstClimb);
-        Assert.True(t3g.TotalSteps < shipped.TotalSteps);
+        Assert.Equal(31_543, fourK.TotalSteps);
+        Assert.True(PretrainConfig.FirstDifferentStep(fourK, t3g) >= firstClimb);
+        Assert.True(t3g.TotalSteps < fourK.TotalSteps);
     }
 
     [Fact]
