@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using KvNotebooks.Evaluation;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
@@ -18,10 +19,11 @@ public static class EvalCommand
         var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
         var seed = new Option<int?>("--seed") { Description = "Generate the examples from this seed base instead of using the fixed sets: a held-out check on examples that no choice of model has seen (the fixed sets use 77000000)" };
         var csv = new Option<string?>("--csv") { Description = "Append the rows to this CSV (rows already there for the same model, method, config, context, chunk and task are replaced)" };
+        var answers = new Option<string?>("--answers") { Description = "Also write every example's generated answer next to the gold one to this file (JSON lines: task, seed, context, score, gold, generated, as words and as token ids), for error analysis" };
         var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = Cli.JsonOption();
         var methodOptions = new MethodOptions();
-        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, seed, csv, threads };
+        var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, seed, csv, answers, threads };
         methodOptions.AddTo(cmd);
         cmd.Options.Add(json);
         cmd.SetAction(p => Cli.Run(() =>
@@ -46,13 +48,19 @@ public static class EvalCommand
                 : EvalSet.LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
             bool asJson = p.GetValue(json);
             var rows = new List<EvalRow>();
+            var answerLines = p.GetValue(answers) is null ? null : new List<string>();
             int done = 0, total = taskList.Count * n;
             foreach (var task in taskList)
             {
                 var exs = set.For(task.Name).Take(n).ToList();
-                rows.Add(Evaluator.EvaluateTask(llama, Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), method, chunk, task, exs,
-                    _ => { if (!asJson) Progress(++done, total, task.Name); }));
+                int i = 0;
+                rows.Add(Evaluator.EvaluateTask(llama, Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), method, chunk, task, exs, r =>
+                {
+                    answerLines?.Add(AnswerLine(exs[i++], r));
+                    if (!asJson) Progress(++done, total, task.Name);
+                }));
             }
+            if (p.GetValue(answers) is { } answersPath) AtomicFile.WriteAllText(answersPath, string.Concat(answerLines!.Select(l => l + "\n")));
             if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
             if (p.GetValue(csv) is { } path)
             {
@@ -65,6 +73,20 @@ public static class EvalCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>One line of <c>--answers</c>: the example's gold answer (its first question's, the one scored)
+    /// and what the model generated.</summary>
+    private static string AnswerLine(TaskExample ex, ExampleResult r)
+    {
+        if (r.Seed != ex.Seed || r.Task != ex.Task) throw new InvalidOperationException($"answer of {r.Task} seed {r.Seed} paired with example {ex.Task} seed {ex.Seed}");
+        var gold = ex.Questions[0].Answer;
+        var v = Vocabulary.Default;
+        return JsonSerializer.Serialize(new
+        {
+            task = ex.Task, seed = ex.Seed, context = ex.Length, score = r.Score,
+            gold = v.Text(gold), generated = v.Text(r.Generated), gold_ids = gold, generated_ids = r.Generated,
+        });
     }
 
     private static void Progress(int done, int total, string task)

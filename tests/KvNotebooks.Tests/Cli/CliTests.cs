@@ -286,6 +286,39 @@ public sealed class CliTests : IDisposable
         Assert.False(File.Exists(csv));
     }
 
+    [Fact]
+    public void EvalAnswersFileHoldsEachExamplesGoldAndGeneratedAnswerAndItsScore()
+    {
+        string model = TaskModel(), answers = Path.Combine(_dir, "out", "answers.jsonl");
+        var (code, stdout, _) = Kvnb("eval", "--model", model, "--tasks", "niah_mk,json_kv", "--context", "256", "--examples", "3", "--seed", "5",
+            "--eval-dir", Path.Combine(_dir, "none"), "--answers", answers, "--json");
+        Assert.Equal(0, code);
+        var lines = File.ReadAllLines(answers).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(6, lines.Count);
+        var set = KvNotebooks.Evaluation.EvalSet.Create(KvNotebooks.Tasks.TaskSuite.Parse("niah_mk,json_kv"), 256, 3, 5);
+        using var doc = JsonDocument.Parse(stdout);
+        foreach (var row in doc.RootElement.GetProperty("rows").EnumerateArray())
+        {
+            string name = row.GetProperty("task").GetString()!;
+            var task = KvNotebooks.Tasks.TaskSuite.Get(name);
+            var mine = lines.Where(l => l.GetProperty("task").GetString() == name).ToList();
+            var exs = set.For(name).Take(3).ToList();
+            Assert.Equal(exs.Select(e => e.Seed), mine.Select(l => l.GetProperty("seed").GetInt32()));
+            for (int i = 0; i < 3; i++)
+            {
+                var gold = mine[i].GetProperty("gold_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+                var generated = mine[i].GetProperty("generated_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+                Assert.Equal(exs[i].Questions[0].Answer, gold);
+                Assert.Equal(KvNotebooks.Tasks.Vocabulary.Default.Text(gold), mine[i].GetProperty("gold").GetString());
+                Assert.Equal(KvNotebooks.Tasks.Vocabulary.Default.Text(generated), mine[i].GetProperty("generated").GetString());
+                Assert.Equal(task.Score(exs[i].Questions[0], generated), mine[i].GetProperty("score").GetDouble(), 12);
+                Assert.Equal(256, mine[i].GetProperty("context").GetInt32());
+            }
+            Assert.Equal(row.GetProperty("score").GetDouble(), mine.Average(l => l.GetProperty("score").GetDouble()), 12);
+        }
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(answers)!, "*.tmp"));
+    }
+
     [Theory]
     [InlineData("--evict: range '0.9:0.1:0.1' ends before it starts", "--methods", "snapkv", "--evict", "0.9:0.1:0.1")]
     [InlineData("positive step", "--methods", "snapkv", "--evict", "0.1:0.9:0")]
