@@ -14,7 +14,7 @@ public static class EvalCommand
     {
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small", Required = true };
         var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
-        var context = new Option<int>("--context") { Description = "Context length in tokens (the fixed sets in data/eval are used when they exist)", DefaultValueFactory = _ => 4096 };
+        var context = new Option<int>("--context") { Description = "Context length in tokens (the fixed sets in data/eval are used when they exist; 2048 is our model's evaluation context)", DefaultValueFactory = _ => 2048 };
         var examples = new Option<int>("--examples") { Description = "Examples per task", DefaultValueFactory = _ => 20 };
         var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
         var seed = new Option<int?>("--seed") { Description = "Generate the examples from this seed base instead of using the fixed sets: a held-out check on examples that no choice of model has seen (the fixed sets use 77000000)" };
