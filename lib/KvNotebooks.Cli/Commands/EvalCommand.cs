@@ -48,7 +48,8 @@ public static class EvalCommand
                 : EvalSet.LoadOrCreate(p.GetValue(evalDir)!, taskList, length, n);
             bool asJson = p.GetValue(json);
             var rows = new List<EvalRow>();
-            var answerLines = p.GetValue(answers) is null ? null : new List<string>();
+            string? answersPath = p.GetValue(answers);
+            var answerLines = answersPath is null ? null : new List<string>();
             int done = 0, total = taskList.Count * n;
             foreach (var task in taskList)
             {
@@ -60,7 +61,7 @@ public static class EvalCommand
                     if (!asJson) Progress(++done, total, task.Name);
                 }));
             }
-            if (p.GetValue(answers) is { } answersPath) AtomicFile.WriteAllText(answersPath, string.Concat(answerLines!.Select(l => l + "\n")));
+            if (answerLines is not null) AtomicFile.WriteAllText(answersPath!, string.Concat(answerLines.Select(l => l + "\n")));
             if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
             if (p.GetValue(csv) is { } path)
             {
