@@ -14,7 +14,7 @@ namespace KvNotebooks.Tasks;
 /// other; the answer is those passages' ids in random order. Several questions share a context, each
 /// with its own word. <see cref="OneWordShort"/> and <see cref="OneWordMedium"/> ask the same of passages
 /// of about 4 and 10 words (rerank's are about 20), so a passage's id is a few tokens from its words: the
-/// binding formed there first, and then carried to longer passages (lib/KvNotebooks/Training/README.md).</para>
+/// binding formed there first, and then carried to longer passages (docs/experiments/training-log.md).</para>
 /// </remarks>
 public sealed class Rerank : LongContextTask
 {

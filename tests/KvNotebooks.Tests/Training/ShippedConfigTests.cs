@@ -65,7 +65,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_shipped_config_is_t5_trained_in_one_run_from_scratch()
     {
-        // Training README, "Shipped: T5": the model shipped since 2026-12-05 is T5's one run from scratch
+        // docs/experiments/training-log.md, "Shipped: T5": the model shipped since 2026-12-05 is T5's one run from scratch
         // (122 minutes on 2 cores); experiments/t5.json stays as the record the other experiments part from.
         var shipped = PretrainConfig.Load(Path.Combine(Configs, "train-kvnb-small.json"));
         var t5 = Experiment("t5");
@@ -77,7 +77,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t3g_experiment_shares_the_first_climb_with_the_4k_config()
     {
-        // Training README, "A tail for a ~2 h run": T3g resumed the stages 1–15 (the first climb to 4K) of the
+        // docs/experiments/training-log.md, "A tail for a ~2 h run": T3g resumed the stages 1–15 (the first climb to 4K) of the
         // run shipped until 2026-12-05, whose config is experiments/kvnb-small-4k.json.
         var fourK = Experiment("kvnb-small-4k");
         var t3g = Experiment("t3g");
@@ -91,7 +91,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t5_experiment_trains_t4s_first_12643_steps()
     {
-        // Training README, "One run from scratch in ~2 h: T5": T5's log equals T4's up to step 12,643, where
+        // docs/experiments/training-log.md, "One run from scratch in ~2 h: T5": T5's log equals T4's up to step 12,643, where
         // T5's shortened 2K stage ends; from there on they differ (T5 goes to 4K, T4 stays at 2K).
         var t4 = Experiment("t4");
         var t5 = Experiment("t5");
@@ -103,7 +103,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t6_experiment_is_t4_up_to_its_first_niah_mv_any_stage()
     {
-        // Training README, "T6": T4's first climb (2K 1,200 steps, 4K 1,500) and the hex stages, then T3g's
+        // docs/experiments/training-log.md, "T6": T4's first climb (2K 1,200 steps, 4K 1,500) and the hex stages, then T3g's
         // stage 21 (niah_mv_any at 512 tokens), which T4 dropped; T5 parted from both at step 12,643.
         var t4 = Experiment("t4");
         var t5 = Experiment("t5");
@@ -118,7 +118,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t7_experiment_is_t6_with_its_short_detours_ahead_of_the_first_climbs_2k_and_4k_stages()
     {
-        // Training README, "T7": T6's stages 21-23 (niah_mv_any at 512 tokens, batch 2; rerank_word_4 at 128
+        // docs/experiments/training-log.md, "T7": T6's stages 21-23 (niah_mv_any at 512 tokens, batch 2; rerank_word_4 at 128
         // tokens) come right after stage 13, ahead of the 2K and 4K stages; the run parts from T6 there.
         var t6 = Experiment("t6");
         var t7 = Experiment("t7");
@@ -137,7 +137,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t8_experiment_is_t5_with_climb_as_4k_stage_moved_to_the_end()
     {
-        // Training README, "T8": T5's stages up to climb A's 2K stage, then T5's tail without climb A's 4K
+        // docs/experiments/training-log.md, "T8": T5's stages up to climb A's 2K stage, then T5's tail without climb A's 4K
         // stage (400 steps), whose steps lengthen the last 4K stage (500 -> 900); same steps as T5.
         var t5 = Experiment("t5");
         var t8 = Experiment("t8");
@@ -151,7 +151,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t9_experiment_is_t5_with_climb_b_shortened_for_a_longer_last_4k_stage()
     {
-        // Training README, "T9–T12": T5 up to climb B's 1K stage, whose 1K and 2K stages give 400 steps
+        // docs/experiments/training-log.md, "T9–T12": T5 up to climb B's 1K stage, whose 1K and 2K stages give 400 steps
         // (500 -> 300, 400 -> 200) to the last 4K stage (500 -> 900); same steps as T5.
         var t5 = Experiment("t5");
         var t9 = Experiment("t9");
@@ -164,7 +164,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t10_experiment_is_t5_with_its_second_niah_mv_any_stage_doubled()
     {
-        // Training README, "T9–T12": T5 with stage 29 (512 tokens, batch 2, niah_mv_any) at 2,000 steps
+        // docs/experiments/training-log.md, "T9–T12": T5 with stage 29 (512 tokens, batch 2, niah_mv_any) at 2,000 steps
         // instead of 1,000 and stage 30 (512 tokens, batch 8) at 600 instead of 700; 900 steps more than T5.
         var t5 = Experiment("t5");
         var t10 = Experiment("t10");
@@ -179,7 +179,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t11_experiment_is_t10_with_more_niah_uuid_pool_in_the_last_4k_stage()
     {
-        // Training README, "T9–T12": T10 with niah_uuid_pool weighted 9 instead of 3 in the last 4K stage.
+        // docs/experiments/training-log.md, "T9–T12": T10 with niah_uuid_pool weighted 9 instead of 3 in the last 4K stage.
         var t10 = Experiment("t10");
         var t11 = Experiment("t11");
         Assert.Equal(t10.TotalSteps - 500, PretrainConfig.FirstDifferentStep(t10, t11));
@@ -193,7 +193,7 @@ public class ShippedConfigTests
     [Fact]
     public void The_t12_experiment_is_t11_with_still_more_niah_uuid_pool()
     {
-        // Training README, "T9–T12": T11 with niah_uuid_pool weighted 15 instead of 9 in the last 4K stage.
+        // docs/experiments/training-log.md, "T9–T12": T11 with niah_uuid_pool weighted 15 instead of 9 in the last 4K stage.
         var t11 = Experiment("t11");
         var t12 = Experiment("t12");
         Assert.Equal(t11.TotalSteps - 500, PretrainConfig.FirstDifferentStep(t11, t12));
