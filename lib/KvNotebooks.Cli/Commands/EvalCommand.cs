@@ -34,10 +34,9 @@ public static class EvalCommand
             if (p.GetValue(seed) is not null && p.GetValue(csv) is not null)
                 throw new ArgumentException("--seed with --csv would put scores on other examples in rows keyed like the fixed sets'; print them (or --json) instead");
             if (p.GetValue(threads) is var t && t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
-            KvNotebooks.Kernels.KernelOptions.Threads = p.GetValue(threads);
             string dir = p.GetValue(model)!;
             var weights = LlamaWeights.Load(dir);
-            var llama = new LlamaModel(weights);
+            var llama = new LlamaModel(weights, new ComputeContext(p.GetValue(threads)));
             int chunk = methodOptions.ChunkSize(p) is var c && c == int.MaxValue ? 0 : c; // 0 = a single pre-fill
             var spec = methodOptions.Spec(p);
             spec.Create(weights.Config); // validates the options once

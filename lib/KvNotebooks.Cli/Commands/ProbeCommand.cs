@@ -27,11 +27,10 @@ public static class ProbeCommand
             int n = p.GetValue(examples);
             if (n < 1) throw new ArgumentException("--examples must be ≥ 1");
             if (p.GetValue(threads) is var t && t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
-            KvNotebooks.Kernels.KernelOptions.Threads = p.GetValue(threads);
             var lens = SweepRange.Ints(p.GetValue(lengths)!, "--lengths");
             if (lens.FirstOrDefault(l => l < 1, 1) is var bad && bad < 1) throw new ArgumentException($"--lengths: {bad} is not a positive token count");
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
-            var trainable = new TrainableLlama(LlamaWeights.Load(p.GetValue(model)!));
+            var trainable = new TrainableLlama(LlamaWeights.Load(p.GetValue(model)!), new ComputeContext(p.GetValue(threads)));
             Console.WriteLine($"{"task",-10} {"length",6} {"exact",8} {"± s.e.",7} {"tokens",8}");
             foreach (var task in taskList)
                 foreach (int length in lens)

@@ -99,7 +99,7 @@ public static class SweepCommand
             var options = new SweepOptions
             {
                 ModelDir = p.GetValue(model)!, ModelName = p.GetValue(modelName), CsvPath = p.GetValue(csv),
-                EvalDir = p.GetValue(evalDir)!, CommandLine = "kvnb " + string.Join(' ', p.Tokens.Select(x => Quote(x.Value))),
+                EvalDir = p.GetValue(evalDir)!, Threads = t, CommandLine = "kvnb " + string.Join(' ', p.Tokens.Select(x => Quote(x.Value))),
             };
             bool asJson = p.GetValue(json);
             var config = LlamaConfig.Load(Path.Combine(options.ModelDir, "config.json"));
@@ -121,7 +121,6 @@ public static class SweepCommand
                 return 0;
             }
 
-            KernelOptions.Threads = t;
             bool live = !Console.IsErrorRedirected && !asJson;
             SweepPoint? current = null;
             int exampleNo = 0;

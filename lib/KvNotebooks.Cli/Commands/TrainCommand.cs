@@ -24,7 +24,7 @@ public static class TrainCommand
             if (t is < 1) throw new ArgumentException("--threads must be ≥ 1");
             int? max = p.GetValue(maxSteps);
             if (max is < 0) throw new ArgumentException("--max-steps must be ≥ 0");
-            var trainer = new Pretrainer(cfg, p.GetValue(output)!) { Log = line => Console.WriteLine(line) };
+            var trainer = new Pretrainer(cfg, p.GetValue(output)!, new ComputeContext(t ?? cfg.Threads)) { Log = line => Console.WriteLine(line) };
             trainer.OpenRun();
             using var cts = new CancellationTokenSource();
             // Ctrl-C or SIGTERM (a background job, a scheduler): finish the step, checkpoint, exit.
@@ -34,7 +34,7 @@ public static class TrainCommand
             long parameters = trainer.Model.Parameters.Sum(x => (long)x.Value.Length);
             Console.WriteLine($"training {cfg.Model.NumLayers} layers, d {cfg.Model.HiddenSize}, {cfg.Model.NumHeads}/{cfg.Model.NumKvHeads} heads ({parameters:N0} parameters), " +
                               $"{cfg.TotalSteps} steps in {cfg.Stages.Length} stages; starting at step {trainer.Step}");
-            trainer.Train(max ?? int.MaxValue, t, cts.Token);
+            trainer.Train(max ?? int.MaxValue, cts.Token);
             Console.WriteLine($"stopped at step {trainer.Step}/{cfg.TotalSteps}; model in {trainer.ModelDir}");
             if (p.GetValue(ship) is { } dir)
             {

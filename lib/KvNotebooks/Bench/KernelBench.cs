@@ -31,7 +31,7 @@ public static class KernelBench
         var w = new PackedWeight(b, n, k);
         const int tile = 96;
         int tiles = (m + tile - 1) / tile;
-        double best = Time(threads, repeats, () => KernelOptions.For(tiles, threads > 1, t =>
+        double best = Time(threads, repeats, () => ComputeContext.Current.For(tiles, threads > 1, t =>
         {
             int r0 = t * tile, rows = Math.Min(tile, m - r0);
             w.Multiply(a.AsSpan(r0 * k), k, rows, c.AsSpan(r0 * n), n);
@@ -57,9 +57,7 @@ public static class KernelBench
 
     private static double Time(int threads, int repeats, Action work)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try
+        using (new ComputeContext(threads).Enter())
         {
             work();
             double best = double.MaxValue;
@@ -71,7 +69,6 @@ public static class KernelBench
             }
             return best;
         }
-        finally { KernelOptions.Threads = saved; }
     }
 
     private static KernelBenchResult Result(string kernel, string shape, int threads, double seconds, double flops)

@@ -40,7 +40,7 @@ public static class ModelBench
     /// time, which other processes do not disturb; on more by wall time).</summary>
     public static ModelBenchResult Prefill(LlamaWeights weights, int tokens, int threads, int repeats = 3, bool breakdown = false)
     {
-        var model = new LlamaModel(weights);
+        var model = new LlamaModel(weights, new ComputeContext(threads));
         var prompt = RandomTokens(tokens, weights.Config.VocabSize);
         double best = double.MaxValue;
         var timer = breakdown ? new StepTimer(threads == 1 && ThreadClock.Available ? ThreadClock.Seconds : null) : null;
@@ -72,7 +72,7 @@ public static class ModelBench
     public static ModelBenchResult Decode(LlamaWeights weights, int context, int steps, int threads, bool breakdown = false)
     {
         var timer = breakdown ? new StepTimer(threads == 1 && ThreadClock.Available ? ThreadClock.Seconds : null) : null;
-        var model = new LlamaModel(weights);
+        var model = new LlamaModel(weights, new ComputeContext(threads));
         var prompt = RandomTokens(context, weights.Config.VocabSize);
         double seconds = 0;
         WithThreads(threads, () =>
@@ -109,12 +109,12 @@ public static class ModelBench
         return new ModelBenchResult(kind, context, timed, threads, seconds, timed / seconds, gflops, peak, gflops / peak);
     }
 
+    /// <summary>Runs <paramref name="action"/> with <paramref name="threads"/> kernel threads (the model's own passes
+    /// run with its context; this covers what the bench calls outside them).</summary>
     private static void WithThreads(int threads, Action action)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try { action(); }
-        finally { KernelOptions.Threads = saved; }
+        using var scope = new ComputeContext(threads).Enter();
+        action();
     }
 
     private static int[] RandomTokens(int n, int vocab)

@@ -32,7 +32,7 @@ public static class TrainBench
         if (seqLen < 1 || batch < 1 || threads < 1 || repeats < 1) throw new ArgumentException("--tokens, --batch, --threads must be positive");
         var c = weights.Config;
         int P = Math.Min(lossPositions, seqLen);
-        var model = new TrainableLlama(weights) { LastLayerOnLossRows = lossRowsOnly };
+        var model = new TrainableLlama(weights, new ComputeContext(threads)) { LastLayerOnLossRows = lossRowsOnly };
         var rng = new Random(1234);
         var tokens = Enumerable.Range(0, seqLen * batch).Select(_ => rng.Next(c.VocabSize)).ToArray();
         // P positions per sequence, increasing, spread over its second half (answer positions come late)
@@ -51,9 +51,7 @@ public static class TrainBench
         // machine a single measurement can land in a moment when another process holds a core.
         double peak = PeakFlops.Measure(threads);
         double best = double.MaxValue;
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try
+        using (new ComputeContext(threads).Enter())   // the optimizer step too
         {
             // warm-up: two steps (buffers allocated, JIT tiered up for the hot loops)
             for (int r = 0; r < repeats + 2; r++)
@@ -68,7 +66,6 @@ public static class TrainBench
                 if (r >= 2) peak = Math.Max(peak, PeakFlops.Measure(threads));
             }
         }
-        finally { KernelOptions.Threads = saved; }
 
         bool lossRows = model.LastForwardOnLossRows;
         double flops = lossRows ? StepFlopsLossRows(c, seqLen, batch, positions) : StepFlops(c, seqLen, batch, P * batch);

@@ -12,11 +12,12 @@ public sealed class KvCache : IDisposable
 {
     private readonly KvHeadCache[][] _heads;
 
-    public KvCache(int numLayers, int numKvHeads, int headDim, int pageSize = 64, KvQuantization? quantization = null)
+    /// <param name="recycler">Pages of earlier caches to reuse, and where this one's go when it is disposed (null: none).</param>
+    public KvCache(int numLayers, int numKvHeads, int headDim, int pageSize = 64, KvQuantization? quantization = null, KvPageRecycler? recycler = null)
     {
         if (numLayers <= 0 || numKvHeads <= 0)
             throw new ArgumentOutOfRangeException(nameof(numLayers), "a cache needs at least one layer and one KV head");
-        Pool = new KvPagePool(pageSize, headDim);
+        Pool = new KvPagePool(pageSize, headDim, recycler);
         NumLayers = numLayers;
         NumKvHeads = numKvHeads;
         _heads = new KvHeadCache[numLayers][];
@@ -25,7 +26,7 @@ public sealed class KvCache : IDisposable
             _heads[l] = new KvHeadCache[numKvHeads];
             for (int h = 0; h < numKvHeads; h++) _heads[l][h] = new KvHeadCache(Pool);
         }
-        if (quantization is not null) Quantized = new QuantizedKvStore(quantization, numLayers, numKvHeads, headDim, Pool);
+        if (quantization is not null) Quantized = new QuantizedKvStore(quantization, numLayers, numKvHeads, headDim, Pool, recycler);
     }
 
     public KvPagePool Pool { get; }
@@ -89,8 +90,8 @@ public sealed class KvCache : IDisposable
         Pool.ResetPeak();
     }
 
-    /// <summary>Empties the cache and hands its pages to <see cref="KvPageRecycler"/>, where the next
-    /// cache of the same shape finds them; appending afterwards throws.</summary>
+    /// <summary>Empties the cache and hands its pages to its recycler, where the next cache of the same
+    /// shape finds them; appending afterwards throws.</summary>
     public void Dispose()
     {
         foreach (var layer in _heads) foreach (var h in layer) h.Clear();

@@ -26,22 +26,26 @@ public sealed class KvPage
 /// Storage that is not a page (the codes and scales of a quantized cache) is registered with
 /// <see cref="TrackExternal"/>, so the peak is the peak of everything the cache holds at once.
 /// The pool also counts the entries stored (<see cref="EntriesInUse"/>) and their simultaneous peak.
-/// A disposed pool hands its pages to <see cref="KvPageRecycler"/>, where the next cache of the same
-/// page shape finds them: an evaluation that runs one session per example touches fresh memory once.
+/// A disposed pool hands its pages to its <see cref="KvPageRecycler"/> (when it has one), where the next cache
+/// of the same page shape finds them: an evaluation that runs one session per example touches fresh memory once.
 /// </summary>
 public sealed class KvPagePool : IDisposable
 {
     private readonly Stack<KvPage> _free = new();
     private readonly object _lock = new();
+    private readonly KvPageRecycler? _recycler;
     private long _peakBytes, _stepPeakBytes;
     private bool _disposed;
 
-    public KvPagePool(int pageSize, int headDim)
+    /// <param name="recycler">Where fresh pages come from first and where the pages go when the pool is disposed
+    /// (null: always fresh pages, left to the garbage collector afterwards).</param>
+    public KvPagePool(int pageSize, int headDim, KvPageRecycler? recycler = null)
     {
         if (pageSize <= 0) throw new ArgumentOutOfRangeException(nameof(pageSize), pageSize, "page size must be positive");
         if (headDim <= 0) throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "head dim must be positive");
         PageSize = pageSize;
         HeadDim = headDim;
+        _recycler = recycler;
     }
 
     public int PageSize { get; }
@@ -136,10 +140,10 @@ public sealed class KvPagePool : IDisposable
     private KvPage NewPage()
     {
         PagesReserved++;
-        return KvPageRecycler.TryTake(PageSize, HeadDim) ?? new KvPage(PageSize, HeadDim);
+        return _recycler?.TryTake(PageSize, HeadDim) ?? new KvPage(PageSize, HeadDim);
     }
 
-    /// <summary>Gives the free pages to <see cref="KvPageRecycler"/>. The pages still rented must have
+    /// <summary>Gives the free pages to the recycler. The pages still rented must have
     /// been returned first (<see cref="KvCache.Dispose"/> does both); the pool cannot be used afterwards.</summary>
     public void Dispose()
     {
@@ -148,57 +152,63 @@ public sealed class KvPagePool : IDisposable
             if (_disposed) return;
             if (PagesInUse != 0) throw new InvalidOperationException($"{PagesInUse} pages are still in use; return them before disposing the pool");
             _disposed = true;
-            while (_free.Count > 0) KvPageRecycler.Give(_free.Pop());
+            while (_free.Count > 0)
+            {
+                var page = _free.Pop();
+                _recycler?.Give(page);
+            }
         }
     }
 }
 
 /// <summary>
-/// Pages of finished caches, kept for the next cache of the same page shape (page size × head dim),
-/// the way <see cref="System.Buffers.ArrayPool{T}.Shared"/> keeps arrays: fresh pages cost page faults
-/// on these machines, recycled ones do not. At most <see cref="CapacityBytes"/> are kept; the rest go to
-/// the garbage collector. Thread-safe.
+/// Pages of finished caches, kept for the next cache of the same page shape (page size × head dim), the way
+/// an <see cref="System.Buffers.ArrayPool{T}"/> keeps arrays: fresh pages cost page faults on these machines,
+/// recycled ones do not. Owned by whoever runs the work (a <c>ComputeContext</c> has one, shared by the caches
+/// of its model), never process-wide. At most <see cref="CapacityBytes"/> are kept; the rest go to the garbage
+/// collector. Thread-safe.
 /// </summary>
-public static class KvPageRecycler
+public sealed class KvPageRecycler(long capacityBytes = 1L << 30)
 {
-    private static readonly Dictionary<(int PageSize, int HeadDim), Stack<KvPage>> Free = new();
-    private static readonly object Lock = new();
-    private static long _bytes;
+    private readonly Dictionary<(int PageSize, int HeadDim), Stack<KvPage>> _free = new();
+    private readonly object _lock = new();
+    private long _bytes;
 
-    /// <summary>The most bytes of pages kept (default 1 GiB).</summary>
-    public static long CapacityBytes { get; set; } = 1L << 30;
+    /// <summary>The most bytes of pages kept.</summary>
+    public long CapacityBytes { get; } = capacityBytes >= 0 ? capacityBytes
+        : throw new ArgumentOutOfRangeException(nameof(capacityBytes), capacityBytes, "the page cache's capacity must be ≥ 0 bytes");
     /// <summary>Bytes of pages kept now.</summary>
-    public static long Bytes { get { lock (Lock) return _bytes; } }
+    public long Bytes { get { lock (_lock) return _bytes; } }
 
     internal static long PageBytes(KvPage p) => (long)(p.Keys.Length + p.Values.Length) * sizeof(float) + (long)p.Positions.Length * sizeof(int);
 
-    internal static KvPage? TryTake(int pageSize, int headDim)
+    internal KvPage? TryTake(int pageSize, int headDim)
     {
-        lock (Lock)
+        lock (_lock)
         {
-            if (!Free.TryGetValue((pageSize, headDim), out var stack) || stack.Count == 0) return null;
+            if (!_free.TryGetValue((pageSize, headDim), out var stack) || stack.Count == 0) return null;
             var page = stack.Pop();
             _bytes -= PageBytes(page);
             return page;
         }
     }
 
-    internal static void Give(KvPage page)
+    internal void Give(KvPage page)
     {
-        lock (Lock)
+        lock (_lock)
         {
             long b = PageBytes(page);
             if (_bytes + b > CapacityBytes) return;
             var key = (page.Positions.Length, page.Keys.Length / page.Positions.Length);
-            if (!Free.TryGetValue(key, out var stack)) Free[key] = stack = new Stack<KvPage>();
+            if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<KvPage>();
             stack.Push(page);
             _bytes += b;
         }
     }
 
     /// <summary>Drops every kept page (for the garbage collector).</summary>
-    public static void Clear()
+    public void Clear()
     {
-        lock (Lock) { Free.Clear(); _bytes = 0; }
+        lock (_lock) { _free.Clear(); _bytes = 0; }
     }
 }

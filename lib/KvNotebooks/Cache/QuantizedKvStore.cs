@@ -31,13 +31,13 @@ public sealed class QuantizedKvStore : IDisposable
     private float[] _kBuf = [], _vBuf = [], _qBuf = [], _oBuf = [];
     private int[] _keepBuf = [];
 
-    internal QuantizedKvStore(KvQuantization q, int numLayers, int numHeads, int headDim, KvPagePool pool)
+    internal QuantizedKvStore(KvQuantization q, int numLayers, int numHeads, int headDim, KvPagePool pool, KvPageRecycler? recycler = null)
     {
         q.Validate(headDim);
         Quantization = q;
         _headDim = headDim;
         _pool = pool;
-        ScratchPool = new KvPagePool(pool.PageSize, headDim);
+        ScratchPool = new KvPagePool(pool.PageSize, headDim, recycler);
         _scratch = new KvHeadCache(ScratchPool);
         _blocks = new List<QuantizedBlock>[numLayers][];
         for (int l = 0; l < numLayers; l++)
@@ -197,7 +197,7 @@ public sealed class QuantizedKvStore : IDisposable
         Bytes = 0;
     }
 
-    /// <summary>Drops every block and hands the scratch pages to <see cref="KvPageRecycler"/>.</summary>
+    /// <summary>Drops every block and hands the scratch pages to the recycler.</summary>
     public void Dispose()
     {
         Clear();

@@ -19,6 +19,8 @@ public sealed record SweepOptions
     public string? CsvPath { get; init; }
     /// <summary>Folder of the fixed evaluation sets.</summary>
     public string EvalDir { get; init; } = "data/eval";
+    /// <summary>Compute threads (0 = every core).</summary>
+    public int Threads { get; init; }
     /// <summary>How the sweep was started, recorded in the sidecar (<c>FILE.config.json</c>).</summary>
     public string CommandLine { get; init; } = "";
 
@@ -71,7 +73,7 @@ public static class Sweep
             AppendSidecar(options.CsvPath, record);
         }
 
-        var model = new LlamaModel(weights);
+        var model = new LlamaModel(weights, new ComputeContext(options.Threads));
         var sets = new Dictionary<int, EvalSet>();
         double totalCost = todo.Sum(Cost), doneCost = 0;
         var clock = Stopwatch.StartNew();

@@ -161,7 +161,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         for (int h = 0; h < heads.Length; h++)
             if (_scores[l][h].Length < n) _scores[l][h] = new float[Math.Max(n, 2 * _scores[l][h].Length)];
         double work = (double)heads.Length * (plan.Candidates) * Math.Max(q.Rows, 1) * qph * ctx.Config.HeadDim;
-        KernelOptions.For(heads.Length, work > 1 << 20, h =>
+        ComputeContext.Current.For(heads.Length, work > 1 << 20, h =>
         {
             var input = new ScoreInput
             {
@@ -183,7 +183,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         float scale = 1f / MathF.Sqrt(ctx.Config.HeadDim);
         int l = ctx.Layer;
         double work = (double)heads.Length * heads[0].Count * rows * qph * ctx.Config.HeadDim;
-        KernelOptions.For(heads.Length, work > 1 << 20, h =>
+        ComputeContext.Current.For(heads.Length, work > 1 << 20, h =>
         {
             int count = heads[h].Count;
             var input = new ScoreInput
@@ -227,7 +227,7 @@ public sealed class ScheduledEviction : IEvictionMethod
     private void KeepLayer(int l, KvHeadCache[] heads, LayerPlan plan, int keepScored)
     {
         bool parallel = (double)heads.Length * plan.Candidates > 1 << 14;
-        KernelOptions.For(heads.Length, parallel, h => KeepHead(l, h, heads[h], plan, keepScored));
+        ComputeContext.Current.For(heads.Length, parallel, h => KeepHead(l, h, heads[h], plan, keepScored));
     }
 
     /// <summary>Keeps entries [0, From), the top <paramref name="keepScored"/> scored candidates and the

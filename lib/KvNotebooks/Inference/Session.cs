@@ -44,7 +44,7 @@ public sealed class Session : ILayerObserver, IDisposable
     /// <summary>Called after each pre-fill chunk and decode step with (rows done, rows planned so far).</summary>
     public Action<int, int>? Progress { get; set; }
 
-    /// <summary>Frees the cache: its pages go to <see cref="KvPageRecycler"/> for the next session (fresh
+    /// <summary>Frees the cache: its pages go to the model's page recycler for the next session (fresh
     /// pages are slow on these machines). Meter and cache counters stay readable; the session cannot run on.</summary>
     public void Dispose() => Cache.Dispose();
 
@@ -63,6 +63,7 @@ public sealed class Session : ILayerObserver, IDisposable
         if (allLogits is not null && allLogits.Length < (long)n * V)
             throw new ArgumentException($"allLogits holds {allLogits.Length} values, {(long)n * V} needed");
         _promptLength = n;
+        using var scope = _model.Compute.Enter();   // eviction at the end of a step runs under the model's context too
         int patch = Math.Min(Method.PatchLength, n), maxRows = Math.Min(ChunkSize, n) + patch;
         var positions = new int[maxRows];
         var tokens = new int[maxRows];
@@ -111,6 +112,7 @@ public sealed class Session : ILayerObserver, IDisposable
     {
         if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before decoding");
         int position = _nextPosition++;
+        using var scope = _model.Compute.Enter();
         PrepareStep(Phase.Decode, _decodeSteps++, 1, 0, position, false);
         _model.Forward([token], [position], Cache, needLogits ? LogitRows.Last : LogitRows.None, _logits, this);
         EndStep(prefill: false);

@@ -67,7 +67,7 @@ public static class Attention
         }
         int blocks = (rows + BlockRows - 1) / BlockRows, items = numHeads * blocks;
         double work = (double)rows * kv[0].Count * numHeads * hd;
-        KernelOptions.For(items, work > 1 << 18,
+        ComputeContext.Current.For(items, work > 1 << 18,
             item => Block(q, ldq, rows, kv[item / blocks / group], scale, output, ldo, item / blocks, item % blocks * BlockRows));
     }
 
@@ -162,7 +162,7 @@ public static class Attention
     private static void GemmLayer(float[] q, int ldq, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output, int ldo)
     {
         int group = numHeads / kv.Length, blocks = (rows + GemmRows - 1) / GemmRows, items = numHeads * blocks;
-        KernelOptions.For(items, true,
+        ComputeContext.Current.For(items, true,
             item => GemmBlock(q, ldq, rows, kv[item / blocks / group], scale, output, ldo, item / blocks, item % blocks * GemmRows));
     }
 

@@ -33,7 +33,7 @@ internal static unsafe class DecodeAttention
     /// query vectors of one KV head (rows × group) small enough for their state to live on the stack.</summary>
     public static bool Supports(int headDim, int pageSize, int rows, int group) =>
         headDim % 16 == 0 && pageSize % 16 == 0 && (long)rows * group * headDim <= 8192
-        && Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
+        && Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
 
     /// <summary>Layouts as in <see cref="Attention.Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/>.</summary>
     public static void Layer(float[] q, int ldq, int rows, int numHeads, KvHeadCache[] kv, float scale, float[] output, int ldo)

@@ -11,10 +11,6 @@ namespace KvNotebooks.Kernels;
 /// </summary>
 public static class Gemm
 {
-    /// <summary>Forces the portable path on the calling thread (for tests of the dispatch; per thread so
-    /// that tests running in parallel, some asserting bit-identical results, are not switched under them).</summary>
-    [ThreadStatic] internal static bool ForcePortable;
-
     /// <summary>C[m×n] (+)= A[m×k] · Bᵀ where B is stored [n×k].</summary>
     public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
     {
@@ -32,15 +28,15 @@ public static class Gemm
     internal static void PortableNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         // Below ~1M multiply-adds (every decode GEMV of a small model) a thread hand-off costs more than it saves.
-        if (m * (long)n * k > 1 << 20 && KernelOptions.Threads > 1 && n >= 64)
+        if (m * (long)n * k > 1 << 20 && ComputeContext.Current.Threads > 1 && n >= 64)
         {
             unsafe
             {
                 fixed (float* pa = a, pb = b, pc = c)
                 {
                     float* ca = pa, cb = pb, cc = pc;
-                    int chunks = Math.Min(KernelOptions.Threads * 4, n / 16);
-                    Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = KernelOptions.Threads }, t =>
+                    int chunks = Math.Min(ComputeContext.Current.Threads * 4, n / 16);
+                    Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = ComputeContext.Current.Threads }, t =>
                     {
                         int j0 = (int)((long)n * t / chunks), j1 = (int)((long)n * (t + 1) / chunks);
                         for (int i = 0; i < m; i++)
@@ -66,7 +62,7 @@ public static class Gemm
         }
     }
 
-    private static bool UsePacked(int m, int k) => Vector512.IsHardwareAccelerated && !ForcePortable && m >= 8 && k > 0;
+    private static bool UsePacked(int m, int k) => Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable && m >= 8 && k > 0;
 
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
     public static void MatMulNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)

@@ -33,12 +33,12 @@ internal static unsafe class PackedNT
     public static void RunTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         int panels = (n + NR - 1) / NR;
-        bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
-        int groups = parallel ? Math.Min(panels, 4 * KernelOptions.Threads) : 1;
+        bool parallel = (long)m * n * k > 1 << 20 && ComputeContext.Current.Threads > 1;
+        int groups = parallel ? Math.Min(panels, 4 * ComputeContext.Current.Threads) : 1;
         fixed (float* pa = a, pb = b, pc = c)
         {
             float* ca = pa, cb = pb, cc = pc;
-            KernelOptions.For(groups, parallel, g =>
+            ComputeContext.Current.For(groups, parallel, g =>
             {
                 int p0 = (int)((long)panels * g / groups), p1 = (int)((long)panels * (g + 1) / groups);
                 long need = (long)(p1 - p0) * KC * NR + 16;
@@ -104,11 +104,11 @@ internal static unsafe class PackedNT
             if (bIsKByN) PackKByN(pb, pp, n, k, panels);
             else Pack(pb, pp, n, k, panels);
             int chunks = (m + RowChunk - 1) / RowChunk;
-            bool parallel = (long)m * n * k > 1 << 20 && KernelOptions.Threads > 1;
+            bool parallel = (long)m * n * k > 1 << 20 && ComputeContext.Current.Threads > 1;
             // few row chunks for the threads (a short batch): split the panels too, for balance
-            int groups = parallel && chunks < 4 * KernelOptions.Threads ? Math.Min(panels, (4 * KernelOptions.Threads + chunks - 1) / chunks) : 1;
+            int groups = parallel && chunks < 4 * ComputeContext.Current.Threads ? Math.Min(panels, (4 * ComputeContext.Current.Threads + chunks - 1) / chunks) : 1;
             float* ca = pa, cc = pc, cp = pp;
-            KernelOptions.For(chunks * groups, parallel, item =>
+            ComputeContext.Current.For(chunks * groups, parallel, item =>
             {
                 int g = item % groups;
                 Chunk(ca, cp, cc, m, n, k, panels, item / groups, accumulate, (int)((long)panels * g / groups), (int)((long)panels * (g + 1) / groups));

@@ -11,7 +11,7 @@ namespace KvNotebooks.Kernels;
 /// <see cref="Multiply(ReadOnlySpan{float}, int, int, Span{float}, int, bool)"/> — C[m × n] (+)= A[m × k] · Wᵀ — runs the 6-row × 32-column AVX-512 micro-kernel
 /// without packing anything per call. Single-threaded by design: the forward pass splits rows over threads
 /// and calls this on each thread's own rows, so a row tile's activations stay in that core's L2.
-/// Without AVX-512 (or built under <see cref="Gemm.ForcePortable"/>) it keeps the original layout and takes dot products.
+/// Without AVX-512 (or built under <see cref="ComputeContext.Portable"/>) it keeps the original layout and takes dot products.
 /// (<see cref="Gemm"/>'s entry points are untouched: training's numerics depend on them.)
 /// </summary>
 public sealed unsafe class PackedWeight
@@ -29,7 +29,7 @@ public sealed unsafe class PackedWeight
         N = n;
         K = k;
         Panels = (n + NR - 1) / NR;
-        _fast = Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
+        _fast = Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
         if (!_fast)
         {
             _plain = w[..(n * k)].ToArray();

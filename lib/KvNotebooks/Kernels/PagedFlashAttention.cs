@@ -39,7 +39,7 @@ internal static unsafe class PagedFlashAttention
 
     /// <summary>Whether this path applies: AVX-512, head size 32, pages a multiple of 8 entries.</summary>
     public static bool Supports(int headDim, int pageSize) =>
-        headDim == Hd && pageSize % MR == 0 && Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
+        headDim == Hd && pageSize % MR == 0 && Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
 
     /// <summary>q row r, head h at q[r·ldq + h·32]; output likewise with ldo. Every KV head's last
     /// <paramref name="rows"/> entries are this block's own keys.</summary>

@@ -50,9 +50,13 @@ public sealed class LlamaModel
     private int[] _positions = [];
     private TileScratch[] _scratch = [];
 
-    public LlamaModel(LlamaWeights weights)
+    /// <param name="weights">The model's weights (packed once here for the inference GEMM).</param>
+    /// <param name="compute">Threads, kernel paths and page cache this model runs with (default: every core, its own pages).</param>
+    public LlamaModel(LlamaWeights weights, ComputeContext? compute = null)
     {
         _w = weights;
+        Compute = compute ?? new ComputeContext();
+        using var scope = Compute.Enter();   // the weights are packed for the kernel paths this context takes
         var c = weights.Config;
         c.Validate();
         Config = c;
@@ -80,6 +84,8 @@ public sealed class LlamaModel
 
     public LlamaConfig Config { get; }
     public LlamaWeights Weights => _w;
+    /// <summary>What this model runs with: every <see cref="Forward"/> runs under it, and its caches recycle its pages.</summary>
+    public ComputeContext Compute { get; }
     /// <summary>When set (benchmarks only), each op of <see cref="Forward"/> charges its time here (per op
     /// only on one thread; on more, the row-tile phases are charged as a whole).</summary>
     internal Bench.StepTimer? Timer { get; set; }
@@ -90,7 +96,7 @@ public sealed class LlamaModel
     {
         storage ??= KvStorage.Default;
         int heads = storage.ReplicatePerQueryHead ? Config.NumHeads : Config.NumKvHeads;
-        return new(Config.NumLayers, heads, Config.HeadDim, pageSize, storage.Quantization);
+        return new(Config.NumLayers, heads, Config.HeadDim, pageSize, storage.Quantization, Compute.Pages);
     }
 
     /// <summary>
@@ -117,6 +123,7 @@ public sealed class LlamaModel
                 throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"token {i} has id {tokens[i]}, outside the vocabulary [0, {V})");
             if (positions[i] < 0) throw new ArgumentOutOfRangeException(nameof(positions), positions[i], "positions must be ≥ 0");
         }
+        using var scope = Compute.Enter();
         EnsureCapacity(rows);
         positions.CopyTo(_positions);
         int maxPosition = 0;
@@ -220,14 +227,14 @@ public sealed class LlamaModel
     /// </summary>
     private unsafe void Linear(PackedWeight w, float* a, int lda, int m, float* c, int ldc, bool accumulate)
     {
-        int parts = Math.Min(KernelOptions.Threads, w.Panels / 4);
+        int parts = Math.Min(Compute.Threads, w.Panels / 4);
         if (!_splitColumns || parts <= 1 || (long)m * w.N * w.K < 1 << 18)   // below ~1 MB of weights a hand-off costs about what it saves
         {
             w.Multiply(a, lda, m, c, ldc, accumulate, 0, w.Panels);
             return;
         }
         float* ca = a, cc = c;
-        KernelOptions.For(parts, true, i => w.Multiply(ca, lda, m, cc, ldc, accumulate, w.Panels * i / parts, w.Panels * (i + 1) / parts));
+        Compute.For(parts, true, i => w.Multiply(ca, lda, m, cc, ldc, accumulate, w.Panels * i / parts, w.Panels * (i + 1) / parts));
     }
 
     /// <summary>Set while a single tile runs with threads to spare (a decode step, a short chunk): its GEMMs split columns.</summary>
@@ -237,15 +244,15 @@ public sealed class LlamaModel
     /// Runs tile(scratch, r0, r1, timer) over row tiles covering [0, rows): <see cref="RowTile"/> rows each, the last
     /// ≤ 2·RowTile rows in half tiles so that threads finish together (the tiling depends on rows alone, so results
     /// do not depend on the thread count). Inline for a single tile or thread, else on up to
-    /// <see cref="KernelOptions.Threads"/> workers (one hand-off), each taking the next tile when done and using its
+    /// <see cref="Compute"/>'s threads (one hand-off), each taking the next tile when done and using its
     /// own scratch. Per-op timing only inline; otherwise the phase is charged whole.
     /// </summary>
     private void Tiles(int rows, Action<TileScratch, int, int, Bench.StepTimer?> tile, Bench.StepTimer? timer, string phase)
     {
         const int half = RowTile / 2;
         int full = Math.Max(0, rows - 2 * RowTile) / RowTile, rest = rows - full * RowTile;
-        var scratches = _scratch; // one per worker, sized by EnsureCapacity from KernelOptions.Threads, which may have grown since
-        int tiles = full + (rest + half - 1) / half, workers = Math.Min(Math.Min(KernelOptions.Threads, scratches.Length), tiles);
+        var scratches = _scratch; // one per worker thread of Compute
+        int tiles = full + (rest + half - 1) / half, workers = Math.Min(scratches.Length, tiles);
         void Run(TileScratch scratch, int i, Bench.StepTimer? t)
         {
             int r0 = i < full ? i * RowTile : full * RowTile + (i - full) * half;
@@ -253,7 +260,7 @@ public sealed class LlamaModel
         }
         if (workers <= 1)
         {
-            _splitColumns = tiles == 1 && KernelOptions.Threads > 1;
+            _splitColumns = tiles == 1 && Compute.Threads > 1;
             try
             {
                 for (int i = 0; i < tiles; i++) Run(scratches[0], i, timer);
@@ -277,13 +284,7 @@ public sealed class LlamaModel
     private void EnsureCapacity(int rows)
     {
         var c = Config;
-        int workers = Math.Max(1, KernelOptions.Threads);
-        if (_scratch.Length < workers)
-        {
-            var more = new TileScratch[workers];
-            for (int i = 0; i < workers; i++) more[i] = i < _scratch.Length ? _scratch[i] : new TileScratch(c);
-            _scratch = more;
-        }
+        if (_scratch.Length == 0) _scratch = Enumerable.Range(0, Compute.Threads).Select(_ => new TileScratch(c)).ToArray();
         if (rows <= _capacity) return;
         int cap = Math.Max(rows, _capacity * 2);
         _x = new float[cap * c.HiddenSize];

@@ -29,8 +29,11 @@ public sealed class TrainableLlama
     private bool _sparse;           // the last forward ran the last layer on the loss rows only
     private bool[] _activeRows = [];
 
-    public TrainableLlama(LlamaWeights weights)
+    /// <param name="weights">The weights trained in place (gradients go to <see cref="Grads"/>).</param>
+    /// <param name="compute">Threads and kernel paths the passes run with (default: every core).</param>
+    public TrainableLlama(LlamaWeights weights, ComputeContext? compute = null)
     {
+        Compute = compute ?? new ComputeContext();
         Config = weights.Config;
         Config.Validate();
         Weights = weights;
@@ -85,6 +88,8 @@ public sealed class TrainableLlama
 
     public LlamaConfig Config { get; }
     public LlamaWeights Weights { get; }
+    /// <summary>What every forward and backward pass runs with.</summary>
+    public ComputeContext Compute { get; }
     /// <summary>Gradient buffers shaped like <see cref="Weights"/> (the same arrays as Parameters[i].Grad).</summary>
     public LlamaWeights Grads { get; }
     /// <summary>Every parameter tensor once, with Hugging Face names (tied: no lm_head entry).</summary>
@@ -157,6 +162,7 @@ public sealed class TrainableLlama
     /// (rows index the concatenation, so the mean is over all the batch's loss positions).</summary>
     public double Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lossPositions, ReadOnlySpan<int> targets, int batch = 1)
     {
+        using var scope = Compute.Enter();
         var c = Config;
         int T = tokens.Length, P = lossPositions.Length;
         if (T == 0) throw new ArgumentException("empty sequence");
@@ -192,6 +198,7 @@ public sealed class TrainableLlama
     /// target). Backward from them with <see cref="BackwardFromHidden"/>.</summary>
     public ReadOnlySpan<float> ForwardHidden(ReadOnlySpan<int> tokens, int batch = 1)
     {
+        using var scope = Compute.Enter();
         Prepare(tokens, batch);
         RunLayers(sparseLast: false);
         return _a!.Xf.AsSpan(0, _N * Config.HiddenSize);
@@ -338,6 +345,7 @@ public sealed class TrainableLlama
     public void Backward(float lossScale = 1f)
     {
         if (_a is null) throw new InvalidOperationException("Backward before Forward");
+        using var scope = Compute.Enter();
         Timer?.Start();
         var c = Config; var a = _a;
         int N = _N, P = _P;
@@ -374,6 +382,7 @@ public sealed class TrainableLlama
         int n = _N * Config.HiddenSize;
         if (dHidden.Length != n) throw new ArgumentException($"dHidden has {dHidden.Length} values, expected {n}");
         if (_sparse) throw new InvalidOperationException("BackwardFromHidden after a Forward that ran the last layer on the loss rows only; use ForwardHidden");
+        using var scope = Compute.Enter();
         dHidden.CopyTo(_a.DXn);
         Timer?.Start();
         BackwardBody();

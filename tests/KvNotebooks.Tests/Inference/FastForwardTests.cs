@@ -19,18 +19,13 @@ public class FastForwardTests
         HeadDim = 32, RopeTheta = 10000, AttentionBias = true,
     }, seed);
 
-    private static float[] Prefill(LlamaModel model, int[] prompt, int chunk, int threads, int pageSize = 64)
+    private static float[] Prefill(LlamaWeights w, int[] prompt, int chunk, int threads, int pageSize = 64, bool portable = false)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try
-        {
-            var session = new Session(model, new FullAttention(), chunk, pageSize);
-            var all = new float[prompt.Length * model.Config.VocabSize];
-            session.Prefill(prompt, all);
-            return all;
-        }
-        finally { KernelOptions.Threads = saved; }
+        var model = new LlamaModel(w, new ComputeContext(threads, portable));
+        var session = new Session(model, new FullAttention(), chunk, pageSize);
+        var all = new float[prompt.Length * model.Config.VocabSize];
+        session.Prefill(prompt, all);
+        return all;
     }
 
     private static void Close(double[][] expected, float[] actual, int V, double tol, string what)
@@ -47,17 +42,17 @@ public class FastForwardTests
     {
         var w = Weights(5);
         int V = w.Config.VocabSize;
-        var model = new LlamaModel(w);
         var prompt = TinyModels.Tokens(300, V, seed: 6);
-        var single = Prefill(model, prompt, int.MaxValue, threads: 2);
+        var single = Prefill(w, prompt, int.MaxValue, threads: 2);
         var reference = ReferenceLlama.Logits(w, prompt, (_, _, q, k) => k <= q);
         Close(reference, single, V, 2e-4, "single pre-fill vs reference");
 
-        Assert.Equal(single, Prefill(model, prompt, int.MaxValue, threads: 1));     // tiles and attention items are row-local
+        Assert.Equal(single, Prefill(w, prompt, int.MaxValue, threads: 1));     // tiles and attention items are row-local
+        Assert.Equal(single, Prefill(w, prompt, int.MaxValue, threads: 3));
         var asDouble = Enumerable.Range(0, prompt.Length).Select(t => single.AsSpan(t * V, V).ToArray().Select(x => (double)x).ToArray()).ToArray();
         foreach (int chunk in new[] { 100, 37, 5 })
-            Close(asDouble, Prefill(model, prompt, chunk, threads: 2), V, 1e-5, $"chunk {chunk}");
-        Close(asDouble, Prefill(model, prompt, 120, threads: 2, pageSize: 4), V, 1e-5, "pages of 4 (portable attention)");
+            Close(asDouble, Prefill(w, prompt, chunk, threads: 2), V, 1e-5, $"chunk {chunk}");
+        Close(asDouble, Prefill(w, prompt, 120, threads: 2, pageSize: 4), V, 1e-5, "pages of 4 (portable attention)");
     }
 
     [Fact]
@@ -89,41 +84,54 @@ public class FastForwardTests
         var w = Weights(7);
         int V = w.Config.VocabSize;
         var prompt = TinyModels.Tokens(130, V, seed: 8);
-        var fast = Prefill(new LlamaModel(w), prompt, int.MaxValue, threads: 2);
-        Gemm.ForcePortable = true;
-        try
-        {
-            var portable = Prefill(new LlamaModel(w), prompt, int.MaxValue, threads: 2);
-            var asDouble = Enumerable.Range(0, prompt.Length).Select(t => fast.AsSpan(t * V, V).ToArray().Select(x => (double)x).ToArray()).ToArray();
-            Close(asDouble, portable, V, 1e-5, "portable vs AVX-512");
-        }
-        finally { Gemm.ForcePortable = false; }
+        var fast = Prefill(w, prompt, int.MaxValue, threads: 2);
+        var portable = Prefill(w, prompt, int.MaxValue, threads: 2, portable: true);
+        var asDouble = Enumerable.Range(0, prompt.Length).Select(t => fast.AsSpan(t * V, V).ToArray().Select(x => (double)x).ToArray()).ToArray();
+        Close(asDouble, portable, V, 1e-5, "portable vs AVX-512");
+        // the kernels of a portable model's pass really see the switch (on every worker thread too)
+        var spy = new ContextSpy();
+        var model = new LlamaModel(w, new ComputeContext(2, portable: true));
+        using var cache = model.NewCache();
+        model.Forward(prompt, Enumerable.Range(0, prompt.Length).ToArray(), cache, LogitRows.None, default, spy);
+        Assert.All(spy.Seen, c => Assert.True(c.Portable));
+        bool onWorkers = false;
+        model.Compute.For(8, true, _ => { if (ComputeContext.Current.Portable) onWorkers = true; });
+        Assert.False(onWorkers);   // outside the model's passes, the caller's context
+        using (model.Compute.Enter()) model.Compute.For(8, true, _ => Assert.True(ComputeContext.Current.Portable));
     }
 
-    /// <summary>Raises <see cref="KernelOptions.Threads"/> after a layer's attention, i.e. after the model sized its
-    /// per-worker scratch for this forward pass (another thread, or a test running beside this one, can do that).</summary>
-    private sealed class ThreadsBump(int to) : ILayerObserver
+    /// <summary>Records the context the kernels see while the model attends, layer by layer.</summary>
+    private sealed class ContextSpy : ILayerObserver
     {
-        public void AfterAttention(int layer, int rows, float[] queries) => KernelOptions.Threads = to;
+        public readonly List<ComputeContext> Seen = new();
+        public void AfterAttention(int layer, int rows, float[] queries) { lock (Seen) Seen.Add(ComputeContext.Current); }
     }
 
     [Fact]
-    public void More_threads_set_in_the_middle_of_a_forward_pass_use_only_the_scratch_there_is()
+    public void Models_with_different_thread_counts_run_side_by_side_each_under_its_own_context()
     {
-        var model = new LlamaModel(Weights(5));
+        var w = Weights(5);
         int[] prompt = Enumerable.Range(0, 5 * 96).Select(i => (i * 7 + 3) % 61).ToArray(); // several row tiles
-        var expected = Prefill(model, prompt, int.MaxValue, threads: 1);
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = 1;
-        try
+        var outside = ComputeContext.Current;
+        var results = new float[3][];
+        var spies = new ContextSpy[3];
+        var models = new[] { 1, 2, 3 }.Select(t => new LlamaModel(w, new ComputeContext(t))).ToArray();
+        Parallel.For(0, 3, i =>
         {
-            using var cache = new KvCache(model.Config.NumLayers, model.Config.NumKvHeads, model.Config.HeadDim);
-            var logits = new float[prompt.Length * model.Config.VocabSize];
-            // Before WorkQueue took the scratch count, this could throw IndexOutOfRangeException in the MLP tiles (2 workers,
-            // 1 scratch) when the second worker got a tile (it did once in CI, through a test changing Threads beside it).
-            model.Forward(prompt, Enumerable.Range(0, prompt.Length).ToArray(), cache, LogitRows.All, logits, new ThreadsBump(4));
-            Assert.Equal(expected, logits); // the tiling depends on rows alone: the same bits
+            using var cache = models[i].NewCache();
+            var logits = new float[prompt.Length * w.Config.VocabSize];
+            spies[i] = new ContextSpy();
+            for (int r = 0; r < 3; r++)   // interleaved with the other models' passes
+                models[i].Forward(prompt, Enumerable.Range(0, prompt.Length).ToArray(), cache, LogitRows.All, logits, spies[i]);
+            results[i] = logits;
+        });
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.All(spies[i].Seen, c => Assert.Same(models[i].Compute, c));   // kernels saw this model's context, and no other
+            Assert.Equal(i + 1, models[i].Compute.Threads);
         }
-        finally { KernelOptions.Threads = saved; }
+        Assert.Equal(results[0], results[1]);   // the tiling depends on rows alone: the same bits at 1, 2 and 3 threads
+        Assert.Equal(results[0], results[2]);
+        Assert.Same(outside, ComputeContext.Current);   // nothing left behind
     }
 }

@@ -22,13 +22,11 @@ public class GemmTests
         var a = new float[m * k]; var b = new float[n * k];
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() * 2 - 1);
-        int saved = KernelOptions.Threads;
-        try
         {
             foreach (int threads in new[] { 1, 2 })
                 foreach (bool acc in new[] { false, true })
                 {
-                    KernelOptions.Threads = threads;
+                    using var scope = new ComputeContext(threads).Enter();
                     var c = new float[m * n];
                     for (int i = 0; i < c.Length; i++) c[i] = 0.5f;
                     Gemm.MatMulNT(a, b, c, m, n, k, acc);
@@ -41,6 +39,5 @@ public class GemmTests
                         }
                 }
         }
-        finally { KernelOptions.Threads = saved; }
     }
 }

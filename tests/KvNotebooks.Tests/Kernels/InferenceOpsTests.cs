@@ -14,10 +14,8 @@ public class InferenceOpsTests
 
     private static void WithThreads(int threads, Action body)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try { body(); }
-        finally { KernelOptions.Threads = saved; }
+        using var scope = new ComputeContext(threads).Enter();
+        body();
     }
 
     /// <summary>The rotation exactly as the scalar loop did it before the tables: angles per call, fp32.</summary>

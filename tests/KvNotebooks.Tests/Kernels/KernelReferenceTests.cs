@@ -25,10 +25,7 @@ public class KernelReferenceTests
         var a = Rand(m * k, 1); var b = Rand(n * k, 2); var bNN = Rand(k * n, 3); var aT = Rand(k * m, 4);
         foreach (var (threads, portable) in new[] { (1, false), (2, false), (1, true), (2, true) })
         {
-            int saved = KernelOptions.Threads;
-            KernelOptions.Threads = threads;
-            Gemm.ForcePortable = portable;
-            try
+            using (new ComputeContext(threads, portable).Enter())
             {
                 foreach (bool acc in new[] { false, true })
                 {
@@ -54,7 +51,6 @@ public class KernelReferenceTests
                         }
                 }
             }
-            finally { KernelOptions.Threads = saved; Gemm.ForcePortable = false; }
         }
     }
 
@@ -77,10 +73,7 @@ public class KernelReferenceTests
         float scale = 1f / MathF.Sqrt(hd);
         foreach (int threads in new[] { 1, 2 })
         {
-            int saved = KernelOptions.Threads;
-            KernelOptions.Threads = threads;
-            try { Attention.Layer(q, rows, heads, cache.Layer(0), scale, o); }
-            finally { KernelOptions.Threads = saved; }
+            using (new ComputeContext(threads).Enter()) Attention.Layer(q, rows, heads, cache.Layer(0), scale, o);
             int group = heads / kvHeads;
             for (int i = 0; i < rows; i++)
                 for (int h = 0; h < heads; h++)

@@ -24,10 +24,8 @@ public class PackedWeightTests
         var w = Rand(n * k, 1); var a = Rand(m * lda, 2); var init = Rand(m * ldc, 3);
         foreach (var (portable, acc) in new[] { (false, false), (false, true), (true, false), (true, true) })
         {
-            Gemm.ForcePortable = portable;
             PackedWeight packed;
-            try { packed = new PackedWeight(w, n, k); }
-            finally { Gemm.ForcePortable = false; }
+            using (new ComputeContext(1, portable).Enter()) packed = new PackedWeight(w, n, k);
             var c = (float[])init.Clone();
             packed.Multiply(a, lda, m, c, ldc, acc);
             for (int i = 0; i < m; i++)

@@ -145,10 +145,7 @@ public class PagedFlashAttentionTests
 
     internal static void Run(int threads, bool portable, Action body)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        Gemm.ForcePortable = portable;
-        try { body(); }
-        finally { KernelOptions.Threads = saved; Gemm.ForcePortable = false; }
+        using var scope = new ComputeContext(threads, portable).Enter();
+        body();
     }
 }

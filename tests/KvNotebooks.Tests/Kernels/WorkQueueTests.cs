@@ -6,8 +6,8 @@ namespace KvNotebooks.Tests.Kernels;
 public class WorkQueueTests
 {
     /// <summary>Every item runs once, on a worker index below min(threads, maxWorkers): a caller that sized
-    /// per-worker scratch for fewer threads than <see cref="KernelOptions.Threads"/> now says (it is global and
-    /// may grow in between) passes its scratch count and is never handed a worker it has no scratch for.</summary>
+    /// per-worker scratch for fewer threads than <see cref="ComputeContext.Threads"/> says passes its scratch count
+    /// and is never handed a worker it has no scratch for.</summary>
     [Theory]
     [InlineData(4, int.MaxValue, 4)]
     [InlineData(4, 1, 1)]
@@ -15,9 +15,7 @@ public class WorkQueueTests
     [InlineData(1, 3, 1)]
     public void Workers_stay_below_the_thread_count_and_the_callers_cap(int threads, int maxWorkers, int bound)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try
+        using (new ComputeContext(threads).Enter())
         {
             var seen = new ConcurrentBag<(int Worker, int Item)>();
             using var gate = new Barrier(Math.Min(bound, 2)); // two workers in at once when two may run: the second cannot be starved
@@ -30,6 +28,5 @@ public class WorkQueueTests
             Assert.All(seen, x => Assert.InRange(x.Worker, 0, bound - 1));
             if (bound > 1) Assert.True(seen.Select(x => x.Worker).Distinct().Count() >= 2, "two workers ran");
         }
-        finally { KernelOptions.Threads = saved; }
     }
 }

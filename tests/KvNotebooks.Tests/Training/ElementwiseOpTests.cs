@@ -111,10 +111,7 @@ public class ElementwiseOpTests
 
     private static void With(int threads, bool portable, Action body)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        Gemm.ForcePortable = portable;
-        try { body(); }
-        finally { KernelOptions.Threads = saved; Gemm.ForcePortable = false; }
+        using var scope = new ComputeContext(threads, portable).Enter();
+        body();
     }
 }

@@ -35,16 +35,13 @@ public class FastPathModelTests
         var targets = positions.Select(p => (p * 7 + 3) % 41).ToArray();
         (double Loss, float[][] Grads, float[][]? GateGrads) Run(bool reference, int threads)
         {
-            int saved = KernelOptions.Threads;
-            KernelOptions.Threads = threads;
-            try
+            using (new ComputeContext(threads).Enter())
             {
                 var m = Build(variant);
                 m.UseBlockedAttention = !reference;
                 double loss = m.ForwardBackward(tokens, positions, targets, 1f / batch, batch);
                 return (loss, m.Parameters.Select(p => (float[])p.Grad.Clone()).ToArray(), m.GateGrads?.Select(g => (float[])g.Clone()).ToArray());
             }
-            finally { KernelOptions.Threads = saved; }
         }
         var reference = Run(true, 1);
         var one = Run(false, 1);

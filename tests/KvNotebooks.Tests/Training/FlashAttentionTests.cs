@@ -6,7 +6,7 @@ namespace KvNotebooks.Tests.Training;
 
 /// <summary>
 /// <see cref="BlockedAttentionOp"/> at head size 32, where AVX-512 machines take the fused
-/// <see cref="FlashAttention"/> tiles (and <see cref="Gemm.ForcePortable"/> the GEMM blocks), against the
+/// <see cref="FlashAttention"/> tiles (and <see cref="ComputeContext.Portable"/> the GEMM blocks), against the
 /// row-by-row reference <see cref="AttentionOp"/>: odd lengths around the 8/32/64 tile sizes, GQA, every
 /// kind of mask edge, batches, 1 and 2 threads.
 /// </summary>
@@ -142,11 +142,8 @@ public class FlashAttentionTests
 
     private static void WithThreads(int threads, bool portable, Action body)
     {
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        Gemm.ForcePortable = portable;
-        try { body(); }
-        finally { KernelOptions.Threads = saved; Gemm.ForcePortable = false; }
+        using var scope = new ComputeContext(threads, portable).Enter();
+        body();
     }
 
     private static void Close(string name, float[] expected, float[] actual, double abs = 1e-5, double rel = 1e-4)

@@ -96,9 +96,7 @@ public class LossRowsPathTests
                 active[b * per + t / 64] = true;
                 for (int e = 0; e < Hq * hd; e++) dO[((b * T + t) * Hq) * hd + e] = (float)(rng.NextDouble() - 0.5);
             }
-        int saved = KernelOptions.Threads;
-        KernelOptions.Threads = threads;
-        try
+        using (new ComputeContext(threads).Enter())
         {
             var (o1, l1, dq1, dk1, dv1) = (new float[q.Length], new float[S * Hq * T], new float[q.Length], new float[k.Length], new float[v.Length]);
             FlashAttention.Forward(q, k, v, o1, l1, S, T, Hq, Hkv, masks);
@@ -116,7 +114,6 @@ public class LossRowsPathTests
             Assert.Equal(dv1, dv2);
             Assert.Contains(dk2, x => x != 0);
         }
-        finally { KernelOptions.Threads = saved; }
     }
 
     [Fact]

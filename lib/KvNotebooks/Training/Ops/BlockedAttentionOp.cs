@@ -10,7 +10,7 @@ namespace KvNotebooks.Training.Ops;
 /// touched: [0, i1) for a full head; the sink segment and the window segment for a streaming head.
 /// Scratch is one block of scores per segment (BlockRows × keys), never T × T.
 /// With AVX-512 and head size 32 (our models) both directions go to <see cref="FlashAttention"/>
-/// instead (fused register tiles; <c>blockRows</c> is then ignored); <see cref="Gemm.ForcePortable"/>
+/// instead (fused register tiles; <c>blockRows</c> is then ignored); <see cref="ComputeContext.Portable"/>
 /// forces the path below. <see cref="AttentionOp"/> stays the readable reference the tests compare both against.
 /// </summary>
 public static class BlockedAttentionOp

@@ -42,7 +42,7 @@ internal static unsafe class FlashAttention
     /// <summary>Work (T² × sequences × heads × 32, twice that backward) below which a pass runs inline, not worth a thread hand-off.</summary>
     private const long ParallelWork = 1 << 20;
 
-    public static bool Supports(int headDim) => headDim == Hd && Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
+    public static bool Supports(int headDim) => headDim == Hd && Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
 
     /// <summary>q, o [S·T × Hq·32], k, v [S·T × Hkv·32], lse [S][Hq × T] for S sequences of T rows each.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
@@ -62,7 +62,7 @@ internal static unsafe class FlashAttention
         fixed (float* pq = q, pk = k, pv = v, po = o, plse = lse)
         {
             float* gq = pq, gk = pk, gv = pv, gkh = kh, gvh = vh, gqt = qt;
-            KernelOptions.For(S * (Hkv + Hq), (long)S * T * Hq * Hd >= 1 << 16, item =>
+            ComputeContext.Current.For(S * (Hkv + Hq), (long)S * T * Hq * Hd >= 1 << 16, item =>
             {
                 int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
                 if (x < Hkv)
@@ -147,7 +147,7 @@ internal static unsafe class FlashAttention
             bool parallel = (long)S * T * Hq * Hd >= 1 << 16;
             float* gq = pq, gk = pk, gv = pv, gdo = pdo, go = po, gl = plse;
             float* gkh = kh, gvh = vh, gqt = qt, gqn = qn, gdon = don, gdot = dot, gl2 = lse2, gdd = dd, gdq = dqg;
-            KernelOptions.For(S * (Hkv + Hq), parallel, item =>
+            ComputeContext.Current.For(S * (Hkv + Hq), parallel, item =>
             {
                 int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
                 if (x < Hkv)
@@ -183,7 +183,7 @@ internal static unsafe class FlashAttention
             });
             // dq (+)= Σ_groups (in order), dk (+)= dK, dv (+)= dV, back to the interleaved layouts
             float* sdq = pdq, sdk = pdk, sdv = pdv;
-            KernelOptions.For(S * (Hkv + Hq), parallel, item =>
+            ComputeContext.Current.For(S * (Hkv + Hq), parallel, item =>
             {
                 int b = item / (Hkv + Hq), x = item % (Hkv + Hq);
                 if (x < Hkv)

@@ -140,7 +140,7 @@ public static unsafe class RmsNormOp
             for (int i = 0; i < d; i++) dwb[i] += dyr[i] * xr[i] * inv;
     }
 
-    private static bool Fast(int d) => Vector512.IsHardwareAccelerated && !Gemm.ForcePortable && d % 16 == 0;
+    private static bool Fast(int d) => Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable && d % 16 == 0;
 
     private static int RowsPerBlock(int rows) => Math.Max(MinRowsPerBlock, (rows + Blocks - 1) / Blocks);
     private static int BlockCount(int rows) => (rows + RowsPerBlock(rows) - 1) / RowsPerBlock(rows);
@@ -149,7 +149,7 @@ public static unsafe class RmsNormOp
     private static void ForBlocks(int rows, int d, Action<int, int> body)
     {
         int per = RowsPerBlock(rows), blocks = BlockCount(rows);
-        KernelOptions.For(blocks, (long)rows * d >= 1 << 15, b => body(b * per, Math.Min(rows, (b + 1) * per)));
+        ComputeContext.Current.For(blocks, (long)rows * d >= 1 << 15, b => body(b * per, Math.Min(rows, (b + 1) * per)));
     }
 
     [ThreadStatic] private static float[]? _partials;

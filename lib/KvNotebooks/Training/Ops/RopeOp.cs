@@ -42,7 +42,7 @@ public sealed class RopeTable
 /// <summary>Rotary embedding, rotate-half convention (dim i pairs with i + headDim/2):
 /// (a, b) → (a·cos − b·sin, b·cos + a·sin). It is a rotation, so backward is the rotation by −angle.</summary>
 /// <remarks>With AVX-512 and headDim/2 a multiple of 16 the pairs are rotated 16 at a time; large inputs
-/// are split by rows over <see cref="KernelOptions.Threads"/>.</remarks>
+/// are split by rows over <see cref="ComputeContext.Threads"/>.</remarks>
 public static unsafe class RopeOp
 {
     /// <summary>Rotates <paramref name="heads"/> heads of each of <paramref name="rows"/> rows of
@@ -57,12 +57,12 @@ public static unsafe class RopeOp
         int hd = table.HeadDim, half = hd / 2;
         if (rows > table.Rows) throw new ArgumentException($"RoPE table has {table.Rows} rows, {rows} requested");
         if (x.Length < (long)rows * stride || heads * hd > stride) throw new ArgumentException("RoPE input too small");
-        bool fast = Vector512.IsHardwareAccelerated && !Gemm.ForcePortable && half % 16 == 0;
+        bool fast = Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable && half % 16 == 0;
         const int RowsPerChunk = 256;
         fixed (float* px = x, pc = table.Cos, ps = table.Sin)
         {
             float* cx = px, ccos = pc, csin = ps;
-            KernelOptions.For((rows + RowsPerChunk - 1) / RowsPerChunk, (long)rows * heads * hd >= 1 << 16, ch =>
+            ComputeContext.Current.For((rows + RowsPerChunk - 1) / RowsPerChunk, (long)rows * heads * hd >= 1 << 16, ch =>
             {
                 for (int r = ch * RowsPerChunk; r < Math.Min(rows, (ch + 1) * RowsPerChunk); r++)
                 {

@@ -7,7 +7,7 @@ namespace KvNotebooks.Training.Ops;
 /// <summary>h = silu(g) ⊙ u with silu(g) = g·σ(g), element-wise.</summary>
 /// <remarks>The scalar loops are the definition (and the portable backward); the AVX-512 path does the
 /// same per 16 lanes in one pass (σ through <see cref="VectorMath.Exp2"/>), the portable forward goes
-/// through TensorPrimitives 256 values at a time. Large arrays are split over <see cref="KernelOptions.Threads"/>.</remarks>
+/// through TensorPrimitives 256 values at a time. Large arrays are split over <see cref="ComputeContext.Threads"/>.</remarks>
 public static unsafe class SwiGluOp
 {
     private const int Chunk = 1 << 14;
@@ -43,8 +43,8 @@ public static unsafe class SwiGluOp
         }
     }
 
-    /// <summary>Read on the calling thread (<see cref="Gemm.ForcePortable"/> is per thread, the chunks may run on others).</summary>
-    private static bool Fast => Vector512.IsHardwareAccelerated && !Gemm.ForcePortable;
+    /// <summary>Read once per call, on the calling thread, before the chunks fan out.</summary>
+    private static bool Fast => Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
 
     private static void ForwardRange(float* g, float* u, float* h, int n, bool fast)
     {
@@ -116,7 +116,7 @@ public static unsafe class SwiGluOp
     private static void For(int n, Action<int, int> range)
     {
         int chunks = (n + Chunk - 1) / Chunk;
-        if (chunks <= 1 || KernelOptions.Threads <= 1) { range(0, n); return; }
-        KernelOptions.For(chunks, true, ch => range(ch * Chunk, Math.Min(Chunk, n - ch * Chunk)));
+        if (chunks <= 1 || ComputeContext.Current.Threads <= 1) { range(0, n); return; }
+        ComputeContext.Current.For(chunks, true, ch => range(ch * Chunk, Math.Min(Chunk, n - ch * Chunk)));
     }
 }

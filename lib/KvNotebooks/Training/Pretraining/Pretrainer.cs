@@ -24,7 +24,8 @@ public sealed class Pretrainer
     private readonly string _dir;
     private readonly AdamWGroup[] _groups;
 
-    public Pretrainer(PretrainConfig config, string runDir)
+    /// <param name="compute">Threads and kernel paths of the run (default: the config's <c>threads</c>).</param>
+    public Pretrainer(PretrainConfig config, string runDir, ComputeContext? compute = null)
     {
         _cfg = config;
         _dir = runDir;
@@ -32,7 +33,7 @@ public sealed class Pretrainer
         Weights = config.InitModel is { } init && !File.Exists(Path.Combine(runDir, "checkpoint.bin"))
             ? LoadInit(init, config.Model)
             : WeightInit.Normal(config.Model, config.InitSeed, config.InitStd);
-        Model = new TrainableLlama(Weights);
+        Model = new TrainableLlama(Weights, compute ?? new ComputeContext(config.Threads));
         _groups = AdamW.DefaultGroups(1.0, config.WeightDecay, config.Beta1, config.Beta2);
         // The groups array is read at every step: setting its Lr per step gives the stage schedule.
         Optimizer = new AdamW(Model.Parameters, _groups, LrSchedule.Constant, config.ClipNorm);
@@ -104,9 +105,8 @@ public sealed class Pretrainer
     }
 
     /// <summary>Runs until the curriculum ends or <paramref name="maxSteps"/> more steps were done.</summary>
-    public void Train(int maxSteps = int.MaxValue, int? threads = null, CancellationToken cancel = default)
+    public void Train(int maxSteps = int.MaxValue, CancellationToken cancel = default)
     {
-        KernelOptions.Threads = threads ?? _cfg.Threads;
         int total = _cfg.TotalSteps;
         var sw = Stopwatch.StartNew();
         long tokensSinceLog = 0;
