@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using KvNotebooks.Evaluation;
+using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
@@ -10,7 +11,7 @@ namespace KvNotebooks.Cli.Commands;
 /// <summary><c>kvnb eval</c>: task scores with the measured footprint, peak KV and throughput, one CSV row per task.</summary>
 public static class EvalCommand
 {
-    public static Command Create()
+    public static Command Create(MethodRegistry registry)
     {
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small", Required = true };
         var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
@@ -22,7 +23,7 @@ public static class EvalCommand
         var answers = new Option<string?>("--answers") { Description = "Also write every example's generated answer next to the gold one to this file (JSON lines: task, seed, context, score, gold, generated, as words and as token ids), for error analysis" };
         var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = Cli.JsonOption();
-        var methodOptions = new MethodOptions();
+        var methodOptions = new MethodOptions(registry);
         var cmd = new Command("eval", "Score the model on the task suite under a KV method, with measured footprint and memory") { model, tasks, context, examples, evalDir, seed, csv, answers, threads };
         methodOptions.AddTo(cmd);
         cmd.Options.Add(json);
@@ -37,10 +38,10 @@ public static class EvalCommand
             string dir = p.GetValue(model)!;
             var weights = LlamaWeights.Load(dir);
             var llama = new LlamaModel(weights, new ComputeContext(p.GetValue(threads)));
-            int chunk = methodOptions.ChunkSize(p) is var c && c == int.MaxValue ? 0 : c; // 0 = a single pre-fill
-            var spec = methodOptions.Spec(p);
+            var chunk = methodOptions.Chunking(p);
+            var spec = methodOptions.Spec(p, chunked: !chunk.IsNone);
             spec.Create(weights.Config); // validates the options once
-            var method = spec.ToEvalMethod(chunk);
+            var method = EvalMethod.For(spec, chunk);
             var taskList = TaskSuite.Parse(p.GetValue(tasks)!);
             var set = p.GetValue(seed) is { } s
                 ? EvalSet.Create(taskList, length, n, s)

@@ -1,65 +1,145 @@
 using System.CommandLine;
-using KvNotebooks.Evaluation;
+using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
-using KvNotebooks.Model;
+using KvNotebooks.Footprint;
 
 namespace KvNotebooks.Cli.Commands;
 
-/// <summary>The options that choose an eviction method, its schedule and a chunk size, shared by run and logits.</summary>
+/// <summary>
+/// The options that choose a method and configure it, generated from a <see cref="MethodRegistry"/>: <c>--method</c>,
+/// one option per knob of any method (<c>--pool-kernel</c>, <c>--sink</c>, …; a knob given to a method that does not
+/// have it is an error naming the methods that do), the schedule options of the token scorers, and the storage
+/// options (<c>--kv-bits</c>, <c>--gqa</c>). Shared by run, eval, logits and footprint; sweep takes lists instead
+/// (<see cref="KnobListOptions"/>).
+/// </summary>
 internal sealed class MethodOptions
 {
-    public readonly Option<int?> Chunk = new("--chunk") { Description = "Pre-fill chunk size C (default: a single pre-fill)" };
-    public readonly Option<string> Method = new("--method") { Description = string.Join(" | ", MethodFactory.Names), DefaultValueFactory = _ => "full" };
-    public readonly Option<int> Sink = new("--sink") { Description = "Streaming heads: sink tokens S", DefaultValueFactory = _ => 128 };
-    public readonly Option<int> Window = new("--window") { Description = "Streaming heads: local window W", DefaultValueFactory = _ => 1024 };
-    public readonly Option<string?> Masks = new("--masks") { Description = "headmask: 0/1 TSV, one row per layer, one column per KV head (1 = full)" };
-    public readonly Option<int> PoolKernel = new("--pool-kernel") { Description = "snapkv/pyramidkv: average-pool kernel (odd)", DefaultValueFactory = _ => 5 };
-    public readonly Option<int> Beta = new("--beta") { Description = "pyramidkv: β (min budget = average / β)", DefaultValueFactory = _ => 20 };
-    public readonly Option<double> LmbaThreshold = new("--lmba-threshold") { Description = "zigzag: attention mass LMBA must reach", DefaultValueFactory = _ => 0.9 };
-    public readonly Option<double> MinBudget = new("--min-budget-fraction") { Description = "zigzag: B_min as a fraction of the average budget", DefaultValueFactory = _ => 0.2 };
-    public readonly Option<int> SkipLayers = new("--skip-layers") { Description = "l2: first layers never pruned (paper code: 2)", DefaultValueFactory = _ => 2 };
-    public readonly Option<string> Gqa = new("--gqa") { Description = "Score-based methods: shared (one kept set per KV head, scores averaged over the group; the paper's +C) | replicated (one copy per query head, as the original code)", DefaultValueFactory = _ => "shared" };
-    public readonly ScheduleOptions Schedule = new();
-    public readonly QuantOptions Quant = new();
-
-    public void AddTo(Command cmd)
+    public MethodOptions(MethodRegistry registry, string defaultMethod = "full")
     {
-        foreach (var o in new Option[] { Chunk, Method, Sink, Window, Masks }) cmd.Options.Add(o);
-        foreach (var o in Schedule.All) cmd.Options.Add(o);
-        foreach (var o in new Option[] { PoolKernel, Beta, LmbaThreshold, MinBudget, SkipLayers, Gqa }) cmd.Options.Add(o);
-        foreach (var o in Quant.All) cmd.Options.Add(o);
+        Registry = registry;
+        Method = new("--method")
+        {
+            Description = $"{string.Join(" | ", registry.Methods.Select(m => m.Name))} (kvnb methods list says what each does)",
+            Required = defaultMethod.Length == 0,
+        };
+        if (defaultMethod.Length > 0) Method.DefaultValueFactory = _ => defaultMethod;
+        Knobs = registry.Knobs.Select(k => (k, new Option<string?>("--" + k.Name) { Description = KnobHelp(registry, k) })).ToList();
     }
 
-    public IEvictionMethod CreateMethod(ParseResult p, LlamaConfig config) => Spec(p).Create(config);
+    public MethodRegistry Registry { get; }
+    public readonly Option<int?> Chunk = new("--chunk") { Description = "Pre-fill chunk size C (default: a single pre-fill)" };
+    public readonly Option<string> Method;
+    /// <summary>One option per knob of the registry's methods.</summary>
+    public readonly IReadOnlyList<(Knob Knob, Option<string?> Option)> Knobs;
+    public readonly ScheduleOptions Schedule = new();
+    public readonly StorageOptions Storage = new();
+
+    /// <summary>"pyramidkv: β (…) (default 20)".</summary>
+    internal static string KnobHelp(MethodRegistry registry, Knob k) =>
+        $"{string.Join("/", registry.Owners(k).Select(m => m.Name))}: {k.Description[(k.Description.IndexOf(':') + 1)..].Trim()}" +
+        (k.DefaultValue is { } d ? $" (default {k.Format(d)})" : "");
+
+    public void AddTo(Command cmd, bool withChunk = true)
+    {
+        if (withChunk) cmd.Options.Add(Chunk);
+        cmd.Options.Add(Method);
+        foreach (var o in Schedule.All) cmd.Options.Add(o);
+        foreach (var (_, o) in Knobs) cmd.Options.Add(o);
+        foreach (var o in Storage.All) cmd.Options.Add(o);
+    }
 
     /// <summary>The method and every knob as plain data (validated except for model-dependent checks).</summary>
-    public MethodSpec Spec(ParseResult p)
+    public MethodSpec Spec(ParseResult p, bool chunked, string defaultBudgetRule = "code")
     {
-        string name = p.GetValue(Method)!.ToLowerInvariant();
-        bool scored = MethodFactory.ScoredNames.Contains(name) || name == "zigzagkv";
-        bool quantized = name is "quantized" or "kivi";
-        if (!scored && Schedule.AnyGiven(p))
-            throw new ArgumentException($"--schedule, --evict, --budget and the decode options apply to the score-based methods ({string.Join(", ", MethodFactory.ScoredNames)}), not '{name}'");
-        if (!quantized && Quant.AnyGiven(p))
-            throw new ArgumentException($"--bits, --group-size and --residual apply to --method quantized, not '{name}'");
-        string gqa = p.GetValue(Gqa)!.ToLowerInvariant();
-        if (gqa is not ("shared" or "replicated")) throw new ArgumentException($"--gqa must be shared or replicated (got '{gqa}')");
-        var settings = new MethodSettings
+        var method = Registry.Get(p.GetValue(Method)!);
+        var values = KnobValues.Empty;
+        foreach (var (knob, option) in Knobs)
         {
-            Sink = p.GetValue(Sink), Window = p.GetValue(Window), MasksPath = p.GetValue(Masks),
-            Schedule = scored ? Schedule.Create(p, p.GetValue(Chunk) is not null) : null,
-            PoolKernel = p.GetValue(PoolKernel), Beta = p.GetValue(Beta),
-            LmbaThreshold = p.GetValue(LmbaThreshold), MinBudgetFraction = p.GetValue(MinBudget), SkipLayers = p.GetValue(SkipLayers),
-            ReplicatePerQueryHead = gqa == "replicated",
-            Bits = p.GetValue(Quant.Bits), GroupSize = p.GetValue(Quant.GroupSize), Residual = p.GetValue(Quant.Residual),
+            if (p.GetValue(option) is not { } text) continue;
+            if (!method.Knobs.Any(k => k.Name == knob.Name))
+                throw new ArgumentException($"--{knob.Name} applies to {string.Join(", ", Registry.Owners(knob).Select(m => m.Name))}, not '{method.Name}'");
+            values = values.With(method.Knobs.First(k => k.Name == knob.Name), knob.Parse(text));
+        }
+        bool scored = method.Kind == MethodKind.ScoresTokens;
+        if (!scored && Schedule.AnyGiven(p))
+            throw new ArgumentException($"--schedule, --evict, --budget and the decode options apply to the score-based methods ({Registry.NamesOf(MethodKind.ScoresTokens)}), not '{method.Name}'");
+        var spec = new MethodSpec(method, values)
+        {
+            Schedule = scored ? Schedule.Create(p, chunked, defaultBudgetRule) : null,
+            Storage = Storage.Create(p),
         };
-        return new MethodSpec(name, settings);
+        spec.Validate();
+        return spec;
     }
 
-    public int ChunkSize(ParseResult p)
+    public Chunking Chunking(ParseResult p)
     {
         int? c = p.GetValue(Chunk);
         if (c is <= 0) throw new ArgumentException($"--chunk must be positive (got {c})");
-        return c ?? int.MaxValue;
+        return c is { } size ? Footprint.Chunking.Of(size) : Footprint.Chunking.None;
+    }
+}
+
+/// <summary>How KVs are stored, apart from what is evicted: shared by run, eval, logits and footprint.</summary>
+internal sealed class StorageOptions
+{
+    public readonly Option<string> Gqa = new("--gqa") { Description = "Score-based methods: shared (one kept set per KV head, scores averaged over the group; the paper's +C) | replicated (one copy per query head, as the original code)", DefaultValueFactory = _ => "shared" };
+    public readonly Option<int?> KvBits = new("--kv-bits") { Description = "Store KVs quantized at 2 | 4 | 8 bits under any method (KIVI layout; default: full precision)" };
+    public readonly Option<int> KvGroup = new("--kv-group-size") { Description = "With --kv-bits: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
+    public readonly Option<int> KvResidual = new("--kv-residual") { Description = "With --kv-bits: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
+
+    public IEnumerable<Option> All => [Gqa, KvBits, KvGroup, KvResidual];
+
+    public KvStorage Create(ParseResult p)
+    {
+        string gqa = p.GetValue(Gqa)!.ToLowerInvariant();
+        if (gqa is not ("shared" or "replicated")) throw new ArgumentException($"--gqa must be shared or replicated (got '{gqa}')");
+        int? bits = p.GetValue(KvBits);
+        if (bits is null && (ScheduleOptions.Given(p, KvGroup) || ScheduleOptions.Given(p, KvResidual)))
+            throw new ArgumentException("--kv-group-size and --kv-residual apply with --kv-bits");
+        KvQuantization? q = bits is { } b ? new KvQuantization(b, p.GetValue(KvGroup), p.GetValue(KvResidual)) : null;
+        if (q is not null)
+        {
+            if (q.Bits is not (2 or 4 or 8)) throw new ArgumentException($"--kv-bits must be 2, 4 or 8 (got {q.Bits})");
+            if (q.GroupSize < 1) throw new ArgumentException($"--kv-group-size must be ≥ 1 (got {q.GroupSize})");
+            if (q.Residual < 0) throw new ArgumentException($"--kv-residual must be ≥ 0 (got {q.Residual})");
+        }
+        return new KvStorage(gqa == "replicated", q);
+    }
+}
+
+/// <summary>Sweep's form of the knob options: each takes a comma-separated list (or a:b:step range) of values, applied
+/// to every method of the grid that has the knob.</summary>
+internal sealed class KnobListOptions
+{
+    /// <summary>Plural spellings older sweeps used.</summary>
+    private static readonly Dictionary<string, string> Aliases = new() { ["window"] = "--windows" };
+
+    public KnobListOptions(MethodRegistry registry)
+    {
+        Options = registry.Knobs.Select(k =>
+        {
+            var o = new Option<string?>("--" + k.Name) { Description = MethodOptions.KnobHelp(registry, k) + "; a list or a:b:step range sweeps it" };
+            if (Aliases.TryGetValue(k.Name, out var alias)) o.Aliases.Add(alias);
+            return (k, o);
+        }).ToList();
+        Registry = registry;
+    }
+
+    public MethodRegistry Registry { get; }
+    public readonly IReadOnlyList<(Knob Knob, Option<string?> Option)> Options;
+
+    /// <summary>The knob lists given, by knob name; each must belong to a method of <paramref name="methods"/>.</summary>
+    public Dictionary<string, IReadOnlyList<object>> Values(ParseResult p, IReadOnlyList<MethodDescriptor> methods)
+    {
+        var values = new Dictionary<string, IReadOnlyList<object>>();
+        foreach (var (knob, option) in Options)
+        {
+            if (p.GetValue(option) is not { } text) continue;
+            if (!methods.Any(m => m.Knobs.Any(k => k.Name == knob.Name)))
+                throw new ArgumentException($"--{knob.Name} applies to {string.Join(", ", Registry.Owners(knob).Select(m => m.Name))}, and --methods has none");
+            values[knob.Name] = knob.ParseList(text);
+        }
+        return values;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
 
@@ -7,14 +8,14 @@ namespace KvNotebooks.Cli.Commands;
 /// <summary><c>kvnb run</c>: pre-fill a prompt, decode greedily, report the measured footprint.</summary>
 public static class RunCommand
 {
-    public static Command Create()
+    public static Command Create(MethodRegistry registry)
     {
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
         var tokens = new Option<string>("--tokens") { Description = "Prompt token ids, e.g. \"1 2 3\"", Required = true };
         var gen = new Option<int>("--gen-tokens") { Description = "Tokens to generate greedily", DefaultValueFactory = _ => 16 };
         var timeline = new Option<string?>("--timeline") { Description = "Write the per-step timeline (entries and bytes held, per chunk and decode step) to this CSV file" };
         var json = Cli.JsonOption();
-        var methodOptions = new MethodOptions();
+        var methodOptions = new MethodOptions(registry);
         var cmd = new Command("run", "Pre-fill and decode greedily under an eviction method and schedule; prints generated ids, measured footprint, peak KV, peak entries and bytes held");
         cmd.Options.Add(model);
         cmd.Options.Add(tokens);
@@ -28,8 +29,9 @@ public static class RunCommand
             if (genTokens < 0) throw new ArgumentException($"--gen-tokens must be ≥ 0 (got {genTokens})");
             var prompt = Cli.ParseTokens(p.GetValue(tokens)!);
             var weights = LlamaWeights.Load(p.GetValue(model)!);
-            var method = methodOptions.CreateMethod(p, weights.Config);
-            using var session = new Session(new LlamaModel(weights), method, methodOptions.ChunkSize(p));
+            var chunking = methodOptions.Chunking(p);
+            var spec = methodOptions.Spec(p, chunked: !chunking.IsNone);
+            using var session = new Session(new LlamaModel(weights), spec, chunking);
             bool asJson = p.GetValue(json);
             if (!asJson && prompt.Length >= 2048)
                 session.Progress = (done, total) => Console.Error.Write($"\r  {done}/{total} tokens");

@@ -2,7 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using KvNotebooks.Evaluation;
 using KvNotebooks.Eviction;
-using KvNotebooks.Kernels;
+using KvNotebooks.Cache;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
 
@@ -15,17 +16,18 @@ namespace KvNotebooks.Cli.Commands;
 /// </summary>
 public static class SweepCommand
 {
-    public static Command Create()
+    public static Command Create(MethodRegistry registry)
     {
         var model = new Option<string>("--model") { Description = "Model folder (Hugging Face layout), e.g. data/models/kvnb-small", Required = true };
         var modelName = new Option<string?>("--model-name") { Description = "The rows' model column (default: the model folder's name)" };
-        var methods = new Option<string>("--methods") { Description = $"Methods, comma-separated: {string.Join(" | ", MethodFactory.Names)}; a score-based one may fix its schedule, e.g. pyramidkv:patched", Required = true };
+        var methods = new Option<string>("--methods") { Description = $"Methods, comma-separated: {string.Join(" | ", registry.Methods.Select(m => m.Name))}; a score-based one may fix its schedule, e.g. pyramidkv:patched", Required = true };
         var schedules = new Option<string?>("--schedules") { Description = "Schedules for score-based methods named without one: postfill, naive, patched (default: postfill for a single pre-fill, naive when chunked)" };
         var evict = new Option<string?>("--evict") { Description = "Eviction rates p: values and ranges start:end:step, e.g. 0.1:0.9:0.1 or 0.3,0.5,0.7 (default 0.5)" };
         var chunks = new Option<string>("--chunks", "--chunk") { Description = "Pre-fill chunk sizes, e.g. 512,1024 or 512:2048:512; none = a single pre-fill", DefaultValueFactory = _ => "none" };
-        var bits = new Option<string?>("--bits") { Description = "quantized: bits per code, e.g. 2,4,8 (default 4)" };
-        var windows = new Option<string?>("--windows") { Description = "streaming: local windows W, e.g. 64,256,1024 (default 1024)" };
         var gqa = new Option<string>("--gqa") { Description = "Score-based methods: shared and/or replicated (e.g. shared,replicated)", DefaultValueFactory = _ => "shared" };
+        var kvBits = new Option<string?>("--kv-bits") { Description = "Storage for methods that do not choose their own: full and/or bits, e.g. full,4 (default full precision)" };
+        var kvGroup = new Option<int>("--kv-group-size") { Description = "With --kv-bits: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
+        var kvResidual = new Option<int>("--kv-residual") { Description = "With --kv-bits: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
         var contexts = new Option<string>("--contexts", "--context") { Description = "Context lengths, e.g. 2048,4096 (fixed sets in data/eval for 1024, 2048, 4096)", DefaultValueFactory = _ => "4096" };
         var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
         var examples = new Option<int>("--examples") { Description = "Examples per task (the first N of the fixed set)", DefaultValueFactory = _ => 5 };
@@ -33,23 +35,17 @@ public static class SweepCommand
         var csv = new Option<string?>("--csv") { Description = "Results CSV: finished rows are skipped, new ones added after each run; FILE.config.json records each invocation" };
         var dryRun = new Option<bool>("--dry-run") { Description = "List the runs (and which are already done) without running them" };
         var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var sink = new Option<int>("--sink") { Description = "streaming: sink tokens S", DefaultValueFactory = _ => 128 };
         var obsWindow = new Option<int>("--obs-window") { Description = "Score-based: observation window k (scoring queries, always-kept KVs, patch length)", DefaultValueFactory = _ => 64 };
-        var budgetRule = new Option<string>("--budget-rule") { Description = "code (paper code: int((1−p)·c) per chunk) | accounting (PAPER.md §1.2: round((1−p)·c) + window)", DefaultValueFactory = _ => "code" };
-        var poolKernel = new Option<int>("--pool-kernel") { Description = "snapkv/pyramidkv: average-pool kernel (odd)", DefaultValueFactory = _ => 5 };
-        var beta = new Option<int>("--beta") { Description = "pyramidkv: β (min budget = average / β)", DefaultValueFactory = _ => 20 };
-        var lmba = new Option<double>("--lmba-threshold") { Description = "zigzag: attention mass LMBA must reach", DefaultValueFactory = _ => 0.9 };
-        var minBudget = new Option<double>("--min-budget-fraction") { Description = "zigzag: B_min as a fraction of the average budget", DefaultValueFactory = _ => 0.2 };
-        var skipLayers = new Option<int>("--skip-layers") { Description = "l2: first layers never pruned (paper code: 2 of 32)", DefaultValueFactory = _ => 2 };
-        var groupSize = new Option<int>("--group-size") { Description = "quantized: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
-        var masks = new Option<string?>("--masks") { Description = "headmask: 0/1 TSV, one row per layer, one column per KV head (1 = full)" };
-        var residual = new Option<int>("--residual") { Description = "quantized: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
+        var budgetRule = new Option<string>("--budget-rule") { Description = "code (the paper's code: int((1−p)·c) per chunk) | accounting (the paper's footprint formula: round((1−p)·c) + window)", DefaultValueFactory = _ => "code" };
+        var knobs = new KnobListOptions(registry);
         var json = Cli.JsonOption();
 
         var cmd = new Command("sweep", "Evaluate a grid of KV methods and settings on the task suite; one CSV row per (config, context, task), resumable");
-        foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, bits, windows, gqa, contexts, tasks, examples, evalDir, csv,
-                     dryRun, threads, sink, obsWindow, budgetRule, poolKernel, beta, lmba, minBudget, skipLayers, groupSize, residual, masks, json })
+        foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, gqa, kvBits, kvGroup, kvResidual, contexts, tasks, examples, evalDir, csv,
+                     dryRun, threads, obsWindow, budgetRule })
             cmd.Options.Add(o);
+        foreach (var (_, o) in knobs.Options) cmd.Options.Add(o);
+        cmd.Options.Add(json);
 
         cmd.SetAction(p => Cli.Run(() =>
         {
@@ -62,8 +58,9 @@ public static class SweepCommand
             if (gqaList.Any(g => g is not ("shared" or "replicated"))) throw new ArgumentException($"--gqa: each item must be shared or replicated (got '{p.GetValue(gqa)}')");
 
             var methodList = SweepRange.Words(p.GetValue(methods)!, "--methods");
-            var names = methodList.Select(m => new MethodSpec(m.Split(':')[0], new MethodSettings()).Canonical).ToList();
-            bool anyScored = names.Any(n => MethodFactory.ScoredNames.Contains(n));
+            var descriptors = methodList.Select(m => registry.Find(m.Split(':')[0]) ?? throw new ArgumentException(
+                $"--methods: unknown method '{m.Split(':')[0]}'; choose from {string.Join(", ", registry.Methods.Select(d => d.Name))}")).ToList();
+            bool anyScored = descriptors.Any(d => d.Kind == MethodKind.ScoresTokens);
             void Needs(bool ok, Option o, string what)
             {
                 if (Given(o) && !ok) throw new ArgumentException($"{o.Name} applies to {what}, and --methods has none");
@@ -71,30 +68,30 @@ public static class SweepCommand
             Needs(anyScored, evict, "the score-based methods");
             Needs(anyScored, schedules, "the score-based methods");
             Needs(anyScored, gqa, "the score-based methods");
-            Needs(names.Contains("quantized"), bits, "quantized KV");
-            Needs(names.Contains("streaming"), windows, "streaming heads");
+            Needs(descriptors.Any(d => d.Storage is null), kvBits, "methods that do not choose their own storage");
+            var kvq = p.GetValue(kvBits) is { } kb
+                ? SweepRange.Words(kb, "--kv-bits").Select(w => w == "full" ? null : new KvQuantization(
+                    int.TryParse(w, out int bits) && bits is 2 or 4 or 8 ? bits : throw new ArgumentException($"--kv-bits: '{w}' is not full, 2, 4 or 8"),
+                    p.GetValue(kvGroup), p.GetValue(kvResidual))).ToList()
+                : [null];
 
-            var chunkWords = new Dictionary<string, int> { ["none"] = 0, ["single"] = 0 };
             var grid = new SweepGrid
             {
+                Registry = registry,
                 Methods = methodList,
                 Schedules = p.GetValue(schedules) is { } s ? SweepRange.Words(s, "--schedules") : [],
                 Evicts = p.GetValue(evict) is { } e ? SweepRange.Doubles(e, "--evict") : [0.5],
-                Chunks = SweepRange.Ints(p.GetValue(chunks)!, "--chunks", chunkWords),
-                Bits = p.GetValue(bits) is { } b ? SweepRange.Ints(b, "--bits") : [4],
-                Windows = p.GetValue(windows) is { } w ? SweepRange.Ints(w, "--windows") : [1024],
+                Chunks = SweepRange.Ints(p.GetValue(chunks)!, "--chunks", new Dictionary<string, int> { ["none"] = 0, ["single"] = 0 })
+                    .Select(c => c == 0 ? Chunking.None : c > 0 ? Chunking.Of(c)
+                        : throw new ArgumentException($"--chunks: {c} is not a chunk size (a positive number of tokens, or none for a single pre-fill)")).ToList(),
+                Knobs = knobs.Values(p, descriptors),
                 Replicated = gqaList.Select(g => g == "replicated").ToList(),
+                KvQuantization = kvq,
                 Contexts = SweepRange.Ints(p.GetValue(contexts)!, "--contexts"),
                 Tasks = TaskSuite.Parse(p.GetValue(tasks)!),
                 Examples = p.GetValue(examples),
                 ObsWindow = p.GetValue(obsWindow),
                 AccountingRule = rule == "accounting",
-                Settings = new MethodSettings
-                {
-                    Sink = p.GetValue(sink), PoolKernel = p.GetValue(poolKernel), Beta = p.GetValue(beta),
-                    LmbaThreshold = p.GetValue(lmba), MinBudgetFraction = p.GetValue(minBudget), SkipLayers = p.GetValue(skipLayers),
-                    GroupSize = p.GetValue(groupSize), Residual = p.GetValue(residual), MasksPath = p.GetValue(masks),
-                },
             };
             var options = new SweepOptions
             {
@@ -114,7 +111,7 @@ public static class SweepCommand
                 var done = plan.Points.Except(todo).ToHashSet();
                 if (asJson)
                     Cli.WriteJson(new { planned = plan.Points.Count, skipped, toRun = todo.Count, notes = plan.Notes,
-                        points = plan.Points.Select(x => new { method = x.Spec.Label, config = x.Config, context = x.Context, chunk = x.Chunk, task = x.Task.Name, done = done.Contains(x) }) });
+                        points = plan.Points.Select(x => new { method = x.Spec.Label, config = x.Config, context = x.Context, chunk = x.Chunk.Size, task = x.Task.Name, done = done.Contains(x) }) });
                 else
                     foreach (var x in plan.Points)
                         Console.WriteLine($"{(done.Contains(x) ? "done" : "todo")}  {x.Context,5}  {x.Task.Name,-10} {x.Config}");
@@ -130,14 +127,14 @@ public static class SweepCommand
                     var r = pr.Row;
                     if (live) Console.Error.Write("\r" + new string(' ', 100) + "\r");
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{pr.Done,4}/{pr.ToRun}] {r.Method,-20} {SweepAnalysis.PointOf(r.MethodConfig),-10} chunk {MethodSpec.ChunkText(r.Chunk),-5} ctx {r.Context,5} {r.Task,-10} " +
+                        $"[{pr.Done,4}/{pr.ToRun}] {r.Method,-20} {SweepAnalysis.PointOf(r.MethodConfig),-10} chunk {Chunking.FromColumn(r.Chunk),-5} ctx {r.Context,5} {r.Task,-10} " +
                         $"score {r.Score,5:F3}  footprint {r.Footprint * 100,5:F1}%  peak {r.PeakKv * 100,5:F1}%  {r.Seconds,6:F1} s  ETA {Eta(pr.Remaining)}"));
                 },
                 onExample: live ? (pt, _) =>
                 {
                     exampleNo = ReferenceEquals(pt, current) ? exampleNo + 1 : 1;
                     current = pt;
-                    Console.Error.Write($"\r  {pt.Spec.Label} {SweepAnalysis.PointOf(pt.Config)} chunk {MethodSpec.ChunkText(pt.Chunk)} ctx {pt.Context} {pt.Task.Name}: example {exampleNo}/{grid.Examples}   ");
+                    Console.Error.Write($"\r  {pt.Spec.Label} {SweepAnalysis.PointOf(pt.Config)} chunk {pt.Chunk} ctx {pt.Context} {pt.Task.Name}: example {exampleNo}/{grid.Examples}   ");
                 } : null);
             if (asJson)
                 Cli.WriteJson(new { planned = result.Planned, skipped = result.Skipped, ran = result.Ran, csv = options.CsvPath, notes = result.Notes, rows = result.Rows });

@@ -50,7 +50,7 @@ public static class KernelBench
         var q = Enumerable.Range(0, tokens * heads * headDim).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         var o = new float[q.Length];
         float scale = 1f / MathF.Sqrt(headDim);
-        double best = Time(threads, repeats, () => Kernels.Attention.Layer(q, tokens, heads, cache.Layer(0), scale, o));
+        double best = Time(threads, repeats, () => Cache.Attention.Layer(q, tokens, heads, cache.Layer(0), scale, o));
         double pairs = tokens * (tokens + 1.0) / 2;
         return Result("attention", $"{tokens} tokens, {heads} heads ({kvHeads} KV) × {headDim}", threads, best, 4.0 * headDim * heads * pairs);
     }

@@ -11,6 +11,7 @@ namespace KvNotebooks.Cache;
 public sealed class KvCache : IDisposable
 {
     private readonly KvHeadCache[][] _heads;
+    private KvHeadCache[] _views = [];   // per stored head: dequantized views for scoring (quantized storage only)
 
     /// <param name="recycler">Pages of earlier caches to reuse, and where this one's go when it is disposed (null: none).</param>
     public KvCache(int numLayers, int numKvHeads, int headDim, int pageSize = 64, KvQuantization? quantization = null, KvPageRecycler? recycler = null)
@@ -83,9 +84,85 @@ public sealed class KvCache : IDisposable
     /// <summary>Peak bytes of dequantized views built for attention (0 without quantization).</summary>
     public long TransientPeakBytes => Quantized?.ScratchPool.PeakBytesInUse ?? 0;
 
+    /// <summary>Entries head (<paramref name="layer"/>, <paramref name="head"/>) holds, quantized ones included
+    /// (the same as <see cref="HeadEntries"/>): the index space of <see cref="Keep"/> and <see cref="View"/>.</summary>
+    public int Count(int layer, int head) => HeadEntries(layer, head);
+
+    /// <summary>
+    /// Keeps exactly the entries at <paramref name="indices"/> of one head (strictly increasing, over all its entries,
+    /// quantized ones first), whatever the storage: eviction decides what to keep, the storage how it is held.
+    /// </summary>
+    public void Keep(int layer, int head, ReadOnlySpan<int> indices)
+    {
+        int q = QuantizedEntries(layer, head);
+        if (q == 0)
+        {
+            _heads[layer][head].Keep(indices);
+            return;
+        }
+        int split = 0;
+        while (split < indices.Length && indices[split] < q) split++;
+        Quantized!.Keep(layer, head, indices[..split]);
+        Span<int> rest = indices.Length - split <= 1024 ? stackalloc int[indices.Length - split] : new int[indices.Length - split];
+        for (int i = 0; i < rest.Length; i++) rest[i] = indices[split + i] - q;
+        _heads[layer][head].Keep(rest);
+    }
+
+    /// <summary>Keeps the first <paramref name="sink"/> and the last <paramref name="window"/> entries of one head
+    /// (a streaming head), whatever the storage.</summary>
+    public void KeepSinkAndWindow(int layer, int head, int sink, int window)
+    {
+        if (sink < 0 || window < 0) throw new ArgumentOutOfRangeException(nameof(sink), "sink and window must be ≥ 0");
+        if (QuantizedEntries(layer, head) == 0)
+        {
+            _heads[layer][head].KeepSinkAndWindow(sink, window);
+            return;
+        }
+        int count = Count(layer, head);
+        if (sink + window >= count) return;
+        var keep = new int[sink + window];
+        for (int j = 0; j < sink; j++) keep[j] = j;
+        for (int j = 0; j < window; j++) keep[sink + j] = count - window + j;
+        Keep(layer, head, keep);
+    }
+
+    /// <summary>
+    /// One head's entries from index <paramref name="from"/> on, readable in full precision: the head itself when they
+    /// are all full precision (<paramref name="offset"/> = the quantized entries before them, to subtract from
+    /// indices), else a transient dequantized copy of the whole head (offset 0). Scorers read keys here.
+    /// </summary>
+    public KvHeadCache View(int layer, int head, int from, out int offset)
+    {
+        int q = QuantizedEntries(layer, head);
+        if (from >= q)
+        {
+            offset = q;
+            return _heads[layer][head];
+        }
+        offset = 0;
+        if (_views.Length == 0) _views = Enumerable.Range(0, NumKvHeads).Select(_ => Quantized!.NewViewHead()).ToArray();
+        return Quantized!.FillView(layer, head, _heads[layer][head], _views[head]);
+    }
+
+    /// <summary>
+    /// Attention of <paramref name="rows"/> new query rows (post-RoPE, [rows × numHeads·headDim]) over what layer
+    /// <paramref name="layer"/> keeps, each row seeing the entries up to its own position, into <paramref name="output"/>:
+    /// the one entry point for attention, whatever the storage (quantized heads are read dequantized).
+    /// </summary>
+    public void Attend(int layer, float[] q, int rows, int numHeads, float scale, float[] output)
+    {
+        if (Quantized is { } quantized) quantized.Attend(layer, _heads[layer], q, rows, numHeads, scale, output);
+        else Attention.Layer(q, rows, numHeads, _heads[layer], scale, output);
+    }
+
+    /// <summary>After a layer's eviction at a step: the storage settles (a quantized cache turns whole groups of
+    /// entries older than its full-precision window into codes).</summary>
+    public void EndLayerStep(int layer) => Quantized?.Flush(layer, _heads[layer]);
+
     public void Clear()
     {
         foreach (var layer in _heads) foreach (var h in layer) h.Clear();
+        foreach (var v in _views) v.Clear();
         Quantized?.Clear();
         Pool.ResetPeak();
     }
@@ -95,6 +172,7 @@ public sealed class KvCache : IDisposable
     public void Dispose()
     {
         foreach (var layer in _heads) foreach (var h in layer) h.Clear();
+        foreach (var v in _views) v.Clear();
         Quantized?.Dispose();
         Pool.Dispose();
     }

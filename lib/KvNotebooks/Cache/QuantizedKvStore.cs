@@ -2,14 +2,16 @@ using KvNotebooks.Kernels;
 
 namespace KvNotebooks.Cache;
 
-/// <summary>One quantized block of one head: <c>GroupSize</c> tokens' key and value codes (packed,
-/// token-major [token × channel]), fp16 scales and zero-points (keys per channel, values per token and
-/// channel group) and the tokens' original positions.</summary>
+/// <summary>One quantized block of one head: the key and value codes of up to <c>GroupSize</c> tokens (packed,
+/// token-major [token × channel]), fp16 scales and zero-points (keys per channel, values per token and channel
+/// group) and the tokens' original positions. A block quantized whole holds <c>GroupSize</c> tokens; eviction can
+/// leave fewer (<see cref="Count"/>): the survivors keep their codes and the block its key scales.</summary>
 internal sealed class QuantizedBlock
 {
     public required byte[] KeyCodes, ValueCodes;
     public required Half[] KeyScale, KeyZero, ValueScale, ValueZero;
     public required int[] Positions;
+    public int Count => Positions.Length;
     public long Bytes => KeyCodes.Length + ValueCodes.Length
         + 2L * (KeyScale.Length + KeyZero.Length + ValueScale.Length + ValueZero.Length) + 4L * Positions.Length;
 }
@@ -29,7 +31,8 @@ public sealed class QuantizedKvStore : IDisposable
     private readonly int _headDim;
     private byte[] _codeBuf = [];
     private float[] _kBuf = [], _vBuf = [], _qBuf = [], _oBuf = [];
-    private int[] _keepBuf = [];
+    private int[] _keepBuf = [], _posBuf = [];
+    private readonly object _keepLock = new();
 
     internal QuantizedKvStore(KvQuantization q, int numLayers, int numHeads, int headDim, KvPagePool pool, KvPageRecycler? recycler = null)
     {
@@ -51,7 +54,12 @@ public sealed class QuantizedKvStore : IDisposable
     /// <summary>Where dequantized views live while a head attends (transient, one KV head at a time).</summary>
     public KvPagePool ScratchPool { get; }
     /// <summary>Quantized entries of one head.</summary>
-    public int Count(int layer, int head) => _blocks[layer][head].Count * Quantization.GroupSize;
+    public int Count(int layer, int head)
+    {
+        int n = 0;
+        foreach (var b in _blocks[layer][head]) n += b.Count;
+        return n;
+    }
     /// <summary>Bytes of every block now held.</summary>
     public long Bytes { get; private set; }
 
@@ -111,11 +119,11 @@ public sealed class QuantizedKvStore : IDisposable
         _pool.TrackExternal(block.Bytes);
     }
 
-    /// <summary>Dequantized keys and values [GroupSize × headDim] of block <paramref name="b"/> of a head.</summary>
-    public void Dequantize(int layer, int head, int b, Span<float> keys, Span<float> values, Span<int> positions)
+    /// <summary>Dequantized keys and values [Count × headDim] of block <paramref name="b"/> of a head; returns its token count.</summary>
+    public int Dequantize(int layer, int head, int b, Span<float> keys, Span<float> values, Span<int> positions)
     {
         var block = _blocks[layer][head][b];
-        int G = Quantization.GroupSize, hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd), n = G * hd;
+        int G = block.Count, hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd), n = G * hd;
         Unpack(block.KeyCodes, bits, keys[..n]);
         Unpack(block.ValueCodes, bits, values[..n]);
         Span<float> scale = stackalloc float[hd];
@@ -134,6 +142,94 @@ public sealed class QuantizedKvStore : IDisposable
             }
         }
         block.Positions.CopyTo(positions);
+        return G;
+    }
+
+    /// <summary>Appends every quantized entry of a head, dequantized, to <paramref name="into"/> (in order).</summary>
+    internal void DequantizeInto(int layer, int head, KvHeadCache into)
+    {
+        int G = Quantization.GroupSize, hd = _headDim;
+        if (_kBuf.Length < G * hd) { _kBuf = new float[G * hd]; _vBuf = new float[G * hd]; _codeBuf = new byte[G * hd]; }
+        if (_posBuf.Length < G) _posBuf = new int[G];
+        for (int b = 0; b < _blocks[layer][head].Count; b++)
+        {
+            int n = Dequantize(layer, head, b, _kBuf, _vBuf, _posBuf);
+            into.Append(_kBuf, _vBuf, 0, hd, _posBuf.AsSpan(0, n));
+        }
+    }
+
+    /// <summary>
+    /// Keeps exactly the quantized entries at <paramref name="indices"/> (strictly increasing, within the head's
+    /// quantized entries): a block's survivors keep their codes, its key scales and their value scales; emptied
+    /// blocks are freed. Eviction then works the same over quantized storage as over full precision.
+    /// </summary>
+    internal void Keep(int layer, int head, ReadOnlySpan<int> indices)
+    {
+        lock (_keepLock) KeepLocked(layer, head, indices);   // heads are compacted in parallel; the byte count is shared
+    }
+
+    private void KeepLocked(int layer, int head, ReadOnlySpan<int> indices)
+    {
+        var blocks = _blocks[layer][head];
+        int hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd), vgs = hd / gv;
+        int first = 0, j = 0;
+        long evicted = 0;
+        var kept = new List<QuantizedBlock>(blocks.Count);
+        foreach (var block in blocks)
+        {
+            int n = block.Count, from = j;
+            while (j < indices.Length && indices[j] < first + n) j++;
+            int survivors = j - from;
+            if (survivors == n) kept.Add(block);
+            else
+            {
+                Bytes -= block.Bytes;
+                _pool.TrackExternal(-block.Bytes);
+                evicted += n - survivors;
+                if (survivors > 0)
+                {
+                    var slots = new int[survivors];
+                    for (int i = 0; i < survivors; i++) slots[i] = indices[from + i] - first;
+                    var smaller = Select(block, slots, hd, bits, vgs);
+                    kept.Add(smaller);
+                    Bytes += smaller.Bytes;
+                    _pool.TrackExternal(smaller.Bytes);
+                }
+            }
+            first += n;
+        }
+        if (j != indices.Length) throw new ArgumentException($"Keep: index {indices[j]} is past the head's {first} quantized entries");
+        blocks.Clear();
+        blocks.AddRange(kept);
+        _pool.TrackEntries(-evicted);
+    }
+
+    /// <summary>The tokens of <paramref name="block"/> at <paramref name="slots"/>, as a block of their own.</summary>
+    private QuantizedBlock Select(QuantizedBlock block, int[] slots, int hd, int bits, int vgs)
+    {
+        int n = block.Count, m = slots.Length;
+        if (_codeBuf.Length < n * hd) _codeBuf = new byte[n * hd];
+        var codes = _codeBuf.AsSpan(0, n * hd);
+        var picked = new byte[m * hd];
+        QuantizedBlock result = new()
+        {
+            KeyCodes = new byte[(m * hd * bits + 7) / 8], ValueCodes = new byte[(m * hd * bits + 7) / 8],
+            KeyScale = block.KeyScale, KeyZero = block.KeyZero,
+            ValueScale = new Half[m * vgs], ValueZero = new Half[m * vgs], Positions = new int[m],
+        };
+        foreach (var (from, to) in new[] { (block.KeyCodes, result.KeyCodes), (block.ValueCodes, result.ValueCodes) })
+        {
+            for (int i = 0; i < n * hd; i++) codes[i] = (byte)KvQuantizer.Unpack(from, bits, i);
+            for (int t = 0; t < m; t++) codes.Slice(slots[t] * hd, hd).CopyTo(picked.AsSpan(t * hd, hd));
+            KvQuantizer.Pack(picked, bits, to);
+        }
+        for (int t = 0; t < m; t++)
+        {
+            block.ValueScale.AsSpan(slots[t] * vgs, vgs).CopyTo(result.ValueScale.AsSpan(t * vgs, vgs));
+            block.ValueZero.AsSpan(slots[t] * vgs, vgs).CopyTo(result.ValueZero.AsSpan(t * vgs, vgs));
+            result.Positions[t] = block.Positions[slots[t]];
+        }
+        return result;
     }
 
     /// <summary>Packed codes → one float per code.</summary>
@@ -158,29 +254,38 @@ public sealed class QuantizedKvStore : IDisposable
         int width = group * hd, stride = numHeads * hd;
         if (_qBuf.Length < rows * width) { _qBuf = new float[rows * width]; _oBuf = new float[rows * width]; }
         if (_kBuf.Length < G * hd) { _kBuf = new float[G * hd]; _vBuf = new float[G * hd]; _codeBuf = new byte[G * hd]; }
-        var pos = new int[G];
         KvHeadCache[] view = [_scratch];
         for (int h = 0; h < H; h++)
         {
-            _scratch.Clear();
-            for (int b = 0; b < _blocks[layer][h].Count; b++)
-            {
-                Dequantize(layer, h, b, _kBuf, _vBuf, pos);
-                _scratch.Append(_kBuf, _vBuf, 0, hd, pos);
-            }
-            var res = residual[h];
-            for (int p = 0; p < res.PageCount; p++)
-            {
-                var page = res.Page(p);
-                int n = Math.Min(res.PageSize, res.Count - p * res.PageSize);
-                _scratch.Append(page.Keys, page.Values, 0, hd, page.Positions.AsSpan(0, n));
-            }
+            View(layer, h, residual[h]);
             for (int r = 0; r < rows; r++) q.AsSpan(r * stride + h * width, width).CopyTo(_qBuf.AsSpan(r * width, width));
             Attention.Layer(_qBuf, rows, group, view, scale, _oBuf);
             for (int r = 0; r < rows; r++) _oBuf.AsSpan(r * width, width).CopyTo(output.AsSpan(r * stride + h * width, width));
         }
         _scratch.Clear();
     }
+
+    /// <summary>The scratch head filled with head <paramref name="head"/>'s entries, quantized ones dequantized, then the
+    /// residual: a transient full-precision view (what attention and scoring read); valid until the next call.</summary>
+    internal KvHeadCache View(int layer, int head, KvHeadCache residual) => FillView(layer, head, residual, _scratch);
+
+    /// <summary>Fills <paramref name="view"/> (a head of <see cref="ScratchPool"/>) with head <paramref name="head"/>'s
+    /// entries, quantized ones dequantized, then the residual.</summary>
+    internal KvHeadCache FillView(int layer, int head, KvHeadCache residual, KvHeadCache view)
+    {
+        view.Clear();
+        DequantizeInto(layer, head, view);
+        for (int p = 0; p < residual.PageCount; p++)
+        {
+            var page = residual.Page(p);
+            int n = Math.Min(residual.PageSize, residual.Count - p * residual.PageSize);
+            view.Append(page.Keys, page.Values, 0, _headDim, page.Positions.AsSpan(0, n));
+        }
+        return view;
+    }
+
+    /// <summary>A fresh head in <see cref="ScratchPool"/>, for a view of its own.</summary>
+    internal KvHeadCache NewViewHead() => new(ScratchPool);
 
     /// <summary>Frees every block.</summary>
     public void Clear()
@@ -189,7 +294,7 @@ public sealed class QuantizedKvStore : IDisposable
         foreach (var layer in _blocks)
             foreach (var head in layer)
             {
-                entries += head.Count * (long)Quantization.GroupSize;
+                foreach (var b in head) entries += b.Count;
                 head.Clear();
             }
         _pool.TrackExternal(-Bytes);

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
@@ -8,7 +10,13 @@ namespace KvNotebooks.Evaluation;
 
 /// <summary>A KV method as evaluated: a short name, its full configuration as text (both go into every
 /// CSV row), and how to start a fresh session for one example (methods may keep per-sequence state).</summary>
-public sealed record EvalMethod(string Name, string Config, Func<LlamaModel, Session> NewSession);
+public sealed record EvalMethod(string Name, string Config, Func<LlamaModel, Session> NewSession)
+{
+    /// <summary>A configured method at a chunking: name = its curve (<see cref="MethodSpec.Label"/>), config = its
+    /// canonical line (<see cref="MethodSpec.Describe"/>), sessions with the storage it asks for.</summary>
+    public static EvalMethod For(MethodSpec spec, Chunking chunking) =>
+        new(spec.Label, spec.Describe(chunking), m => new Session(m, spec, chunking));
+}
 
 /// <summary>What one example gave: the generated answer, its score, and the run's measurements.</summary>
 public sealed record ExampleResult(string Task, int Seed, int[] Generated, double Score, RunResult Run)
@@ -28,26 +36,12 @@ public static class Evaluator
     public static ExampleResult RunExample(LlamaModel model, EvalMethod method, LongContextTask task, TaskExample ex)
     {
         using var session = method.NewSession(model);
-        var prompt = ex.Prompt();
-        int eos = Vocabulary.Default.EosId, max = task.MaxAnswerTokens(ex.Length);
-        var sw = Stopwatch.StartNew();
-        session.Prefill(prompt);
-        double prefill = sw.Elapsed.TotalSeconds;
-        var generated = new List<int>();
-        int token = TensorPrimitives.IndexOfMax(session.LastLogits);
-        while (token != eos && generated.Count < max)
-        {
-            generated.Add(token);
-            session.Decode(token, needLogits: generated.Count < max);
-            if (generated.Count < max) token = TensorPrimitives.IndexOfMax(session.LastLogits);
-        }
-        double total = sw.Elapsed.TotalSeconds;
-        var run = session.Result(prompt.Length, generated.ToArray(), prefill, total - prefill) with { Method = method.Name };
+        var run = session.Run(ex.Prompt(), task.MaxAnswerTokens(ex.Length), stopToken: Vocabulary.Default.EosId) with { Method = method.Name };
         return new ExampleResult(task.Name, ex.Seed, run.Generated, task.Score(ex.Questions[0], run.Generated), run) { Steps = session.Meter.Steps };
     }
 
     /// <summary>Every example of one task: the mean score and measurements as one CSV row.</summary>
-    public static EvalRow EvaluateTask(LlamaModel model, string modelName, EvalMethod method, int chunk, LongContextTask task,
+    public static EvalRow EvaluateTask(LlamaModel model, string modelName, EvalMethod method, Chunking chunk, LongContextTask task,
         IReadOnlyList<TaskExample> examples, Action<ExampleResult>? onExample = null)
     {
         if (examples.Count == 0) throw new ArgumentException($"no examples of task {task.Name}");
@@ -64,7 +58,7 @@ public static class Evaluator
         return new EvalRow
         {
             Model = modelName, Commit = GitInfo.Commit(), Method = method.Name, MethodConfig = method.Config,
-            Context = length, Chunk = chunk, Task = task.Name, Category = task.Category, Examples = results.Count,
+            Context = length, Chunk = chunk.Size, Task = task.Name, Category = task.Category, Examples = results.Count,
             Score = Mean(r => r.Score), Chance = task.ChanceScore(length),
             Footprint = Mean(r => r.Run.Footprint), PeakKv = Mean(r => r.Run.PeakKv),
             PeakKvEntries = Mean(r => r.Run.PeakEntries), PeakKvBytes = Mean(r => r.Run.PeakKvBytes),

@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
@@ -55,17 +57,5 @@ public static class FollowUp
     }
 
     /// <summary>Greedy tokens until &lt;eos&gt; (not fed) or <paramref name="max"/> tokens (each fed), as <see cref="Evaluator.RunExample"/>.</summary>
-    private static int[] Answer(Session session, int max)
-    {
-        int eos = Vocabulary.Default.EosId;
-        var generated = new List<int>();
-        int token = TensorPrimitives.IndexOfMax(session.LastLogits);
-        while (token != eos && generated.Count < max)
-        {
-            generated.Add(token);
-            session.Decode(token, needLogits: true);
-            token = TensorPrimitives.IndexOfMax(session.LastLogits);
-        }
-        return generated.ToArray();
-    }
+    private static int[] Answer(Session session, int max) => session.Generate(max, Vocabulary.Default.EosId);
 }

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 
 namespace KvNotebooks.Evaluation;
@@ -87,7 +89,7 @@ public static class Sweep
                     sets[point.Context] = set = EvalSet.LoadOrCreate(options.EvalDir,
                         grid.Tasks.ToList(), point.Context, grid.Examples);
                 var examples = set.For(point.Task.Name).Take(grid.Examples).ToList();
-                var row = Evaluator.EvaluateTask(model, options.Name, point.Spec.ToEvalMethod(point.Chunk), point.Chunk, point.Task,
+                var row = Evaluator.EvaluateTask(model, options.Name, EvalMethod.For(point.Spec, point.Chunk), point.Chunk, point.Task,
                     examples, onExample is null ? null : r => onExample(point, r));
                 if (index.TryGetValue(row.Key, out int at)) rows[at] = row;
                 else
@@ -161,10 +163,10 @@ public static class Sweep
                 ["methods"] = Arr(grid.Methods),
                 ["schedules"] = Arr(grid.Schedules),
                 ["evicts"] = Arr(grid.Evicts),
-                ["chunks"] = Arr(grid.Chunks.Select(MethodSpec.ChunkText)),
-                ["bits"] = Arr(grid.Bits),
-                ["windows"] = Arr(grid.Windows),
+                ["chunks"] = Arr(grid.Chunks.Select(c => c.ToString())),
+                ["knobs"] = new JsonObject(grid.Knobs.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Arr(kv.Value.Select(v => v.ToString()!))))),
                 ["gqa"] = Arr(grid.Replicated.Select(r => r ? "replicated" : "shared")),
+                ["kv_bits"] = Arr(grid.KvQuantization.Select(q => q is null ? "full" : q.Bits.ToString(CultureInfo.InvariantCulture))),
                 ["contexts"] = Arr(grid.Contexts),
                 ["tasks"] = Arr(grid.Tasks.Select(t => t.Name)),
                 ["examples"] = grid.Examples,

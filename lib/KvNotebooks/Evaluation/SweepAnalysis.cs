@@ -60,7 +60,7 @@ public static class SweepAnalysis
         if (rows.Count == 0) throw new ArgumentException("critical footprint: no method rows");
         var curves = rows.Select(r => (r.Model, r.Method, r.Context, r.Chunk)).Distinct().ToList();
         if (curves.Count > 1)
-            throw new ArgumentException($"critical footprint: the rows hold {curves.Count} curves ({string.Join("; ", curves.Select(c => $"{c.Method} at context {c.Context}, chunk {MethodSpec.ChunkText(c.Chunk)}"))}); pass one");
+            throw new ArgumentException($"critical footprint: the rows hold {curves.Count} curves ({string.Join("; ", curves.Select(c => $"{c.Method} at context {c.Context}, chunk {Footprint.Chunking.FromColumn(c.Chunk)}"))}); pass one");
         var (model, _, context, _) = curves[0];
         var fullByTask = full.Where(r => r.Model == model && r.Context == context)
             .GroupBy(r => r.Task).ToDictionary(g => g.Key, g => (Score: g.Average(r => r.Score), Chance: g.First().Chance, Category: g.First().Category));
@@ -101,7 +101,7 @@ public static class SweepAnalysis
             var crit = full.Any(r => r.Model == curve.Key.Model && r.Context == curve.Key.Context)
                 ? CriticalFootprints(curve, full, threshold) : [];
             if (crit.Count > 0) reference.TryAdd((curve.Key.Model, curve.Key.Context), crit);
-            var line = new List<object?> { curve.Key.Method, curve.Key.Context, MethodSpec.ChunkText(curve.Key.Chunk) };
+            var line = new List<object?> { curve.Key.Method, curve.Key.Context, Footprint.Chunking.FromColumn(curve.Key.Chunk).ToString() };
             line.AddRange(categories.Select(c => (object?)(crit.FirstOrDefault(x => x.Category == c) is not { } k ? "–"
                 : threshold * k.FullScore <= k.Chance ? "n/a" // the target is no better than guessing: any method "holds" it
                 : k.Critical?.ToString() ?? "–")));

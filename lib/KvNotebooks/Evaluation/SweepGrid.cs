@@ -1,17 +1,19 @@
+using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
 
 namespace KvNotebooks.Evaluation;
 
-/// <summary>One run of a sweep: a method configuration at one chunk size and context, on one task.</summary>
-public sealed record SweepPoint(MethodSpec Spec, int Chunk, int Context, LongContextTask Task)
+/// <summary>One run of a sweep: a method configuration at one chunking and context, on one task.</summary>
+public sealed record SweepPoint(MethodSpec Spec, Chunking Chunk, int Context, LongContextTask Task)
 {
     /// <summary>The row's <c>method_config</c>.</summary>
     public string Config => Spec.Describe(Chunk);
 
     /// <summary>The <see cref="EvalRow.Key"/> this point's row has for <paramref name="model"/>.</summary>
-    public string Key(string model) => EvalRow.MakeKey(model, Spec.Label, Config, Context, Chunk, Task.Name);
+    public string Key(string model) => EvalRow.MakeKey(model, Spec.Label, Config, Context, Chunk.Size, Task.Name);
 }
 
 /// <summary>A grid expanded: its points in run order, and notes on combinations left out.</summary>
@@ -22,50 +24,51 @@ public sealed record SweepPlan(IReadOnlyList<SweepPoint> Points, IReadOnlyList<s
 }
 
 /// <summary>
-/// A sweep as plain data: methods × schedules × eviction rates × chunk sizes (× bits for quantized KV,
-/// × windows for streaming heads, × GQA layouts) × contexts × tasks, with <see cref="Examples"/> examples
-/// per task from the fixed sets. <see cref="Expand"/> turns it into points; every dimension applies only
-/// to the methods it concerns (rates to score-based methods, bits to quantized KV, windows to streaming),
-/// so one grid can hold the full-attention baseline beside every curve.
+/// A sweep as plain data: methods × schedules × eviction rates × knob values × storage × chunkings × contexts ×
+/// tasks, with <see cref="Examples"/> examples per task from the fixed sets. <see cref="Expand"/> turns it into
+/// points. Every dimension applies only to the methods it concerns — rates and schedules to the token scorers, a
+/// knob's values to the methods that declare the knob (<see cref="MethodRegistry"/>) — so one grid can hold the
+/// full-attention baseline beside every curve.
 /// </summary>
 public sealed record SweepGrid
 {
-    /// <summary>Method names (<see cref="MethodFactory.Names"/>); a score-based one may fix its schedule
-    /// as "name:schedule" (e.g. "pyramidkv:patched"), otherwise it takes every one of <see cref="Schedules"/>.</summary>
+    /// <summary>The methods the names refer to (default: the project's own).</summary>
+    public MethodRegistry Registry { get; init; } = MethodRegistry.BuiltIn;
+    /// <summary>Method names; a token scorer may fix its schedule as "name:schedule" (e.g. "pyramidkv:patched"),
+    /// otherwise it takes every one of <see cref="Schedules"/>.</summary>
     public IReadOnlyList<string> Methods { get; init; } = ["full"];
-    /// <summary>Schedules for score-based methods named without one: postfill | naive | patched. Empty: post-fill
+    /// <summary>Schedules for token scorers named without one: postfill | naive | patched. Empty: post-fill
     /// for a single pre-fill, naive when chunked (as <c>kvnb run</c>). A method that cannot take one (L2 cannot be
     /// patched) skips it, with a note.</summary>
     public IReadOnlyList<string> Schedules { get; init; } = [];
-    /// <summary>Fractions p of each chunk's KVs evicted (score-based methods).</summary>
+    /// <summary>Fractions p of each chunk's KVs evicted (token scorers).</summary>
     public IReadOnlyList<double> Evicts { get; init; } = [0.5];
-    /// <summary>Pre-fill chunk sizes; 0 = a single pre-fill.</summary>
-    public IReadOnlyList<int> Chunks { get; init; } = [0];
-    /// <summary>Bits per code (quantized KV).</summary>
-    public IReadOnlyList<int> Bits { get; init; } = [4];
-    /// <summary>Local windows (streaming heads; the sink is <see cref="Settings"/>.Sink).</summary>
-    public IReadOnlyList<int> Windows { get; init; } = [1024];
-    /// <summary>GQA layouts for score-based methods: false = one kept set per KV head (the paper's +C), true = replicated per query head.</summary>
+    /// <summary>Pre-fill chunkings.</summary>
+    public IReadOnlyList<Chunking> Chunks { get; init; } = [Chunking.None];
+    /// <summary>Values of method knobs by option name (e.g. "bits" → 2, 4, 8; "window" → 64, 256): each applies to every
+    /// method that declares the knob, which then runs once per value; knobs not listed keep their defaults.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<object>> Knobs { get; init; } = new Dictionary<string, IReadOnlyList<object>>();
+    /// <summary>GQA layouts for token scorers: false = one kept set per KV head (the paper's +C), true = replicated per query head.</summary>
     public IReadOnlyList<bool> Replicated { get; init; } = [false];
+    /// <summary>Storage of the KVs for methods that do not choose their own: null = full precision, else quantized.</summary>
+    public IReadOnlyList<KvQuantization?> KvQuantization { get; init; } = [null];
     /// <summary>Context lengths (the fixed sets in data/eval exist for 1024, 2048, 4096).</summary>
     public IReadOnlyList<int> Contexts { get; init; } = [4096];
     public IReadOnlyList<LongContextTask> Tasks { get; init; } = TaskSuite.Scored.ToList();
     /// <summary>Examples per task (the first N of the fixed set).</summary>
     public int Examples { get; init; } = 5;
-    /// <summary>The knobs that are not swept: sink, pool kernel, β, L2's skipped layers, ZigZag's thresholds, quantization group and residual.</summary>
-    public MethodSettings Settings { get; init; } = new();
-    /// <summary>Observation window k of the score-based methods (scoring queries, always-kept KVs, patch length).</summary>
+    /// <summary>Observation window k of the token scorers (scoring queries, always-kept KVs, patch length).</summary>
     public int ObsWindow { get; init; } = 64;
-    /// <summary>Budget rule for rates: false = the paper code's int((1 − p)·c), true = PAPER.md §1.2's round((1 − p)·c) + window.</summary>
+    /// <summary>Budget rule for rates: false = the paper code's int((1 − p)·c), true = the accountant's round((1 − p)·c) + window.</summary>
     public bool AccountingRule { get; init; }
 
     private static readonly string[] ScheduleNames = ["postfill", "naive", "patched"];
 
     /// <summary>
-    /// The points in run order: method configuration (methods in the order given), then chunk, context,
-    /// task. With <paramref name="config"/>, every configuration is built once for that model, so an
-    /// impossible one (a group size that does not divide the head dimension, L2 patched) fails here, before
-    /// anything runs. Throws <see cref="ArgumentException"/> with one line naming the problem.
+    /// The points in run order: method configuration (methods in the order given), then chunking, context, task.
+    /// With <paramref name="config"/>, every configuration is built once for that model, so an impossible one (a group
+    /// size that does not divide the head dimension, L2 patched) fails here, before anything runs. Throws
+    /// <see cref="ArgumentException"/> with one line naming the problem.
     /// </summary>
     public SweepPlan Expand(LlamaConfig? config = null)
     {
@@ -79,52 +82,47 @@ public sealed record SweepGrid
             foreach (int c in Contexts)
                 if (c < t.MinLength) throw new ArgumentException($"--contexts: task {t.Name} needs at least {t.MinLength} tokens (got {c})");
         if (Chunks.Count == 0) throw new ArgumentException("--chunks: no chunk sizes");
-        foreach (int c in Chunks)
-            if (c < 0) throw new ArgumentException($"--chunks: {c} is not a chunk size (a positive number of tokens, or none for a single pre-fill)");
         foreach (var s in Schedules)
             if (!ScheduleNames.Contains(s)) throw new ArgumentException($"--schedules: '{s}' is not one of {string.Join(", ", ScheduleNames)}");
+        foreach (var (name, values) in Knobs)
+        {
+            var knob = Registry.Knobs.FirstOrDefault(k => k.Name == name) ?? throw new ArgumentException($"--{name}: no method has this setting");
+            if (values.Count == 0) throw new ArgumentException($"--{name}: no values");
+            foreach (var v in values) knob.Check(v);
+        }
 
         var notes = new List<string>();
-        var specs = new List<(MethodSpec Spec, int[] Chunks)>();
+        var specs = new List<(MethodSpec Spec, Chunking[] Chunks)>();
         foreach (var item in Methods)
         {
             var parts = item.ToLowerInvariant().Split(':', StringSplitOptions.TrimEntries);
             if (parts.Length > 2 || parts[0].Length == 0) throw new ArgumentException($"--methods: '{item}' is not a method or method:schedule");
-            string name = new MethodSpec(parts[0], Settings).Canonical;
-            if (!MethodFactory.Names.Contains(name)) throw new ArgumentException($"--methods: unknown method '{parts[0]}'; choose from {string.Join(", ", MethodFactory.Names)}");
-            bool scored = MethodFactory.ScoredNames.Contains(name);
-            if (parts.Length == 2 && !scored) throw new ArgumentException($"--methods: '{item}': only the score-based methods ({string.Join(", ", MethodFactory.ScoredNames)}) take a schedule");
+            var method = Registry.Find(parts[0]) ?? throw new ArgumentException($"--methods: unknown method '{parts[0]}'; choose from {string.Join(", ", Registry.Methods.Select(m => m.Name))}");
+            bool scored = method.Kind == MethodKind.ScoresTokens;
+            if (parts.Length == 2 && !scored) throw new ArgumentException($"--methods: '{item}': only the score-based methods ({Registry.NamesOf(MethodKind.ScoresTokens)}) take a schedule");
             if (parts.Length == 2 && !ScheduleNames.Contains(parts[1])) throw new ArgumentException($"--methods: '{item}': schedule '{parts[1]}' is not one of {string.Join(", ", ScheduleNames)}");
-            switch (name)
+            var storages = method.Storage is not null ? [KvStorage.Default]
+                : (scored ? Replicated : [false]).SelectMany(r => KvQuantization.Select(q => new KvStorage(r, q))).ToList();
+            foreach (var knobs in KnobCombinations(method))
             {
-                case "quantized":
-                    foreach (int b in Bits) specs.Add((new MethodSpec(name, Settings with { Bits = b, Schedule = null }), Chunks.ToArray()));
-                    break;
-                case "streaming":
-                    foreach (int w in Windows)
-                    {
-                        if (w < 0) throw new ArgumentException($"--windows: {w} is not a window size");
-                        specs.Add((new MethodSpec(name, Settings with { Window = w, Schedule = null }), Chunks.ToArray()));
-                    }
-                    break;
-                case var _ when scored:
-                    bool explicitSchedule = parts.Length == 2;
-                    foreach (var (kind, chunks) in SchedulesFor(name, explicitSchedule ? parts[1] : null, notes))
-                        foreach (bool replicated in Replicated)
-                            foreach (double p in Evicts)
+                var spec = new MethodSpec(method, knobs);
+                if (!scored)
+                {
+                    foreach (var storage in storages) specs.Add((spec with { Storage = storage }, Chunks.ToArray()));
+                    continue;
+                }
+                foreach (var (kind, chunks) in SchedulesFor(spec, parts.Length == 2 ? parts[1] : null, notes))
+                    foreach (var storage in storages)
+                        foreach (double p in Evicts)
+                        {
+                            var schedule = new EvictionSchedule
                             {
-                                var schedule = new EvictionSchedule
-                                {
-                                    Kind = kind, Window = ObsWindow,
-                                    Budget = AccountingRule ? EvictionBudget.FractionPlusWindow(p) : EvictionBudget.Fraction(p),
-                                };
-                                schedule.Validate();
-                                specs.Add((new MethodSpec(name, Settings with { Schedule = schedule, ReplicatePerQueryHead = replicated }), chunks));
-                            }
-                    break;
-                default:
-                    specs.Add((new MethodSpec(name, Settings with { Schedule = null }), Chunks.ToArray()));
-                    break;
+                                Kind = kind, Window = ObsWindow,
+                                Budget = AccountingRule ? EvictionBudget.FractionPlusWindow(p) : EvictionBudget.Fraction(p),
+                            };
+                            schedule.Validate();
+                            specs.Add((spec with { Schedule = schedule, Storage = storage }, chunks));
+                        }
             }
         }
 
@@ -133,7 +131,8 @@ public sealed record SweepGrid
         foreach (var (spec, chunks) in specs)
         {
             if (config is not null) spec.Create(config); // impossible settings fail now, not hours into the sweep
-            foreach (int chunk in chunks)
+            else spec.Validate();
+            foreach (var chunk in chunks)
                 foreach (int context in Contexts)
                     foreach (var task in Tasks)
                     {
@@ -145,10 +144,22 @@ public sealed record SweepGrid
         return new SweepPlan(points, notes);
     }
 
-    /// <summary>(schedule, chunks it runs at) for one score-based method.</summary>
-    private List<(ScheduleKind Kind, int[] Chunks)> SchedulesFor(string name, string? fixedSchedule, List<string> notes)
+    /// <summary>Every combination of the listed values of <paramref name="method"/>'s knobs (in the order it declares them).</summary>
+    private IEnumerable<KnobValues> KnobCombinations(MethodDescriptor method)
     {
-        bool queryFree = name == "l2"; // scores from keys alone: patching cannot change it
+        IEnumerable<KnobValues> combos = [KvNotebooks.Eviction.KnobValues.Empty];
+        foreach (var knob in method.Knobs)
+            if (Knobs.TryGetValue(knob.Name, out var values))
+                combos = combos.SelectMany(c => values.Select(v => c.With(knob, v))).ToList();
+        return combos;
+    }
+
+    /// <summary>(schedule, chunkings it runs at) for one token scorer.</summary>
+    private List<(ScheduleKind Kind, Chunking[] Chunks)> SchedulesFor(MethodSpec spec, string? fixedSchedule, List<string> notes)
+    {
+        string name = spec.Name;
+        // A scorer that reads no queries cannot be changed by a patch (the prompt's last tokens appended as queries).
+        bool queryFree = spec.Method.Scorer is { } make && make(spec).Queries == ScoreQueries.None;
         if (fixedSchedule is not null)
         {
             if (queryFree && fixedSchedule == "patched")
@@ -158,14 +169,14 @@ public sealed record SweepGrid
         if (Schedules.Count == 0)
         {
             // kvnb run's default: post-fill for a single pre-fill, naive when chunked.
-            var result = new List<(ScheduleKind, int[])>();
-            var single = Chunks.Where(c => c == 0).ToArray();
-            var chunked = Chunks.Where(c => c > 0).ToArray();
+            var result = new List<(ScheduleKind, Chunking[])>();
+            var single = Chunks.Where(c => c.IsNone).ToArray();
+            var chunked = Chunks.Where(c => !c.IsNone).ToArray();
             if (single.Length > 0) result.Add((ScheduleKind.PostFill, single));
             if (chunked.Length > 0) result.Add((ScheduleKind.Naive, chunked));
             return result;
         }
-        var list = new List<(ScheduleKind, int[])>();
+        var list = new List<(ScheduleKind, Chunking[])>();
         foreach (var s in Schedules)
         {
             if (queryFree && s == "patched")

@@ -3,7 +3,23 @@ using KvNotebooks.Footprint;
 
 namespace KvNotebooks.Eviction;
 
-/// <summary>When a score-based method evicts during pre-fill (PAPER.md §2.4).</summary>
+/// <summary>
+/// One head's compression: its last <see cref="Candidates"/> entries are candidates, the last <see cref="Window"/> of
+/// them always kept (the observation window, or the patch, which <see cref="DropWindow"/> then evicts), and
+/// <see cref="Capacity"/> entries of the candidates kept on average over layers, window included — SnapKV's rule:
+/// all if the capacity reaches the candidates, only the window if it does not exceed it.
+/// </summary>
+public readonly record struct Compression(int Candidates, int Window, int Capacity, bool DropWindow)
+{
+    /// <summary>Candidates that are scored (the window is not).</summary>
+    public int Scored => Candidates - Window;
+    /// <summary>Candidates kept (averaged over layers), the window included.</summary>
+    public int Kept => Capacity >= Candidates ? Candidates : Capacity <= Window ? Window : Capacity;
+    /// <summary>Entries that leave the head (averaged over layers): evicted candidates, and the patch when dropped.</summary>
+    public int Evicted => Candidates - Kept + (DropWindow ? Window : 0);
+}
+
+/// <summary>When a score-based method evicts during pre-fill (the paper's §2.4; docs/methods.md).</summary>
 public enum ScheduleKind
 {
     /// <summary>Evict once, after the whole prompt is pre-filled, scoring every prompt KV with the
@@ -138,11 +154,33 @@ public sealed record EvictionSchedule
         return cap + patchRows;
     }
 
-    /// <summary>Entries kept (averaged over layers) when <paramref name="candidates"/> are compressed to
-    /// <paramref name="capacity"/> with the last <paramref name="window"/> always kept — SnapKV's rule:
-    /// all if the capacity reaches the candidates, only the window if it does not exceed it.</summary>
-    public static int Kept(int capacity, int candidates, int window) =>
-        capacity >= candidates ? candidates : capacity <= window ? window : capacity;
+    /// <summary>
+    /// What eviction does to a head after <paramref name="step"/> attended, the head then holding
+    /// <paramref name="held"/> entries (the step's rows and patch included): the last <see cref="Compression.Candidates"/>
+    /// entries are candidates, of which the last <see cref="Compression.Window"/> are always kept (and dropped
+    /// afterwards when they are the patch), and <see cref="Compression.Capacity"/> are kept on average over layers.
+    /// Null when nothing is evicted at this step (post-fill before the last chunk; decode steps, see
+    /// <see cref="CompressWhileDecoding"/>). The engine (<see cref="ScheduledEviction"/>) and the accountant
+    /// (<see cref="KeptAfterChunks"/>) both take their decisions from here.
+    /// </summary>
+    public Compression? Compress(GenerationStep step, int held)
+    {
+        if (step.Phase == Phase.Decode) return null;
+        if (Kind == ScheduleKind.PostFill)
+            return step.IsFinalChunk ? new Compression(held, Math.Min(Window, held), Capacity(0, step.PromptLength, step.PromptLength, 0), false) : null;
+        int cand = step.Rows, w = step.PatchLength > 0 ? step.PatchLength : Math.Min(Window, cand);
+        return new Compression(cand, w, Capacity(step.Start, step.Length, step.PromptLength, step.PatchLength), step.PatchLength > 0);
+    }
+
+    /// <summary>Decode-time eviction of a head holding <paramref name="held"/> entries with a budget of
+    /// <paramref name="budget"/>: every entry is a candidate once the head exceeds the budget by
+    /// <see cref="DecodeInterval"/>; null otherwise (or without <see cref="EvictDuringDecode"/>).</summary>
+    public Compression? CompressWhileDecoding(int held, int budget)
+    {
+        if (!EvictDuringDecode || held < budget + DecodeInterval) return null;
+        int w = Math.Min(Window, held);
+        return new Compression(held, w, Math.Max(budget, w), false);
+    }
 
     /// <summary>
     /// Per chunk of <paramref name="plan"/>, the prompt KVs each head holds (on average over layers)
@@ -151,28 +189,22 @@ public sealed record EvictionSchedule
     /// </summary>
     public (long[] Kept, int[] Patch) KeptAfterChunks(ChunkPlan plan)
     {
-        int n = plan.PromptTokens, K = plan.Count, start = 0;
-        int patch = Kind == ScheduleKind.Patched ? Math.Min(Window, n) : 0;
-        var kept = new long[K];
-        var patches = new int[K];
+        var steps = plan.Steps(PatchLength);
+        var kept = new long[steps.Count];
+        var patches = new int[steps.Count];
         long P = 0;
-        for (int k = 0; k < K; k++)
+        for (int k = 0; k < steps.Count; k++)
         {
-            int c = plan.Sizes[k];
-            bool final = k == K - 1;
-            if (Kind == ScheduleKind.PostFill)
-                P = final ? Kept(Capacity(0, n, n, 0), n, Math.Min(Window, n)) : P + c;
-            else
-            {
-                int pr = final ? 0 : patch, cand = c + pr, w = pr > 0 ? pr : Math.Min(Window, cand);
-                P += Kept(Capacity(start, c, n, pr), cand, w) - pr;
-                patches[k] = pr;
-            }
+            long held = P + steps[k].Rows;
+            P = held - (Compress(steps[k], (int)held)?.Evicted ?? 0);
             kept[k] = P;
-            start += c;
+            patches[k] = steps[k].PatchLength;
         }
         return (kept, patches);
     }
+
+    /// <summary>Patch rows appended to every non-final chunk: the observation window when patched, else 0.</summary>
+    public int PatchLength => Kind == ScheduleKind.Patched ? Window : 0;
 
     private int RoundUp(int x) => (x + CapacityMultiple - 1) / CapacityMultiple * CapacityMultiple;
 

@@ -9,6 +9,10 @@ namespace KvNotebooks.Eviction;
 /// </summary>
 public sealed class H2O : IKvScorer
 {
+    public static MethodDescriptor Descriptor { get; } = MethodDescriptor.TokenScorer("h2o",
+        "H2O: keep the heavy hitters, the KVs with the most attention accumulated over every query so far",
+        [], _ => new H2O());
+
     private float[][][]? _acc;     // [layer][head][entry]
     private int[][]? _tracked;     // entries of each head the accumulator covers
     [ThreadStatic] private static float[]? _step;

@@ -1,15 +1,37 @@
 using System.Globalization;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 
 namespace KvNotebooks.Eviction;
 
 /// <summary>
-/// DuoAttention / PruLong at inference: each (layer, KV head) is either a full head (mask 1) or a
-/// streaming head (mask 0, sink + window). Head sparsity = fraction of streaming heads.
+/// A head mask at inference (the engine side of DuoAttention and PruLong): each (layer, KV head) is either a full
+/// head (mask 1) or a streaming head (mask 0, sink + window). Head sparsity = fraction of streaming heads.
 /// </summary>
 public sealed class HeadMask : IEvictionMethod
 {
     private readonly bool[,] _full;
+
+    /// <summary>The mask file (TSV, one row per layer, one column per KV head).</summary>
+    public static readonly Knob<string> MasksKnob = new("masks", "masks", null,
+        "Head masks: TSV, one row per layer, one column per KV head (1 = full head, 0 = streaming)", format: Path.GetFileName);
+
+    public static MethodDescriptor Descriptor { get; } = new()
+    {
+        Name = "headmask",
+        Kind = MethodKind.MasksHeads,
+        Summary = "A fixed 0/1 head mask: streaming heads keep sinks + window, full heads keep everything",
+        Knobs = [MasksKnob, Streaming.SinkKnob, Streaming.WindowKnob],
+        CurveKnob = Streaming.WindowKnob,
+        Create = (s, config) => new HeadMask(LoadTsv(s.Get(MasksKnob), config), s.Get(Streaming.SinkKnob), s.Get(Streaming.WindowKnob)),
+        Footprint = (s, shape) =>
+        {
+            var mask = LoadTsv(s.Get(MasksKnob));
+            var m = new HeadMask(mask);
+            return KvFootprint.HeadMix(shape.Plan, shape.GenTokens, m.StreamingHeads, mask.Length, s.Get(Streaming.SinkKnob), s.Get(Streaming.WindowKnob),
+                s.Storage.Quantization);
+        },
+    };
 
     /// <param name="full">[layers, KV heads]: true = full attention, false = streaming.</param>
     /// <param name="sink">Streaming heads keep the first <paramref name="sink"/> tokens…</param>
@@ -40,13 +62,13 @@ public sealed class HeadMask : IEvictionMethod
     /// <summary>Fraction of (layer, KV head) pairs that are streaming.</summary>
     public double HeadSparsity => (double)StreamingHeads / _full.Length;
 
-    public void Evict(EvictionContext ctx)
+    public void Evict(in LayerStep step)
     {
-        if (ctx.Cache.NumLayers != NumLayers || ctx.Cache.NumKvHeads != NumKvHeads)
-            throw new InvalidOperationException($"head mask is {NumLayers}×{NumKvHeads} but the model has {ctx.Cache.NumLayers}×{ctx.Cache.NumKvHeads} (layers × KV heads)");
-        var heads = ctx.Cache.Layer(ctx.Layer);
-        for (int h = 0; h < heads.Length; h++)
-            if (!_full[ctx.Layer, h]) heads[h].KeepSinkAndWindow(Sink, Window);
+        var cache = step.Cache;
+        if (cache.NumLayers != NumLayers || cache.NumKvHeads != NumKvHeads)
+            throw new ArgumentException($"head mask is {NumLayers}×{NumKvHeads} but the model has {cache.NumLayers}×{cache.NumKvHeads} (layers × KV heads)");
+        for (int h = 0; h < cache.NumKvHeads; h++)
+            if (!_full[step.Layer, h]) cache.KeepSinkAndWindow(step.Layer, h, Sink, Window);
     }
 
     /// <summary>

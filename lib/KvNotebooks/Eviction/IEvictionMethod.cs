@@ -1,45 +1,33 @@
 using KvNotebooks.Cache;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 
 namespace KvNotebooks.Eviction;
 
-/// <summary>Which stage of inference a step belongs to.</summary>
-public enum Phase { Prefill, Decode }
-
 /// <summary>
-/// What an eviction method sees when it is called: one layer, right after that layer's attention over
-/// a pre-fill chunk or a decode step. The method evicts from <c>Cache.Layer(Layer)</c>.
+/// What an eviction method sees when it is called: one layer, right after that layer's attention over a step (a
+/// pre-fill chunk with its patch, or a decode token). The method evicts from <c>Cache.Layer(Layer)</c>. Immutable.
 /// </summary>
-public sealed class EvictionContext
+public readonly struct LayerStep
 {
     public required LlamaConfig Config { get; init; }
     public required KvCache Cache { get; init; }
-    public int Layer { get; set; }
-    public Phase Phase { get; set; }
-    /// <summary>Index of the pre-fill chunk (0-based), or of the decode step.</summary>
-    public int Step { get; set; }
-    /// <summary>Query rows of this forward pass: the chunk length (plus <see cref="PatchRows"/>), or 1 when decoding.</summary>
-    public int Rows { get; set; }
-    /// <summary>Rows appended after the chunk for patched chunked eviction (the prompt's last tokens, at
-    /// positions right after the chunk); they are the last <see cref="PatchRows"/> of <see cref="Rows"/>
-    /// and their KVs are the newest entries of every head. 0 otherwise.</summary>
-    public int PatchRows { get; set; }
-    /// <summary>Position of this step's first token.</summary>
-    public int StartPosition { get; set; }
-    /// <summary>True for the last pre-fill chunk.</summary>
-    public bool IsFinalChunk { get; set; }
-    public int PromptLength { get; set; }
-    /// <summary>Post-RoPE queries of this step's last <see cref="QueryRows"/> rows for this layer,
-    /// [QueryRows × QDim], when the method asked for them (<see cref="IEvictionMethod.ObservationWindow"/>).</summary>
-    public float[]? Queries { get; set; }
-    public int QueryRows { get; set; }
+    public required int Layer { get; init; }
+    /// <summary>The step: its phase, rows (chunk + patch), start position, whether it is the last chunk.</summary>
+    public required GenerationStep Step { get; init; }
+    /// <summary>Post-RoPE queries of the step's last <see cref="QueryRows"/> rows for this layer, [QueryRows × QDim],
+    /// when the method asked for them (<see cref="IEvictionMethod.ObservationWindow"/>); else null.</summary>
+    public float[]? Queries { get; init; }
+    public int QueryRows { get; init; }
+
     /// <summary>Position of query row <paramref name="j"/> of <see cref="Queries"/>.</summary>
-    public int QueryPosition(int j) => StartPosition + Rows - QueryRows + j;
+    public int QueryPosition(int j) => Step.Start + Step.Rows - QueryRows + j;
 }
 
 /// <summary>
-/// A KV-reduction method: which entries of a layer to keep. When it is asked (after each chunk, each
-/// decode step) is the session's schedule, not the method's.
+/// A KV-reduction method at run time: which entries of a layer to keep. When it is asked (after each chunk, each
+/// decode step) is the session's; how KVs are stored (precision, quantization, GQA layout) is the session's too
+/// (<see cref="KvStorage"/>), so any method runs over any storage.
 /// </summary>
 public interface IEvictionMethod
 {
@@ -54,16 +42,21 @@ public interface IEvictionMethod
     /// every non-final pre-fill chunk (0 = none). The method must evict their KVs itself.</summary>
     int PatchLength => 0;
 
-    /// <summary>How the cache must store KVs for this method (replicated per query head, quantized).</summary>
-    KvStorage Storage => KvStorage.Default;
+    /// <summary>How a prompt is cut into chunks under <paramref name="chunking"/> (Locret pre-fills its last tokens
+    /// as a chunk of their own).</summary>
+    ChunkPlan Plan(int promptTokens, Chunking chunking) => chunking.Plan(promptTokens);
 
     /// <summary>A method with per-run state returns a fresh copy here; the session calls it once.</summary>
     IEvictionMethod ForSession() => this;
 
-    /// <summary>Evicts from layer <c>ctx.Layer</c> after its attention over the current step.</summary>
-    void Evict(EvictionContext ctx);
+    /// <summary>Evicts from layer <c>step.Layer</c> after its attention over the current step.</summary>
+    void Evict(in LayerStep step);
+
+    /// <summary>Whether the method evicts in <see cref="EndStep"/> rather than layer by layer (the storage then settles
+    /// after that, so that quantization never turns a candidate into codes before it is judged).</summary>
+    bool EvictsAtEndOfStep => false;
 
     /// <summary>Called once a step has gone through every layer, before the meter reads the cache
     /// (methods that need every layer's scores before deciding, like ZigZagKV, evict here).</summary>
-    void EndStep(EvictionContext ctx) { }
+    void EndStep(GenerationStep step, KvCache cache) { }
 }

@@ -8,6 +8,14 @@ namespace KvNotebooks.Eviction;
 /// </summary>
 public sealed class L2Norm : IKvScorer
 {
+    /// <summary>First layers never pruned (paper code: 2 of 32).</summary>
+    public static readonly Knob<int> SkipLayersKnob = new("skip-layers", "skip-layers", 2, "l2: first layers never pruned (paper code: 2 of 32)",
+        n => n >= 0 ? null : "must be ≥ 0");
+
+    public static MethodDescriptor Descriptor { get; } = MethodDescriptor.TokenScorer("l2",
+        "L2 norm: keep the keys with the lowest L2 norm, no queries needed",
+        [SkipLayersKnob], s => new L2Norm(s.Get(SkipLayersKnob)));
+
     public L2Norm(int skipLayers = 2)
     {
         if (skipLayers < 0) throw new ArgumentException($"--skip-layers must be ≥ 0 (got {skipLayers})");

@@ -10,6 +10,13 @@ namespace KvNotebooks.Eviction;
 /// </summary>
 public sealed class PyramidKV : IKvScorer
 {
+    /// <summary>β: the smallest layer budget is the average's 1/β (paper code: 20).</summary>
+    public static readonly Knob<int> BetaKnob = new("beta", "beta", 20, "pyramidkv: β (min budget = average / β)", b => b >= 1 ? null : "must be ≥ 1");
+
+    public static MethodDescriptor Descriptor { get; } = MethodDescriptor.TokenScorer("pyramidkv",
+        "PyramidKV: SnapKV's scores, with budgets that shrink linearly from the first layer to the last",
+        [SnapKV.PoolKnob, BetaKnob], s => new PyramidKV(s.Get(SnapKV.PoolKnob), s.Get(BetaKnob)));
+
     public PyramidKV(int poolKernel = 5, int beta = 20)
     {
         if (poolKernel < 1 || poolKernel % 2 == 0) throw new ArgumentException($"--pool-kernel must be odd and ≥ 1 (got {poolKernel})");

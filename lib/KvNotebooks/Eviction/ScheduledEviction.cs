@@ -1,4 +1,5 @@
 using KvNotebooks.Cache;
+using KvNotebooks.Footprint;
 using KvNotebooks.Kernels;
 
 namespace KvNotebooks.Eviction;
@@ -17,10 +18,12 @@ namespace KvNotebooks.Eviction;
 /// are then dropped (<c>drop_last_k_tokens</c>), so only chunk KVs remain;</item>
 /// <item>decode (optional): a head over its budget re-scores everything it holds with the last queries.</item>
 /// </list>
-/// The last w candidates are always kept; the rest keep the top-scoring ones (ties: the earlier one),
-/// in original order. Evicted entries leave the cache and free its pages. GQA: one kept set per stored
-/// head — per KV head with scores averaged over its query heads (the paper's "+C"), or, with
-/// <see cref="ReplicatePerQueryHead"/>, the original per-query-head copies.
+/// Which entries are candidates, which are always kept and how many survive is the schedule's decision
+/// (<see cref="EvictionSchedule.Compress"/>, the same one the accountant counts with). The last w candidates are
+/// always kept; the rest keep the top-scoring ones (ties: the earlier one), in original order. Evicted entries
+/// leave the cache and free its pages. GQA: one kept set per stored head — per KV head with scores averaged over
+/// its query heads (the paper's "+C"), or, when the session stores one copy per query head
+/// (<see cref="Cache.KvStorage.ReplicatePerQueryHead"/>), per query head as the original code.
 /// </summary>
 public sealed class ScheduledEviction : IEvictionMethod
 {
@@ -33,20 +36,17 @@ public sealed class ScheduledEviction : IEvictionMethod
     private int[] _qpos = [];
     private int _numLayers, _numHeads;
 
-    public ScheduledEviction(IKvScorer scorer, EvictionSchedule schedule, bool replicatePerQueryHead = false)
+    public ScheduledEviction(IKvScorer scorer, EvictionSchedule schedule)
     {
         schedule.Validate();
         if (schedule.Kind == ScheduleKind.Patched && scorer.Queries == ScoreQueries.None)
             throw new ArgumentException($"{scorer.Name} scores without queries, so patching (appending the prompt's last tokens as queries) cannot change it; use --schedule naive");
         Scorer = scorer;
         Schedule = schedule;
-        ReplicatePerQueryHead = replicatePerQueryHead;
     }
 
     public IKvScorer Scorer { get; }
     public EvictionSchedule Schedule { get; }
-    /// <summary>Store one copy per query head (the original SnapKV/PyramidKV layout) instead of one per KV head.</summary>
-    public bool ReplicatePerQueryHead { get; }
     public string Name => Scorer.Name;
     public int ObservationWindow => Scorer.Queries switch
     {
@@ -54,74 +54,74 @@ public sealed class ScheduledEviction : IEvictionMethod
         ScoreQueries.Window => Schedule.Window,
         _ => 0,
     };
-    public int PatchLength => Schedule.Kind == ScheduleKind.Patched ? Schedule.Window : 0;
-    public KvStorage Storage => ReplicatePerQueryHead ? new KvStorage(ReplicatePerQueryHead: true) : KvStorage.Default;
-    public IEvictionMethod ForSession() => new ScheduledEviction(Scorer.ForSession(), Schedule, ReplicatePerQueryHead);
+    public int PatchLength => Schedule.PatchLength;
+    public IEvictionMethod ForSession() => new ScheduledEviction(Scorer.ForSession(), Schedule);
+    public bool EvictsAtEndOfStep => Scorer.NeedsAllLayers;
 
     private bool NeedRing => Scorer.Queries == ScoreQueries.Window && (Schedule.Kind == ScheduleKind.PostFill || Schedule.EvictDuringDecode);
 
-    /// <summary>What one layer's eviction does at this step: candidates [From, From + Candidates), the
-    /// last Window always kept (dropped afterwards when DropWindow: the patch), Capacity kept on average.</summary>
-    private readonly record struct LayerPlan(int From, int Candidates, int Window, int Capacity, bool DropWindow)
+    /// <summary>One layer's compression at this step, with its candidates at [From, From + Candidates).</summary>
+    private readonly record struct LayerPlan(int From, Compression C)
     {
-        public int NonWindow => Candidates - Window;
+        public int Candidates => C.Candidates;
+        public int Window => C.Window;
+        public int Capacity => C.Capacity;
+        public bool DropWindow => C.DropWindow;
+        public int NonWindow => C.Scored;
     }
 
     /// <summary>Query rows [Offset / QDim …) of Data, with their positions.</summary>
     private readonly record struct QuerySet(float[] Data, int Offset, int Rows, int[] Positions);
 
-    public void Evict(EvictionContext ctx)
+    public void Evict(in LayerStep ctx)
     {
-        if (_numLayers == 0 || (ctx.Phase == Phase.Prefill && ctx.Step == 0 && ctx.Layer == 0)) Begin(ctx);
+        var step = ctx.Step;
+        if (_numLayers == 0 || (step.Phase == Phase.Prefill && step.Index == 0 && ctx.Layer == 0)) Begin(ctx);
         int l = ctx.Layer;
-        var heads = ctx.Cache.Layer(l);
-        bool decode = ctx.Phase == Phase.Decode;
+        var cache = ctx.Cache;
+        bool decode = step.Phase == Phase.Decode;
         if (decode && !Schedule.EvictDuringDecode) return;
-        if (Scorer.Queries == ScoreQueries.AllRows) Observe(ctx, heads);
-        if (NeedRing && ctx.PatchRows == 0 && ctx.Queries is not null) _rings[l].Push(ctx);
+        if (Scorer.Queries == ScoreQueries.AllRows) Observe(ctx);
+        if (NeedRing && step.PatchLength == 0 && ctx.Queries is not null) _rings[l].Push(ctx);
         if (decode)
         {
-            EvictWhileDecoding(ctx, heads);
+            EvictWhileDecoding(ctx);
             return;
         }
-        if (Schedule.Kind == ScheduleKind.PostFill && !ctx.IsFinalChunk) return;
-
-        int count = heads[0].Count;
-        int cand = Schedule.Kind == ScheduleKind.PostFill ? count : ctx.Rows;
-        int w = ctx.PatchRows > 0 ? ctx.PatchRows : Math.Min(Schedule.Window, cand);
-        int cap = Schedule.Capacity(ctx.StartPosition, ctx.Rows - ctx.PatchRows, ctx.PromptLength, ctx.PatchRows);
-        var plan = new LayerPlan(count - cand, cand, w, cap, ctx.PatchRows > 0);
-        var queries = PrefillQueries(ctx, l, w);
+        int count = cache.Count(l, 0);   // every head of a layer holds as many entries (all over every storage)
+        if (Schedule.Compress(step, count) is not { } c) return;
+        var plan = new LayerPlan(count - c.Candidates, c);
+        var queries = PrefillQueries(ctx, l, c.Window);
         if (Scorer.NeedsAllLayers)
         {
-            ScoreHeads(ctx, l, heads, plan, queries);
+            ScoreHeads(ctx, plan, queries);
             _pending[l] = plan;
             return;
         }
         Span<int> budgets = stackalloc int[_numLayers];
         Budgets(plan, budgets);
-        if (budgets[l] > 0 && budgets[l] < plan.NonWindow) ScoreHeads(ctx, l, heads, plan, queries);
-        KeepLayer(l, heads, plan, budgets[l]);
+        if (budgets[l] > 0 && budgets[l] < plan.NonWindow) ScoreHeads(ctx, plan, queries);
+        KeepLayer(cache, l, plan, budgets[l]);
     }
 
-    public void EndStep(EvictionContext ctx)
+    public void EndStep(GenerationStep step, KvCache cache)
     {
-        if (ctx.Phase != Phase.Prefill || _numLayers == 0) return;
+        if (step.Phase != Phase.Prefill || _numLayers == 0) return;
         if (Array.Exists(_pending, p => p is not null))
         {
             var first = Array.Find(_pending, p => p is not null)!.Value;
             Span<int> budgets = stackalloc int[_numLayers];
             Budgets(first, budgets);
             for (int l = 0; l < _numLayers; l++)
-                if (_pending[l] is { } plan) KeepLayer(l, ctx.Cache.Layer(l), plan, budgets[l]);
+                if (_pending[l] is { } plan) KeepLayer(cache, l, plan, budgets[l]);
             Array.Clear(_pending);
         }
-        if (ctx.IsFinalChunk)
+        if (step.IsFinalChunk)
             for (int l = 0; l < _numLayers; l++)
-                for (int h = 0; h < _numHeads; h++) _decodeCap[l][h] = ctx.Cache[l, h].Count;
+                for (int h = 0; h < _numHeads; h++) _decodeCap[l][h] = cache.Count(l, h);
     }
 
-    private void Begin(EvictionContext ctx)
+    private void Begin(in LayerStep ctx)
     {
         _numLayers = ctx.Cache.NumLayers;
         _numHeads = ctx.Cache.NumKvHeads;
@@ -144,7 +144,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         else Scorer.LayerBudgets(new BudgetInput(plan.Capacity, plan.Candidates, plan.Window, _numLayers), budgets);
     }
 
-    private QuerySet PrefillQueries(EvictionContext ctx, int layer, int w)
+    private QuerySet PrefillQueries(in LayerStep ctx, int layer, int w)
     {
         if (Scorer.Queries != ScoreQueries.Window) return new QuerySet([], 0, 0, []);
         if (Schedule.Kind == ScheduleKind.PostFill) return _rings[layer].AsQuerySet();
@@ -154,18 +154,30 @@ public sealed class ScheduledEviction : IEvictionMethod
         return new QuerySet(ctx.Queries!, skip * ctx.Config.QDim, rows, _qpos);
     }
 
-    private void ScoreHeads(EvictionContext ctx, int l, KvHeadCache[] heads, LayerPlan plan, QuerySet q)
+    /// <summary>Each head's entries from <paramref name="from"/> on as full-precision views (the heads themselves unless
+    /// those entries are codes), with the index offset of each view; taken one head after another.</summary>
+    private (KvHeadCache View, int Offset)[] Views(KvCache cache, int l, int from)
     {
-        int n = plan.NonWindow, qph = ctx.Config.NumHeads / heads.Length, qDim = ctx.Config.QDim;
+        var views = new (KvHeadCache, int)[cache.NumKvHeads];
+        for (int h = 0; h < views.Length; h++) views[h] = (cache.View(l, h, from, out int offset), offset);
+        return views;
+    }
+
+    private void ScoreHeads(in LayerStep ctx, LayerPlan plan, QuerySet q)
+    {
+        int l = ctx.Layer, H = ctx.Cache.NumKvHeads;
+        int n = plan.NonWindow, qph = ctx.Config.NumHeads / H, qDim = ctx.Config.QDim;
         float scale = 1f / MathF.Sqrt(ctx.Config.HeadDim);
-        for (int h = 0; h < heads.Length; h++)
+        for (int h = 0; h < H; h++)
             if (_scores[l][h].Length < n) _scores[l][h] = new float[Math.Max(n, 2 * _scores[l][h].Length)];
-        double work = (double)heads.Length * (plan.Candidates) * Math.Max(q.Rows, 1) * qph * ctx.Config.HeadDim;
-        ComputeContext.Current.For(heads.Length, work > 1 << 20, h =>
+        var views = Views(ctx.Cache, l, plan.From);
+        double work = (double)H * (plan.Candidates) * Math.Max(q.Rows, 1) * qph * ctx.Config.HeadDim;
+        ComputeContext.Current.For(H, work > 1 << 20, h =>
         {
+            var (view, o) = views[h];
             var input = new ScoreInput
             {
-                Layer = l, Head = h, Cache = heads[h], From = plan.From, To = plan.From + n, End = plan.From + plan.Candidates,
+                Layer = l, Head = h, Cache = view, From = plan.From - o, To = plan.From - o + n, End = plan.From - o + plan.Candidates,
                 Queries = q.Data.AsSpan(q.Offset, q.Rows * qDim), QueryPositions = q.Positions.AsSpan(0, q.Rows),
                 QDim = qDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = scale,
             };
@@ -173,22 +185,26 @@ public sealed class ScheduledEviction : IEvictionMethod
         });
     }
 
-    private void Observe(EvictionContext ctx, KvHeadCache[] heads)
+    private void Observe(in LayerStep ctx)
     {
-        int rows = ctx.QueryRows, qph = ctx.Config.NumHeads / heads.Length, qDim = ctx.Config.QDim;
+        int H = ctx.Cache.NumKvHeads, rows = ctx.QueryRows, qph = ctx.Config.NumHeads / H, qDim = ctx.Config.QDim;
         if (_qpos.Length < rows) _qpos = new int[rows];
         for (int j = 0; j < rows; j++) _qpos[j] = ctx.QueryPosition(j);
         var q = ctx.Queries!;
         var pos = _qpos;
         float scale = 1f / MathF.Sqrt(ctx.Config.HeadDim);
         int l = ctx.Layer;
-        double work = (double)heads.Length * heads[0].Count * rows * qph * ctx.Config.HeadDim;
-        ComputeContext.Current.For(heads.Length, work > 1 << 20, h =>
+        var views = Views(ctx.Cache, l, 0);
+        double work = (double)H * views[0].View.Count * rows * qph * ctx.Config.HeadDim;
+        ComputeContext.Current.For(H, work > 1 << 20, h =>
         {
-            int count = heads[h].Count;
+            // H2O observes every entry: a view starts at the head's first (when some are codes, a dequantized copy).
+            var (view, o) = views[h];
+            int count = view.Count;
+            if (o != 0) throw new InvalidOperationException("a view from entry 0 has no offset");
             var input = new ScoreInput
             {
-                Layer = l, Head = h, Cache = heads[h], From = 0, To = count, End = count,
+                Layer = l, Head = h, Cache = view, From = 0, To = count, End = count,
                 Queries = q.AsSpan(0, rows * qDim), QueryPositions = pos.AsSpan(0, rows),
                 QDim = qDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = scale,
             };
@@ -196,45 +212,45 @@ public sealed class ScheduledEviction : IEvictionMethod
         });
     }
 
-    private void EvictWhileDecoding(EvictionContext ctx, KvHeadCache[] heads)
+    private void EvictWhileDecoding(in LayerStep ctx)
     {
-        int l = ctx.Layer;
-        for (int h = 0; h < heads.Length; h++)
+        int l = ctx.Layer, H = ctx.Cache.NumKvHeads;
+        for (int h = 0; h < H; h++)
         {
             int budget = Schedule.DecodeBudget > 0 ? Schedule.DecodeBudget : _decodeCap[l][h];
-            int count = heads[h].Count;
-            if (count < budget + Schedule.DecodeInterval) continue;
-            int w = Math.Min(Schedule.Window, count);
-            var plan = new LayerPlan(0, count, w, Math.Max(budget, w), false);
-            int keep = plan.Capacity - w;
+            int count = ctx.Cache.Count(l, h);
+            if (Schedule.CompressWhileDecoding(count, budget) is not { } c) continue;
+            var plan = new LayerPlan(0, c);
+            int keep = plan.Capacity - plan.Window;
             if (keep > 0)
             {
                 if (_scores[l][h].Length < plan.NonWindow) _scores[l][h] = new float[Math.Max(plan.NonWindow, 2 * _scores[l][h].Length)];
                 var q = Scorer.Queries == ScoreQueries.Window ? _rings[l].AsQuerySet() : new QuerySet([], 0, 0, []);
-                int qph = ctx.Config.NumHeads / heads.Length;
+                int qph = ctx.Config.NumHeads / H;
+                var view = ctx.Cache.View(l, h, 0, out _);
                 var input = new ScoreInput
                 {
-                    Layer = l, Head = h, Cache = heads[h], From = 0, To = plan.NonWindow, End = count,
+                    Layer = l, Head = h, Cache = view, From = 0, To = plan.NonWindow, End = count,
                     Queries = q.Data.AsSpan(q.Offset, q.Rows * ctx.Config.QDim), QueryPositions = q.Positions.AsSpan(0, q.Rows),
                     QDim = ctx.Config.QDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = 1f / MathF.Sqrt(ctx.Config.HeadDim),
                 };
                 Scorer.Score(input, _scores[l][h].AsSpan(0, plan.NonWindow));
             }
-            KeepHead(l, h, heads[h], plan, keep);
+            KeepHead(ctx.Cache, l, h, plan, keep);
         }
     }
 
-    private void KeepLayer(int l, KvHeadCache[] heads, LayerPlan plan, int keepScored)
+    private void KeepLayer(KvCache cache, int l, LayerPlan plan, int keepScored)
     {
-        bool parallel = (double)heads.Length * plan.Candidates > 1 << 14;
-        ComputeContext.Current.For(heads.Length, parallel, h => KeepHead(l, h, heads[h], plan, keepScored));
+        bool parallel = (double)cache.NumKvHeads * plan.Candidates > 1 << 14;
+        ComputeContext.Current.For(cache.NumKvHeads, parallel, h => KeepHead(cache, l, h, plan, keepScored));
     }
 
     /// <summary>Keeps entries [0, From), the top <paramref name="keepScored"/> scored candidates and the
     /// window (unless it is the patch), in order; the scorer hears which entries survived.</summary>
-    private void KeepHead(int l, int h, KvHeadCache head, LayerPlan plan, int keepScored)
+    private void KeepHead(KvCache cache, int l, int h, LayerPlan plan, int keepScored)
     {
-        int count = head.Count, n = plan.NonWindow;
+        int count = cache.Count(l, h), n = plan.NonWindow;
         keepScored = Math.Clamp(keepScored, 0, n);
         if (_keep[h].Length < count) _keep[h] = new int[Math.Max(count, 2 * _keep[h].Length)];
         var keep = _keep[h];
@@ -255,7 +271,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         if (!plan.DropWindow)
             for (int i = plan.From + n; i < plan.From + plan.Candidates; i++) keep[k++] = i;
         if (k == count) return;
-        head.Keep(keep.AsSpan(0, k));
+        cache.Keep(l, h, keep.AsSpan(0, k));
         Scorer.OnKept(l, h, keep.AsSpan(0, k));
     }
 
@@ -276,7 +292,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         private readonly int[] _positions = new int[capacity];
         private int _count;
 
-        public void Push(EvictionContext ctx)
+        public void Push(in LayerStep ctx)
         {
             int rows = Math.Min(ctx.QueryRows, capacity), skip = ctx.QueryRows - rows;
             int keepOld = Math.Min(_count, capacity - rows), drop = _count - keepOld;

@@ -11,6 +11,14 @@ public sealed class SnapKV : IKvScorer
 {
     [ThreadStatic] private static float[]? _raw;
 
+    /// <summary>Width of the average pool over the window's attention sums (paper code: 5).</summary>
+    public static readonly Knob<int> PoolKnob = new("pool-kernel", "pool", 5, "snapkv/pyramidkv: average-pool kernel (odd)",
+        k => k >= 1 && k % 2 == 1 ? null : "must be odd and ≥ 1");
+
+    public static MethodDescriptor Descriptor { get; } = MethodDescriptor.TokenScorer("snapkv",
+        "SnapKV: keep the KVs the last k queries attend to most (pooled), the same budget in every layer",
+        [PoolKnob], s => new SnapKV(s.Get(PoolKnob)));
+
     public SnapKV(int poolKernel = 5)
     {
         if (poolKernel < 1 || poolKernel % 2 == 0) throw new ArgumentException($"--pool-kernel must be odd and ≥ 1 (got {poolKernel})");

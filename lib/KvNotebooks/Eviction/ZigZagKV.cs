@@ -13,6 +13,15 @@ namespace KvNotebooks.Eviction;
 /// </summary>
 public sealed class ZigZagKV : IKvScorer
 {
+    public static readonly Knob<double> LmbaKnob = new("lmba-threshold", "lmba", 0.9, "zigzag: attention mass LMBA must reach",
+        t => t > 0 && t <= 1 ? null : "must be in (0, 1]");
+    public static readonly Knob<double> MinBudgetKnob = new("min-budget-fraction", "min-budget", 0.2, "zigzag: B_min as a fraction of the average budget",
+        f => f >= 0 && f <= 1 ? null : "must be in [0, 1]");
+
+    public static MethodDescriptor Descriptor { get; } = MethodDescriptor.TokenScorer("zigzag",
+        "ZigZagKV: SnapKV's scores, with layer budgets set by how many KVs each layer needs to cover its attention mass",
+        [LmbaKnob, MinBudgetKnob], s => new ZigZagKV(s.Get(LmbaKnob), s.Get(MinBudgetKnob))) with { Aliases = ["zigzagkv"] };
+
     private double[][]? _lmba;   // [layer][head]
     [ThreadStatic] private static float[]? _sorted;
 

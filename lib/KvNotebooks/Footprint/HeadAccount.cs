@@ -111,6 +111,44 @@ public sealed record HeadAccount(long Entries, long[] PeakPoints)
         return new HeadAccount(bitsSeen, points.ToArray());
     }
 
+    /// <summary>
+    /// A head over quantized storage (<paramref name="q"/>), counted in bits (16 per full-precision entry, b per code)
+    /// by following it step by step: before a step of c rows (+ patch) it holds N entries, the oldest Q of them
+    /// quantized; its rows see c·N + c(c+1)/2 entries, of which c·Q are codes; while it attends it holds N + c + patch
+    /// (a peak point per chunk, and the largest over decoding). Then <paramref name="evict"/> says what the head keeps
+    /// of the N + c + patch it holds — (entries, of which quantized) — and the storage turns every whole group of
+    /// entries older than its full-precision window into codes: Q ← Q + G·⌊max(0, N − Q − R)/G⌋. With nothing evicted
+    /// this is <see cref="QuantizedBits"/>.
+    /// </summary>
+    /// <param name="evict">(step, entries held, of which quantized) → (entries kept, of which quantized).</param>
+    public static HeadAccount QuantizedTrace(IReadOnlyList<Footprint.GenerationStep> prefill, int m, Cache.KvQuantization q,
+        Func<Footprint.GenerationStep, long, long, (long Kept, long Quantized)> evict)
+    {
+        CheckSizes(m, 0, q.Residual);
+        long bitsSeen = 0, N = 0, Q = 0;
+        var points = new List<long>();
+        long decodePeak = 0;
+        int n = prefill.Count == 0 ? 0 : prefill[0].PromptLength;
+        IEnumerable<Footprint.GenerationStep> Steps()
+        {
+            foreach (var s in prefill) yield return s;
+            for (int t = 0; t < m; t++) yield return Footprint.GenerationStep.Decode(t, n + t, n);
+        }
+        foreach (var step in Steps())
+        {
+            long c = step.Length, held = N + c + step.PatchLength;
+            bitsSeen += 16 * (c * N + c * (c + 1) / 2) - (16L - q.Bits) * c * Q;
+            long peak = 16 * held - (16L - q.Bits) * Q;
+            if (step.Phase == Footprint.Phase.Prefill) points.Add(peak);
+            else decodePeak = Math.Max(decodePeak, peak);
+            (N, Q) = evict(step, held, Q);
+            if (Q < 0 || Q > N) throw new InvalidOperationException($"a head cannot keep {Q} quantized of {N} entries");
+            Q += Math.Max(0, N - Q - q.Residual) / q.GroupSize * q.GroupSize;
+        }
+        if (m > 0) points.Add(decodePeak);
+        return new HeadAccount(bitsSeen, points.ToArray());
+    }
+
     /// <summary>Full attention: every entry stays.</summary>
     public static HeadAccount Full(ChunkPlan plan, int m) => GlobalKeeping(plan, m, 1.0, 0);
 

@@ -24,21 +24,22 @@ public sealed record FootprintResult(long Entries, long FullEntries, long PeakEn
 /// </summary>
 public static class KvFootprint
 {
-    public static readonly string[] Methods = ["full", "streaming", "duo", "prulong", "snapkv", "pyramidkv", "h2o", "l2", "zigzag", "locret", "quantized"];
-
-    /// <summary>Full attention with chunked pre-fill (100%; the peak is (n+m)/T = 1 as well).</summary>
-    public static FootprintResult Full(ChunkPlan plan, int m) => Single(plan, m, HeadAccount.Full(plan, m));
+    /// <summary>Full attention with chunked pre-fill (100%; the peak is (n+m)/T = 1 as well); over quantized
+    /// storage (<paramref name="q"/>), counted in bits as the quantized method.</summary>
+    public static FootprintResult Full(ChunkPlan plan, int m, KvQuantization? q = null) =>
+        q is null ? Single(plan, m, HeadAccount.Full(plan, m)) : Quantized(plan, m, q);
 
     /// <summary>
     /// An exact integer mix of <paramref name="streamingHeads"/> streaming heads and full heads out of
     /// <paramref name="totalHeads"/>: entries = s·A_stream + (H − s)·A_full, peak = max over time points of
     /// s·peak_stream[t] + (H − s)·peak_full[t]. This is what the engine's meter measures for a head mask.
     /// </summary>
-    public static FootprintResult HeadMix(ChunkPlan plan, int m, int streamingHeads, int totalHeads, int sink, int window)
+    public static FootprintResult HeadMix(ChunkPlan plan, int m, int streamingHeads, int totalHeads, int sink, int window, KvQuantization? q = null)
     {
         if (totalHeads <= 0) throw new ArgumentOutOfRangeException(nameof(totalHeads), totalHeads, "total heads must be positive");
         if (streamingHeads < 0 || streamingHeads > totalHeads)
             throw new ArgumentOutOfRangeException(nameof(streamingHeads), streamingHeads, $"streaming heads must be in [0, {totalHeads}]");
+        if (q is not null) return MixInBits(plan, m, (double)streamingHeads / totalHeads, sink, window, q);
         var s = HeadAccount.Streaming(plan, m, sink, window);
         var g = HeadAccount.Full(plan, m);
         int full = totalHeads - streamingHeads;
@@ -55,9 +56,10 @@ public static class KvFootprint
     /// DuoAttention / PruLong as the paper's code computes it: a fraction h of heads streaming,
     /// footprint = h·A_stream/F + (1 − h)·A_global(p=0)/F, peak = max over time of the h-weighted mix / T.
     /// </summary>
-    public static FootprintResult Duo(ChunkPlan plan, int m, double headSparsity, int sink = 128, int window = 1024)
+    public static FootprintResult Duo(ChunkPlan plan, int m, double headSparsity, int sink = 128, int window = 1024, KvQuantization? q = null)
     {
         HeadAccount.CheckFraction(headSparsity, "headSparsity");
+        if (q is not null) return MixInBits(plan, m, headSparsity, sink, window, q);
         var s = HeadAccount.Streaming(plan, m, sink, window);
         var g = HeadAccount.Full(plan, m);
         long T = plan.PromptTokens + (long)m, F = T * (T + 1) / 2;
@@ -85,9 +87,18 @@ public static class KvFootprint
     /// The engine's meter equals this to the entry. With <see cref="BudgetKind.EvictPlusWindow"/> and no
     /// patch this is exactly <see cref="TokenEviction"/>.
     /// </summary>
-    public static FootprintResult Scheduled(ChunkPlan plan, int m, EvictionSchedule schedule)
+    public static FootprintResult Scheduled(ChunkPlan plan, int m, EvictionSchedule schedule, KvQuantization? q = null)
     {
         schedule.Validate();
+        if (q is not null)
+        {
+            if (schedule.Kind == ScheduleKind.PostFill || schedule.EvictDuringDecode)
+                throw new ArgumentException("the accountant cannot count post-fill or decode-time eviction over quantized storage: " +
+                    "which quantized entries survive is decided by scores (run it and measure it instead)");
+            var trace = HeadAccount.QuantizedTrace(plan.Steps(schedule.PatchLength), m, q,
+                (step, held, quantized) => (held - (schedule.Compress(step, (int)held)?.Evicted ?? 0), quantized));
+            return InBits(plan, m, trace);
+        }
         var (kept, patch) = schedule.KeptAfterChunks(plan);
         return Single(plan, m, HeadAccount.Chunked(plan, m, kept, patch));
     }
@@ -118,22 +129,31 @@ public static class KvFootprint
         return Single(plan, m, HeadAccount.Global(plan, m, sparsity, stabilizers));
     }
 
-    /// <summary>Any method by its CLI name.</summary>
-    public static FootprintResult ForMethod(FootprintQuery q)
+    /// <summary>A fraction <paramref name="h"/> of streaming heads (sink + window) and the rest full, over quantized
+    /// storage, in bits: each kind of head followed step by step (<see cref="HeadAccount.QuantizedTrace"/>); a
+    /// streaming head keeps its first S and last W entries, so of the Q quantized (oldest) ones it keeps
+    /// min(S, Q) + max(0, Q − max(S, N − W)).</summary>
+    private static FootprintResult MixInBits(ChunkPlan plan, int m, double h, int sink, int window, KvQuantization q)
     {
-        var plan = new ChunkPlan(q.PromptTokens, q.ChunkSize);
-        return q.Method.ToLowerInvariant() switch
+        var steps = plan.Steps();
+        var full = HeadAccount.QuantizedTrace(steps, m, q, (_, held, quantized) => (held, quantized));
+        var stream = HeadAccount.QuantizedTrace(steps, m, q, (_, held, quantized) => held <= sink + window ? (held, quantized)
+            : (sink + window, Math.Min(sink, quantized) + Math.Max(0, quantized - Math.Max(sink, held - window))));
+        long T = plan.PromptTokens + (long)m, F = T * (T + 1) / 2;
+        double bits = h * stream.Entries + (1 - h) * full.Entries, peak = 0;
+        for (int t = 0; t < full.PeakPoints.Length; t++) peak = Math.Max(peak, h * stream.PeakPoints[t] + (1 - h) * full.PeakPoints[t]);
+        return new FootprintResult((long)Math.Round(bits / 16), F, (long)Math.Round(peak / 16), 1, (int)T, bits / (16.0 * F), peak / (16.0 * T))
         {
-            "full" => Full(plan, q.GenTokens),
-            "streaming" => Duo(plan, q.GenTokens, 1.0, q.Sink, q.Window),
-            "duo" or "duoattention" or "prulong" => Duo(plan, q.GenTokens, q.HeadSparsity, q.Sink, q.Window),
-            "snapkv" or "pyramidkv" or "h2o" or "l2" or "zigzag" => q.Schedule is { } s
-                ? Scheduled(plan, q.GenTokens, s)
-                : TokenEviction(plan, q.GenTokens, q.Evict, q.PatchWindow),
-            "quantized" or "kivi" => Quantized(plan, q.GenTokens, q.Quantization ?? new KvQuantization()),
-            "locret" => Locret(q.PromptTokens, q.GenTokens, q.ChunkSize, q.Evict, q.Stabilizers, q.LocalLen),
-            _ => throw new ArgumentException($"unknown method '{q.Method}'; choose one of {string.Join(", ", Methods)}"),
+            EntryBits = (long)Math.Round(bits),
         };
+    }
+
+    /// <summary>A result counted in bits (<see cref="HeadAccount.QuantizedTrace"/>).</summary>
+    private static FootprintResult InBits(ChunkPlan plan, int m, HeadAccount a)
+    {
+        long T = plan.PromptTokens + (long)m, F = T * (T + 1) / 2;
+        long peak = a.PeakPoints.Max();
+        return new FootprintResult(a.Entries / 16, F, peak / 16, 1, (int)T, a.Entries / (16.0 * F), peak / (16.0 * T)) { EntryBits = a.Entries };
     }
 
     private static FootprintResult Single(ChunkPlan plan, int m, HeadAccount a)
@@ -142,15 +162,4 @@ public static class KvFootprint
         long peak = a.PeakPoints.Max();
         return new FootprintResult(a.Entries, F, peak, 1, (int)T, (double)a.Entries / F, (double)peak / T);
     }
-}
-
-/// <summary>The inputs of <c>kvnb footprint</c>, with the paper's defaults. With a
-/// <see cref="Schedule"/>, score-based methods are counted as the engine runs them
-/// (<see cref="KvFootprint.Scheduled"/>); without, by the paper's formula.</summary>
-public sealed record FootprintQuery(string Method, int PromptTokens, int GenTokens, int ChunkSize = 32768,
-    double HeadSparsity = 0.5, double Evict = 0.5, int Sink = 128, int Window = 1024,
-    int Stabilizers = 2500, int LocalLen = 100, int PatchWindow = 64)
-{
-    public EvictionSchedule? Schedule { get; init; }
-    public KvQuantization? Quantization { get; init; }
 }

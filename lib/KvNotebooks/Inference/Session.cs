@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
+using KvNotebooks.Footprint;
 using KvNotebooks.Model;
 
 namespace KvNotebooks.Inference;
@@ -11,34 +12,43 @@ namespace KvNotebooks.Inference;
 /// meter records what each head held and the eviction method trims that layer.
 /// As in the paper's accounting (PAPER.md §1.2, T = n + m), every generated token is also a query
 /// row: its key and value are appended, the last generated token's included.
-/// The cache is laid out as the method asks (<see cref="IEvictionMethod.Storage"/>: replicated per query
-/// head, quantized), and a method that patches (<see cref="IEvictionMethod.PatchLength"/>) gets the
+/// The cache is laid out as the session is told (<see cref="KvStorage"/>: precision, quantized, replicated per
+/// query head), whatever the method; a method that patches (<see cref="IEvictionMethod.PatchLength"/>) gets the
 /// prompt's last tokens appended to every non-final chunk, at the positions right after the chunk.
 /// </summary>
 public sealed class Session : ILayerObserver, IDisposable
 {
     private readonly LlamaModel _model;
-    private readonly EvictionContext _ctx;
     private readonly float[] _logits;
+    private GenerationStep _step;
     private int _nextPosition;
     private int _promptLength;
     private int _decodeSteps;
     private float[]? _obsQueries;
 
-    public Session(LlamaModel model, IEvictionMethod method, int chunkSize = int.MaxValue, int pageSize = 64)
+    /// <param name="model">The model (its compute context runs every step).</param>
+    /// <param name="method">What to evict (a fresh copy is taken: methods may keep per-run state).</param>
+    /// <param name="chunking">How the prompt is pre-filled (default: one pass).</param>
+    /// <param name="storage">How KVs are stored (default: fp32, one copy per KV head).</param>
+    /// <param name="pageSize">Entries per cache page.</param>
+    public Session(LlamaModel model, IEvictionMethod method, Chunking chunking = default, KvStorage? storage = null, int pageSize = 64)
     {
-        if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be positive");
         _model = model;
         Method = method.ForSession();
-        ChunkSize = chunkSize;
-        Cache = model.NewCache(pageSize, Method.Storage);
+        Chunking = chunking;
+        Storage = storage ?? KvStorage.Default;
+        Cache = model.NewCache(pageSize, Storage);
         Meter = new FootprintMeter(model.Config.NumLayers, Cache.NumKvHeads);
-        _ctx = new EvictionContext { Config = model.Config, Cache = Cache };
         _logits = new float[model.Config.VocabSize];
     }
 
+    /// <summary>A session for a configured method: the method it builds and the storage it asks for.</summary>
+    public Session(LlamaModel model, MethodSpec spec, Chunking chunking = default, int pageSize = 64)
+        : this(model, spec.Create(model.Config), chunking, spec.EffectiveStorage, pageSize) { }
+
     public IEvictionMethod Method { get; }
-    public int ChunkSize { get; }
+    public Chunking Chunking { get; }
+    public KvStorage Storage { get; }
     public KvCache Cache { get; }
     public FootprintMeter Meter { get; }
     /// <summary>Called after each pre-fill chunk and decode step with (rows done, rows planned so far).</summary>
@@ -52,8 +62,9 @@ public sealed class Session : ILayerObserver, IDisposable
     public ReadOnlySpan<float> LastLogits => _logits;
 
     /// <summary>
-    /// Pre-fills <paramref name="prompt"/> in chunks. When <paramref name="allLogits"/> is given
-    /// ([n × V]), every prompt position's logits are written there.
+    /// Pre-fills <paramref name="prompt"/> step by step as the method's plan says (<see cref="ChunkPlan.Steps"/>:
+    /// chunks, with the prompt's last tokens appended to each non-final chunk when the method patches). When
+    /// <paramref name="allLogits"/> is given ([n × V]), every prompt position's logits are written there.
     /// </summary>
     public void Prefill(ReadOnlySpan<int> prompt, float[]? allLogits = null)
     {
@@ -64,47 +75,49 @@ public sealed class Session : ILayerObserver, IDisposable
             throw new ArgumentException($"allLogits holds {allLogits.Length} values, {(long)n * V} needed");
         _promptLength = n;
         using var scope = _model.Compute.Enter();   // eviction at the end of a step runs under the model's context too
-        int patch = Math.Min(Method.PatchLength, n), maxRows = Math.Min(ChunkSize, n) + patch;
+        var steps = Method.Plan(n, Chunking).Steps(Method.PatchLength);
+        int maxRows = steps.Max(s => s.Rows);
         var positions = new int[maxRows];
         var tokens = new int[maxRows];
-        float[]? patchLogits = allLogits is not null && patch > 0 && n > ChunkSize ? new float[maxRows * V] : null;
-        int chunkIndex = 0;
-        for (int start = 0; start < n; start += ChunkSize, chunkIndex++)
+        float[]? patchLogits = allLogits is not null && steps.Any(s => s.PatchLength > 0) ? new float[maxRows * V] : null;
+        foreach (var step in steps)
         {
-            int len = Math.Min(ChunkSize, n - start);
-            bool final = start + len == n;
-            int extra = final ? 0 : patch;
+            int start = step.Start, len = step.Length, extra = step.PatchLength;
             // Patched chunked eviction: the prompt's last tokens follow the chunk, at the next positions.
             prompt.Slice(start, len).CopyTo(tokens);
             if (extra > 0) prompt[(n - extra)..].CopyTo(tokens.AsSpan(len));
-            for (int i = 0; i < len + extra; i++) positions[i] = start + i;
-            PrepareStep(Phase.Prefill, chunkIndex, len, extra, start, final);
+            for (int i = 0; i < step.Rows; i++) positions[i] = start + i;
+            BeginStep(step);
             Span<float> logits = allLogits is null ? _logits
-                : extra > 0 ? patchLogits.AsSpan(0, (len + extra) * V) : allLogits.AsSpan(start * V, len * V);
-            var mode = allLogits is not null ? LogitRows.All : final ? LogitRows.Last : LogitRows.None;
-            _model.Forward(tokens.AsSpan(0, len + extra), positions.AsSpan(0, len + extra), Cache, mode, logits, this);
+                : extra > 0 ? patchLogits.AsSpan(0, step.Rows * V) : allLogits.AsSpan(start * V, len * V);
+            var mode = allLogits is not null ? LogitRows.All : step.IsFinalChunk ? LogitRows.Last : LogitRows.None;
+            _model.Forward(tokens.AsSpan(0, step.Rows), positions.AsSpan(0, step.Rows), Cache, mode, logits, this);
             if (allLogits is not null && extra > 0) logits[..(len * V)].CopyTo(allLogits.AsSpan(start * V, len * V));
-            EndStep(prefill: true);
+            EndStep();
             Progress?.Invoke(start + len, n);
         }
         if (allLogits is not null) allLogits.AsSpan((n - 1) * V, V).CopyTo(_logits);
         _nextPosition = n;
     }
 
-    /// <summary>Greedily generates <paramref name="count"/> tokens after the pre-fill.</summary>
-    public int[] Generate(int count)
+    /// <summary>
+    /// Greedy decoding, the one loop every caller uses: the argmax token is generated and fed as a decode step, up to
+    /// <paramref name="maxTokens"/> tokens; <paramref name="stopToken"/> (e.g. &lt;eos&gt;), when generated, ends it
+    /// and is neither returned nor fed. The last token is fed too (its KV counts in T = n + m) but needs no logits.
+    /// </summary>
+    public int[] Generate(int maxTokens, int stopToken = -1)
     {
         if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before generating");
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "cannot generate a negative number of tokens");
-        var output = new int[count];
-        for (int t = 0; t < count; t++)
+        if (maxTokens < 0) throw new ArgumentOutOfRangeException(nameof(maxTokens), maxTokens, "cannot generate a negative number of tokens");
+        var output = new List<int>(maxTokens);
+        while (output.Count < maxTokens)
         {
             int token = TensorPrimitives.IndexOfMax(_logits);
-            output[t] = token;
-            // Feed it: the last generated token is fed too (its KV counts in T = n + m), but needs no logits.
-            Decode(token, needLogits: t + 1 < count);
+            if (token == stopToken) break;
+            output.Add(token);
+            Decode(token, needLogits: output.Count < maxTokens);
         }
-        return output;
+        return output.ToArray();
     }
 
     /// <summary>Feeds one token at the next position (a decode step).</summary>
@@ -113,19 +126,19 @@ public sealed class Session : ILayerObserver, IDisposable
         if (_promptLength == 0) throw new InvalidOperationException("pre-fill a prompt before decoding");
         int position = _nextPosition++;
         using var scope = _model.Compute.Enter();
-        PrepareStep(Phase.Decode, _decodeSteps++, 1, 0, position, false);
+        BeginStep(GenerationStep.Decode(_decodeSteps++, position, _promptLength));
         _model.Forward([token], [position], Cache, needLogits ? LogitRows.Last : LogitRows.None, _logits, this);
-        EndStep(prefill: false);
+        EndStep();
         Progress?.Invoke(_nextPosition, _nextPosition);
     }
 
     /// <summary>Pre-fill then greedy generation, with the measured footprint and memory.</summary>
-    public RunResult Run(ReadOnlySpan<int> prompt, int genTokens)
+    public RunResult Run(ReadOnlySpan<int> prompt, int genTokens, int stopToken = -1)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         Prefill(prompt);
         double prefillSeconds = sw.Elapsed.TotalSeconds;
-        var generated = Generate(genTokens);
+        var generated = Generate(genTokens, stopToken);
         double total = sw.Elapsed.TotalSeconds;
         return Result(prompt.Length, generated, prefillSeconds, total - prefillSeconds);
     }
@@ -133,7 +146,7 @@ public sealed class Session : ILayerObserver, IDisposable
     /// <summary>The measurements so far as a <see cref="RunResult"/>, for a caller that drove
     /// <see cref="Prefill"/> and <see cref="Decode"/> itself (<paramref name="generated"/>: its answer).</summary>
     public RunResult Result(int promptTokens, int[] generated, double prefillSeconds, double decodeSeconds) =>
-        new(Method.Name, promptTokens, generated.Length, Math.Min(ChunkSize, promptTokens), generated,
+        new(Method.Name, promptTokens, generated.Length, Chunking.EffectiveSize(promptTokens), generated,
             Meter.Footprint, Meter.PeakKv, Meter.Entries, Meter.PeakEntries, Meter.FullEntries,
             Cache.PeakAllocatedBytes, Cache.LiveEntries, prefillSeconds, decodeSeconds)
         {
@@ -147,23 +160,19 @@ public sealed class Session : ILayerObserver, IDisposable
             PatchEntries = Meter.PatchEntries,
         };
 
-    private void PrepareStep(Phase phase, int step, int rows, int patchRows, int start, bool finalChunk)
+    private void BeginStep(GenerationStep step)
     {
-        _ctx.Phase = phase;
-        _ctx.Step = step;
-        _ctx.Rows = rows + patchRows;
-        _ctx.PatchRows = patchRows;
-        _ctx.StartPosition = start;
-        _ctx.IsFinalChunk = finalChunk;
-        _ctx.PromptLength = _promptLength;
-        Meter.BeginStep(rows, patchRows);
+        _step = step;
+        Meter.BeginStep(step.Length, step.PatchLength);
         Cache.Pool.ResetStepPeak();
     }
 
-    private void EndStep(bool prefill)
+    private void EndStep()
     {
-        Method.EndStep(_ctx);
-        Meter.EndStep(Cache, prefill);
+        Method.EndStep(_step, Cache);
+        if (Method.EvictsAtEndOfStep)
+            for (int l = 0; l < Cache.NumLayers; l++) Cache.EndLayerStep(l);
+        Meter.EndStep(Cache, _step.Phase == Phase.Prefill);
     }
 
     void ILayerObserver.AfterAttention(int layer, int rows, float[] queries)
@@ -171,22 +180,20 @@ public sealed class Session : ILayerObserver, IDisposable
         int bits = Cache.QuantizedBits;
         for (int h = 0; h < Cache.NumKvHeads; h++)
             Meter.RecordHead(Cache.HeadEntries(layer, h), Cache.QuantizedEntries(layer, h), bits);
-        _ctx.Layer = layer;
         int k = Math.Min(Method.ObservationWindow, rows);
         if (k > 0)
         {
             int qDim = _model.Config.QDim;
             if (_obsQueries is null || _obsQueries.Length < k * qDim) _obsQueries = new float[k * qDim];
             Array.Copy(queries, (rows - k) * qDim, _obsQueries, 0, k * qDim);
-            _ctx.Queries = _obsQueries;
-            _ctx.QueryRows = k;
         }
-        else
+        var step = new LayerStep
         {
-            _ctx.Queries = null;
-            _ctx.QueryRows = 0;
-        }
-        Method.Evict(_ctx);
+            Config = _model.Config, Cache = Cache, Layer = layer, Step = _step,
+            Queries = k > 0 ? _obsQueries : null, QueryRows = k > 0 ? k : 0,
+        };
+        Method.Evict(step);
+        if (!Method.EvictsAtEndOfStep) Cache.EndLayerStep(layer);
     }
 }
 

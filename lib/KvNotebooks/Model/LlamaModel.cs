@@ -144,8 +144,7 @@ public sealed class LlamaModel
             int layer = l;
             Tiles(rows, (scratch, r0, r1, t) => AttentionInputs(layer, heads, rows, scratch, r0, r1, t), timer, "rmsnorm + qkv + rope + append");
 
-            if (cache.Quantized is { } quantized) quantized.Attend(l, heads, _q, rows, c.NumHeads, _scale, _attn);
-            else Attention.Layer(_q, rows, c.NumHeads, heads, _scale, _attn);
+            cache.Attend(l, _q, rows, c.NumHeads, _scale, _attn);
             timer?.Mark("attention");
             observer?.AfterAttention(l, rows, _q);
             timer?.Mark("observer");

@@ -65,8 +65,8 @@ public class KvPageRecyclerTests
         float[] Run(int[] prompt, bool recycleFirst)
         {
             if (recycleFirst)
-                using (var a = new Session(model, new Streaming(2, 9), chunkSize: 8, pageSize: 13)) a.Prefill(promptA);
-            using var s = new Session(model, new Streaming(2, 9), chunkSize: 8, pageSize: 13);
+                using (var a = new Session(model, new Streaming(2, 9), chunking: 8, pageSize: 13)) a.Prefill(promptA);
+            using var s = new Session(model, new Streaming(2, 9), chunking: 8, pageSize: 13);
             var all = new float[prompt.Length * 37];
             s.Prefill(prompt, all);
             s.Decode(1);

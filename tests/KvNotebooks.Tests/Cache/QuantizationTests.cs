@@ -137,7 +137,7 @@ public class QuantizationTests
         var query = R(rows * numHeads * hd);
         var expected = new float[query.Length];
         var actual = new float[query.Length];
-        KvNotebooks.Kernels.Attention.Layer(query, rows, numHeads, plain.Layer(0), 0.25f, expected);
+        Attention.Layer(query, rows, numHeads, plain.Layer(0), 0.25f, expected);
         cache.Quantized.Attend(0, cache.Layer(0), query, rows, numHeads, 0.25f, actual);
         for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
         Assert.True(cache.TransientPeakBytes > 0 && cache.TransientPeakBytes <= 8 * cache.Pool.BytesPerPage);
@@ -150,19 +150,19 @@ public class QuantizationTests
         var model = new LlamaModel(w);
         var prompt = TinyModels.Tokens(60, w.Config.VocabSize, seed: 92);
         int V = w.Config.VocabSize;
-        float[] Logits(IEvictionMethod method)
+        float[] Logits(KvStorage? storage)
         {
             var all = new float[prompt.Length * V];
-            new Session(model, method, chunkSize: 13, pageSize: 4).Prefill(prompt, all);
+            new Session(model, new FullAttention(), chunking: 13, storage, pageSize: 4).Prefill(prompt, all);
             return all;
         }
-        var full = Logits(new FullAttention());
-        var exact = Logits(new QuantizedKv(4, 4, residual: 1000));
-        var eight = Logits(new QuantizedKv(8, 4, residual: 2));
-        var two = Logits(new QuantizedKv(2, 4, residual: 2));
+        var full = Logits(null);
+        var exact = Logits(Quantized(4, 4, residual: 1000));
+        var eight = Logits(Quantized(8, 4, residual: 2));
+        var two = Logits(Quantized(2, 4, residual: 2));
         double scale = full.Max(Math.Abs);
         double Err(float[] x) => full.Zip(x, (a, b) => Math.Abs(a - b)).Max() / scale;
-        var four = Logits(new QuantizedKv(4, 4, residual: 2));
+        var four = Logits(Quantized(4, 4, residual: 2));
         Assert.True(Err(exact) < 1e-6, $"full residual: {Err(exact)}");
         // This tiny random model is sensitive (sharp attention): measured 1.5%, 16%, 75% of the logit scale.
         Assert.True(Err(eight) < 3e-2, $"8-bit: {Err(eight)}");
@@ -181,7 +181,7 @@ public class QuantizationTests
             int n = rng.Next(1, 90), m = rng.Next(0, 12), chunk = rng.Next(1, 40);
             var q = new KvQuantization(new[] { 2, 4, 8 }[trial % 3], new[] { 1, 4, 8, 16 }[trial % 4], rng.Next(0, 20));
             var prompt = TinyModels.Tokens(n, c.VocabSize, seed: trial);
-            var run = new Session(model, new QuantizedKv(q.Bits, q.GroupSize, q.Residual), chunk, pageSize: 8).Run(prompt, m);
+            var run = new Session(model, new FullAttention(), chunk, new KvStorage(Quantization: q), pageSize: 8).Run(prompt, m);
             var expected = KvFootprint.Quantized(new ChunkPlan(n, chunk), m, q);
             Assert.Equal(heads * expected.EntryBits, run.EntryBits);
             Assert.Equal(expected.Footprint, run.Footprint, 12);
@@ -190,7 +190,7 @@ public class QuantizationTests
         // 4 bits, a short residual: a much smaller cache than fp32, with the dequantized view only one KV head.
         var longPrompt = TinyModels.Tokens(400, c.VocabSize, seed: 94);
         var fp = new Session(model, new FullAttention(), 64).Run(longPrompt, 4);
-        var q4 = new Session(model, new QuantizedKv(4, 32, 32), 64).Run(longPrompt, 4);
+        var q4 = new Session(model, new FullAttention(), 64, Quantized(4, 32, 32)).Run(longPrompt, 4);
         Assert.True(q4.PeakKvBytes < fp.PeakKvBytes / 2, $"4-bit {q4.PeakKvBytes} vs fp32 {fp.PeakKvBytes}");
         // What it holds at the end, byte for byte: per head, 352 of 404 entries as codes (11 blocks of 32), 52 in one fp32 page.
         var kq = new KvQuantization(4, 32, 32);
@@ -200,4 +200,107 @@ public class QuantizationTests
         Assert.Equal(fp.PeakHeldEntries, q4.PeakHeldEntries);                   // an entry moved to codes counts once
         Assert.InRange(q4.Footprint, 0.25, 0.5);
     }
+
+    [Theory]
+    [InlineData(ScheduleKind.Naive)]
+    [InlineData(ScheduleKind.Patched)]
+    public void Token_eviction_over_quantized_storage_measures_what_the_accountant_counts(ScheduleKind kind)
+    {
+        // Storage apart from eviction: SnapKV decides what to keep, the storage how it is held (4-bit codes behind a
+        // full-precision window); the footprint in bits equals the accountant's, entry for entry.
+        var c = TinyModels.Config() with { HeadDim = 16 };
+        var model = new LlamaModel(TinyModels.Weights(c, seed: 95));
+        int heads = c.NumLayers * c.NumKvHeads;
+        var rng = new Random(9);
+        for (int trial = 0; trial < 6; trial++)
+        {
+            int n = rng.Next(40, 120), m = rng.Next(0, 8), chunk = rng.Next(12, 40);
+            var q = new KvQuantization(new[] { 2, 4, 8 }[trial % 3], new[] { 4, 8 }[trial % 2], rng.Next(0, 12));
+            var schedule = new EvictionSchedule { Kind = kind, Budget = EvictionBudget.Fraction(0.6), Window = 4 };
+            var prompt = TinyModels.Tokens(n, c.VocabSize, seed: 100 + trial);
+            var run = new Session(model, new ScheduledEviction(new SnapKV(), schedule), chunk, new KvStorage(Quantization: q), pageSize: 4).Run(prompt, m);
+            var expected = KvFootprint.Scheduled(new ChunkPlan(n, chunk), m, schedule, q);
+            Assert.Equal(heads * expected.EntryBits, run.EntryBits);
+            Assert.Equal(expected.Footprint, run.Footprint, 12);
+            Assert.Equal(expected.PeakKv, run.PeakKv, 12);
+            Assert.True(run.EntryBits < 16 * run.Entries, "some of what the rows saw was codes");
+            var fp32 = new Session(model, new ScheduledEviction(new SnapKV(), schedule), chunk, pageSize: 4).Run(prompt, m);
+            Assert.Equal(fp32.Entries, run.Entries);                                   // the same entries kept, fewer bits
+        }
+    }
+
+    [Fact]
+    public void Streaming_heads_over_quantized_storage_evict_codes_and_match_the_accountant()
+    {
+        var c = TinyModels.Config() with { HeadDim = 16 };
+        var model = new LlamaModel(TinyModels.Weights(c, seed: 96));
+        var q = new KvQuantization(4, 4, 6);
+        foreach (var (sink, window, chunk) in new[] { (2, 20, 16), (5, 9, 7), (0, 30, 64) })
+        {
+            var prompt = TinyModels.Tokens(90, c.VocabSize, seed: sink + window);
+            var session = new Session(model, new Streaming(sink, window), chunk, new KvStorage(Quantization: q), pageSize: 4);
+            var run = session.Run(prompt, 5);
+            var expected = KvFootprint.Duo(new ChunkPlan(90, chunk), 5, 1.0, sink, window, q);
+            Assert.Equal(expected.Footprint, run.Footprint, 12);
+            Assert.Equal(expected.PeakKv, run.PeakKv, 12);
+            // What a head keeps: its sinks (quantized) and its window, by position.
+            var held = Enumerable.Range(0, session.Cache.Count(0, 0)).ToList();
+            Assert.Equal(Math.Min(95, sink + window), held.Count);
+            var view = session.Cache.View(0, 0, 0, out int offset);
+            Assert.Equal(0, offset);
+            var positions = Enumerable.Range(0, view.Count).Select(view.Position).ToArray();
+            Assert.Equal([.. Enumerable.Range(0, sink), .. Enumerable.Range(95 - window, window)], positions);
+        }
+    }
+
+    [Fact]
+    public void Keeping_some_quantized_entries_keeps_their_codes_scales_and_positions()
+    {
+        int hd = 8;
+        var q = new KvQuantization(4, 4, 0);
+        var cache = new KvCache(1, 1, hd, pageSize: 4, quantization: q);
+        var rng = new Random(3);
+        var k = Enumerable.Range(0, 12 * hd).Select(_ => (float)rng.NextDouble() * 2 - 1).ToArray();
+        var v = Enumerable.Range(0, 12 * hd).Select(_ => (float)rng.NextDouble() * 2 - 1).ToArray();
+        cache[0, 0].Append(k, v, 0, hd, Enumerable.Range(100, 12).ToArray());
+        cache.EndLayerStep(0);
+        Assert.Equal(12, cache.QuantizedEntries(0, 0));
+        var before = cache.View(0, 0, 0, out _);
+        var keysBefore = Enumerable.Range(0, 12).Select(i => before.Key(i).ToArray()).ToArray();
+        var valuesBefore = Enumerable.Range(0, 12).Select(i => before.Value(i).ToArray()).ToArray();
+        long bytes = cache.AllocatedBytes;
+        int[] keep = [0, 3, 4, 5, 6, 11];   // block 0 partly, block 1 whole, block 2 partly
+        cache.Keep(0, 0, keep);
+        Assert.Equal(6, cache.Count(0, 0));
+        Assert.True(cache.AllocatedBytes < bytes, "evicted codes are freed");
+        Assert.Equal(6, cache.LiveEntries);
+        var after = cache.View(0, 0, 0, out _);
+        for (int j = 0; j < keep.Length; j++)
+        {
+            Assert.Equal(100 + keep[j], after.Position(j));
+            Assert.Equal(keysBefore[keep[j]], after.Key(j).ToArray());
+            Assert.Equal(valuesBefore[keep[j]], after.Value(j).ToArray());
+        }
+        cache.KeepSinkAndWindow(0, 0, 1, 2);
+        var last = cache.View(0, 0, 0, out _);
+        Assert.Equal([100, 106, 111], Enumerable.Range(0, 3).Select(last.Position));
+    }
+
+    [Fact]
+    public void Post_fill_eviction_runs_over_quantized_storage_and_the_accountant_says_why_it_cannot_count_it()
+    {
+        var c = TinyModels.Config() with { HeadDim = 16 };
+        var model = new LlamaModel(TinyModels.Weights(c, seed: 97));
+        var q = new KvQuantization(4, 4, 4);
+        var schedule = EvictionSchedule.PostFill(EvictionBudget.Absolute(24), window: 4) with { CapacityMultiple = 1 };
+        var prompt = TinyModels.Tokens(80, c.VocabSize, seed: 98);
+        var session = new Session(model, new ScheduledEviction(new SnapKV(), schedule), 16, new KvStorage(Quantization: q), pageSize: 4);
+        session.Run(prompt, 2);
+        for (int l = 0; l < c.NumLayers; l++)
+            for (int h = 0; h < c.NumKvHeads; h++)
+                Assert.Equal(24 + 2, session.Cache.Count(l, h));   // the budget held, over codes and full precision alike
+        Assert.Contains("decided by scores", Assert.Throws<ArgumentException>(() => KvFootprint.Scheduled(new ChunkPlan(80, 16), 2, schedule, q)).Message);
+    }
+
+    private static KvStorage Quantized(int bits, int group, int residual) => new(Quantization: new KvQuantization(bits, group, residual));
 }

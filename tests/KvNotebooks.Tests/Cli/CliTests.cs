@@ -10,13 +10,16 @@ public sealed class CliTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kvnb-cli").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int code, string stdout, string stderr) Kvnb(params string[] args)
+    private static (int code, string stdout, string stderr) Kvnb(params string[] args) => Invoke(null, args);
+
+    /// <summary>Runs kvnb in process with <paramref name="registry"/>'s methods (null: the built-in ones), capturing its output.</summary>
+    internal static (int code, string stdout, string stderr) Invoke(KvNotebooks.Eviction.MethodRegistry? registry, string[] args)
     {
         var (o, e) = (Console.Out, Console.Error);
         var (so, se) = (new StringWriter(), new StringWriter());
         Console.SetOut(so);
         Console.SetError(se);
-        try { return (Program.Main(args), so.ToString(), se.ToString()); }
+        try { return (Program.BuildRoot(registry).Parse(args).Invoke(), so.ToString(), se.ToString()); }
         finally { Console.SetOut(o); Console.SetError(e); }
     }
 
@@ -181,7 +184,7 @@ public sealed class CliTests : IDisposable
     [InlineData("either --evict or --budget", "--method", "snapkv", "--evict", "0.5", "--budget", "100")]
     [InlineData("--schedule must be", "--method", "snapkv", "--schedule", "eventually")]
     [InlineData("--bits must be 2, 4 or 8", "--method", "quantized", "--bits", "3")]
-    [InlineData("apply to --method quantized", "--method", "snapkv", "--bits", "4")]
+    [InlineData("--bits applies to quantized, not 'snapkv'", "--method", "snapkv", "--bits", "4")]
     [InlineData("apply to the score-based methods", "--method", "full", "--schedule", "naive")]
     [InlineData("--pool-kernel must be odd", "--method", "snapkv", "--pool-kernel", "4")]
     [InlineData("--gqa must be", "--method", "snapkv", "--gqa", "sometimes")]
@@ -324,7 +327,7 @@ public sealed class CliTests : IDisposable
     [InlineData("positive step", "--methods", "snapkv", "--evict", "0.1:0.9:0")]
     [InlineData("--evict must be a fraction p in [0, 1)", "--methods", "snapkv", "--evict", "0.5:1.0:0.5")]
     [InlineData("--evict applies to the score-based methods", "--methods", "full,quantized", "--evict", "0.5")]
-    [InlineData("--bits applies to quantized KV", "--methods", "snapkv", "--bits", "2,4")]
+    [InlineData("--bits applies to quantized, and --methods has none", "--methods", "snapkv", "--bits", "2,4")]
     [InlineData("--bits must be 2, 4 or 8", "--methods", "quantized", "--bits", "2:4:1")]
     [InlineData("--chunks: 'big' in 'big' is not an integer", "--methods", "full", "--chunks", "big")]
     [InlineData("use l2:naive", "--methods", "l2:patched")]

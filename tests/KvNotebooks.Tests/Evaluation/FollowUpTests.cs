@@ -1,3 +1,4 @@
+using KvNotebooks.Footprint;
 using System.Numerics.Tensors;
 using KvNotebooks.Evaluation;
 using KvNotebooks.Eviction;
@@ -31,7 +32,7 @@ public class FollowUpTests
         var model = Model();
         var task = TaskSuite.Get("niah_mk");
         var ex = FollowUp.Examples(task, 256, 1)[0];
-        var r = FollowUp.Run(model, MethodSpec.Full.ToEvalMethod(64), task, ex);
+        var r = FollowUp.Run(model, EvalMethod.For(MethodSpec.Full, 64), task, ex);
         int eos = Vocabulary.Default.EosId, max = task.MaxAnswerTokens(256);
         var s = new Session(model, new FullAttention());
         s.Prefill([.. ex.Prompt(0), .. r.AnswerA, eos, .. ex.Questions[1].Question]);
@@ -51,8 +52,8 @@ public class FollowUpTests
         var model = Model();
         var task = TaskSuite.Get("json_kv");
         var ex = FollowUp.Examples(task, 512, 1)[0];
-        var spec = new MethodSpec("snapkv", new MethodSettings { Schedule = EvictionSchedule.PostFill(EvictionBudget.Absolute(64), window: 16) });
-        var r = FollowUp.Run(model, spec.ToEvalMethod(0), task, ex);
+        var spec = MethodSpec.Of("snapkv") with { Schedule = EvictionSchedule.PostFill(EvictionBudget.Absolute(64), window: 16) };
+        var r = FollowUp.Run(model, EvalMethod.For(spec, Chunking.None), task, ex);
         var alone = new Session(model, spec.Create(model.Config));
         alone.Prefill(ex.Prompt(0));
         int heads = 2 * 2, dialogue = r.AnswerA.Length + 1 + ex.Questions[1].Question.Length;

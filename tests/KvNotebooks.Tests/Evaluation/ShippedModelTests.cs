@@ -45,7 +45,7 @@ public class ShippedModelTests
         Assert.True(score >= floor, $"{taskName}: {score:P0} at full attention, below the floor {floor:P0}");
         // Streaming heads with 64-token chunks see only 4 sinks and the newest 64 tokens when the question
         // is read: the needles are gone, so the score must have come from far back.
-        var local = new EvalMethod("streaming", "s=4,w=64,chunk=64", m => new Session(m, new Streaming(4, 64), chunkSize: 64));
+        var local = new EvalMethod("streaming", "s=4,w=64,chunk=64", m => new Session(m, new Streaming(4, 64), chunking: 64));
         double localScore = examples.Average(ex => Evaluator.RunExample(model, local, task, ex).Score);
         Assert.True(localScore < score, $"{taskName}: a 64-token window scores {localScore:P0}, full attention {score:P0}");
     }

@@ -1,3 +1,4 @@
+using KvNotebooks.Cache;
 using System.Text.Json.Nodes;
 using KvNotebooks.Evaluation;
 using KvNotebooks.Eviction;
@@ -43,7 +44,7 @@ public sealed class SweepTests : IDisposable
 
     private static SweepGrid Grid(params string[] methods) => new()
     {
-        Methods = methods, Evicts = [0.3, 0.6], Chunks = [256, 512], Bits = [2, 4, 8], Contexts = [1024],
+        Methods = methods, Evicts = [0.3, 0.6], Chunks = [256, 512], Knobs = Lists(("bits", [2, 4, 8])), Contexts = [1024],
         Tasks = [TaskSuite.Get("json_kv"), TaskSuite.Get("rag")], Examples = 1,
     };
 
@@ -70,7 +71,7 @@ public sealed class SweepTests : IDisposable
     [Fact]
     public void A_score_based_method_without_a_schedule_follows_kvnb_run_post_fill_single_naive_chunked()
     {
-        var plan = (Grid("snapkv") with { Chunks = [0, 512], Evicts = [0.5] }).Expand();
+        var plan = (Grid("snapkv") with { Chunks = [Chunking.None, 512], Evicts = [0.5] }).Expand();
         Assert.Equal(["snapkv;schedule=postfill;evict=0.5;obs=64;pool=5;gqa=shared;chunk=none", "snapkv;schedule=naive;evict=0.5;obs=64;pool=5;gqa=shared;chunk=512"], plan.Configs);
         var gqa = (Grid("snapkv:patched") with { Evicts = [0.5], Chunks = [256], Replicated = [false, true] }).Expand();
         Assert.Equal(["snapkv/patched", "snapkv/patched/replicated"], gqa.Points.Select(p => p.Spec.Label).Distinct());
@@ -87,25 +88,28 @@ public sealed class SweepTests : IDisposable
     [Fact]
     public void Model_dependent_settings_are_checked_when_the_grid_is_expanded_for_a_model()
     {
-        var grid = Grid("quantized") with { Settings = new MethodSettings { GroupSize = 3 } };
+        var grid = Grid("quantized") with { Knobs = Lists(("group-size", [3])) };
         grid.Expand(); // no model: not checked
         Assert.Contains("does not divide the head dimension", Assert.Throws<ArgumentException>(() => grid.Expand(TaskModel())).Message);
         Assert.Contains("below the shortest", Assert.Throws<ArgumentException>(() => (Grid("full") with { Contexts = [64] }).Expand()).Message);
         Assert.Contains("--examples", Assert.Throws<ArgumentException>(() => (Grid("full") with { Examples = 0 }).Expand()).Message);
-        Assert.Contains("--chunks", Assert.Throws<ArgumentException>(() => (Grid("full") with { Chunks = [-1] }).Expand()).Message);
+        Assert.Contains("chunk size", Assert.Throws<ArgumentOutOfRangeException>(() => (Grid("full") with { Chunks = [Chunking.Of(-1)] }).Expand()).Message);
     }
 
     [Fact]
     public void Configurations_that_differ_in_any_setting_have_different_keys()
     {
-        var a = new MethodSpec("pyramidkv", new MethodSettings { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) });
-        var b = a with { Settings = a.Settings with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.7)) } };
-        var c = a with { Settings = a.Settings with { Schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5)) } };
-        var d = a with { Settings = a.Settings with { Beta = 10 } };
-        var e = a with { Settings = a.Settings with { ReplicatePerQueryHead = true } };
-        Assert.Equal(5, new[] { a, b, c, d, e }.Select(s => s.Describe(512)).Distinct().Count());
-        Assert.NotEqual(a.Describe(512), a.Describe(0));
-        Assert.EndsWith("chunk=none", a.Describe(0));
+        var a = MethodSpec.Of("pyramidkv") with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) };
+        var b = a with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.7)) };
+        var c = a with { Schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5)) };
+        var d = a.With(PyramidKV.BetaKnob, 10);
+        var e = a with { Storage = new KvStorage(ReplicatePerQueryHead: true) };
+        var f = a with { Storage = new KvStorage(Quantization: new KvQuantization(4)) };
+        Assert.Equal(6, new[] { a, b, c, d, e, f }.Select(s => s.Describe(512)).Distinct().Count());
+        Assert.NotEqual(a.Describe(512), a.Describe(Chunking.None));
+        Assert.EndsWith("chunk=none", a.Describe(Chunking.None));
+        Assert.Equal("pyramidkv;schedule=patched;evict=0.5;obs=64;pool=5;beta=20;gqa=shared;kv-bits=4;kv-group=32;kv-residual=128;chunk=512", f.Describe(512));
+        Assert.Equal("pyramidkv/patched/kv4", f.Label);
         Assert.Equal("pyramidkv/patched", a.Label);
         Assert.Equal("p=0.5", a.Point);
     }
@@ -127,9 +131,9 @@ public sealed class SweepTests : IDisposable
 
     private SweepGrid SmallGrid() => new()
     {
-        Methods = ["full", "snapkv:patched", "quantized"], Evicts = [0.5], Chunks = [128], Bits = [4], Contexts = [256],
+        Methods = ["full", "snapkv:patched", "quantized"], Evicts = [0.5], Chunks = [128], Contexts = [256],
         Tasks = [TaskSuite.Get("niah_mk"), TaskSuite.Get("icl_few")], Examples = 1, ObsWindow = 16,
-        Settings = new MethodSettings { GroupSize = 8, Residual = 16 },
+        Knobs = Lists(("bits", [4]), ("group-size", [8]), ("residual", [16])),
     };
 
     [Fact]
@@ -293,4 +297,8 @@ public sealed class SweepTests : IDisposable
         Assert.Equal("window=256", SweepAnalysis.PointOf("streaming;sink=16;window=256;chunk=1024"));
         Assert.Equal("", SweepAnalysis.PointOf("full;chunk=1024"));
     }
+
+    /// <summary>Knob lists for a grid: ("bits", [2, 4, 8]).</summary>
+    private static Dictionary<string, IReadOnlyList<object>> Lists(params (string Name, int[] Values)[] lists) =>
+        lists.ToDictionary(l => l.Name, l => (IReadOnlyList<object>)l.Values.Cast<object>().ToList());
 }

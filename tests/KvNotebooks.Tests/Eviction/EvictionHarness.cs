@@ -1,3 +1,5 @@
+using KvNotebooks.Cache;
+using KvNotebooks.Footprint;
 using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
@@ -12,10 +14,10 @@ internal static class EvictionHarness
 {
     /// <summary>Pre-fills in chunks and decodes <paramref name="gen"/> tokens, recording after each step the
     /// positions each (layer, stored head) keeps and the logits of every sequence row (the last token's excepted).</summary>
-    public static SnapshotRun Run(LlamaModel model, IEvictionMethod method, int[] prompt, int chunk, int gen, int pageSize = 4)
+    public static SnapshotRun Run(LlamaModel model, IEvictionMethod method, int[] prompt, Chunking chunk, int gen, int pageSize = 4, KvStorage? storage = null)
     {
         int V = model.Config.VocabSize;
-        var session = new Session(model, method, chunk, pageSize);
+        var session = new Session(model, method, chunk, storage, pageSize);
         var kept = new List<int[][][]>();
         session.Progress = (_, _) => kept.Add(Snapshot(session));
         var all = new float[prompt.Length * V];
@@ -29,7 +31,7 @@ internal static class EvictionHarness
             session.Decode(token, needLogits: t + 1 < gen);
             if (t + 1 < gen) rows.Add(session.LastLogits.ToArray());
         }
-        return new SnapshotRun(session, seq.ToArray(), rows.ToArray(), kept, chunk, prompt.Length);
+        return new SnapshotRun(session, seq.ToArray(), rows.ToArray(), kept, chunk.EffectiveSize(prompt.Length), prompt.Length);
     }
 
     /// <summary>Positions held by each (layer, stored head) now.</summary>

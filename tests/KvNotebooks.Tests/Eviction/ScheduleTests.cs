@@ -1,3 +1,4 @@
+using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
 using KvNotebooks.Footprint;
 using KvNotebooks.Inference;
@@ -34,9 +35,10 @@ public class ScheduleTests
         Assert.Equal([77, 77, 76, 70], shares);
         Assert.Equal(300, sum);
         // SnapKV's keep rule: everything if the capacity reaches the candidates, only the window if it does not exceed it.
-        Assert.Equal(100, EvictionSchedule.Kept(114, 100, 64));
-        Assert.Equal(64, EvictionSchedule.Kept(30, 100, 64));
-        Assert.Equal(80, EvictionSchedule.Kept(80, 100, 64));
+        Assert.Equal(100, new Compression(100, 64, 114, false).Kept);
+        Assert.Equal(64, new Compression(100, 64, 30, false).Kept);
+        Assert.Equal(80, new Compression(100, 64, 80, false).Kept);
+        Assert.Equal(100 - 80 + 64, new Compression(100, 64, 80, DropWindow: true).Evicted);   // a patch leaves after scoring
         // Patched chunks keep int((1 − p)·c) of their own tokens (the patch is dropped); the final chunk is naive.
         var (kept, patch) = patched.KeptAfterChunks(new ChunkPlan(1000, 300));
         Assert.Equal([150L, 300, 450, 514], kept);
@@ -85,7 +87,7 @@ public class ScheduleTests
         var c = weights.Config;
         var prompt = TinyModels.Tokens(n, c.VocabSize, seed: 32);
         var schedule = EvictionSchedule.PostFill(EvictionBudget.Fraction(0.55), window: w) with { CapacityMultiple = 1 };
-        var session = new Session(model, new ScheduledEviction(EvictionHarness.Scorer(name), schedule, replicated), pageSize: 4);
+        var session = new Session(model, new ScheduledEviction(EvictionHarness.Scorer(name), schedule), storage: new KvStorage(replicated), pageSize: 4);
         session.Prefill(prompt);
 
         var qs = new double[L][][]; var ks = new double[L][][];
@@ -198,7 +200,7 @@ public class ScheduleTests
             {
                 if (kind == ScheduleKind.Patched && name.StartsWith("l2")) continue;   // patching needs queries
                 var chunked = new Session(model, new ScheduledEviction(EvictionHarness.Scorer(name),
-                    new EvictionSchedule { Kind = kind, Budget = budget, Window = 5 }), chunkSize: 50, pageSize: 4);
+                    new EvictionSchedule { Kind = kind, Budget = budget, Window = 5 }), chunking: 50, pageSize: 4);
                 var run = chunked.Run(prompt, 6);
                 Assert.Equal(EvictionHarness.Snapshot(post), EvictionHarness.Snapshot(chunked));
                 Assert.Equal(postRun.Generated, run.Generated);
@@ -236,7 +238,7 @@ public class ScheduleTests
             Kind = kind, Budget = EvictionBudget.Fraction(0.5), Window = w, CapacityMultiple = 1,
             EvictDuringDecode = decodeEviction, DecodeBudget = decodeEviction ? 12 : 0, DecodeInterval = 2,
         };
-        var run = EvictionHarness.Run(model, new ScheduledEviction(EvictionHarness.Scorer(name), schedule, replicated), prompt, chunk, gen);
+        var run = EvictionHarness.Run(model, new ScheduledEviction(EvictionHarness.Scorer(name), schedule), prompt, chunk, gen, storage: new KvStorage(replicated));
         EvictionHarness.AssertClose(EvictionHarness.ReferenceFromKeptSets(weights, run), run.Logits);
 
         var meter = run.Session.Meter;
@@ -257,9 +259,9 @@ public class ScheduleTests
         var model = EvictionHarness.Model(2, kvHeads: 1, seed: 61, out var weights);   // 4 query heads share one KV head
         var prompt = TinyModels.Tokens(60, weights.Config.VocabSize, seed: 62);
         var schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5), window: 4);
-        var shared = new Session(model, new ScheduledEviction(new SnapKV(), schedule), chunkSize: 16, pageSize: 4);
+        var shared = new Session(model, new ScheduledEviction(new SnapKV(), schedule), chunking: 16, pageSize: 4);
         var sharedRun = shared.Run(prompt, 4);
-        var repl = new Session(model, new ScheduledEviction(new SnapKV(), schedule, replicatePerQueryHead: true), chunkSize: 16, pageSize: 4);
+        var repl = new Session(model, new ScheduledEviction(new SnapKV(), schedule), chunking: 16, storage: new KvStorage(ReplicatePerQueryHead: true), pageSize: 4);
         var replRun = repl.Run(prompt, 4);
         int G = weights.Config.GroupSize;
         Assert.Equal(4, G);
@@ -282,7 +284,7 @@ public class ScheduleTests
         var full = new Session(model, new FullAttention(), pageSize: 4).Run(prompt, 4);
         var postSession = new Session(model, new ScheduledEviction(new PyramidKV(), EvictionSchedule.PostFill(budget, 4) with { CapacityMultiple = 1 }), pageSize: 4);
         var post = postSession.Run(prompt, 4);
-        var naiveSession = new Session(model, new ScheduledEviction(new PyramidKV(), EvictionSchedule.Naive(budget, 4)), chunkSize: 24, pageSize: 4);
+        var naiveSession = new Session(model, new ScheduledEviction(new PyramidKV(), EvictionSchedule.Naive(budget, 4)), chunking: 24, pageSize: 4);
         var naive = naiveSession.Run(prompt, 4);
         foreach (var s in new[] { postSession, naiveSession })
         {

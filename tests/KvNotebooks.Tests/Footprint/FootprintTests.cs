@@ -139,7 +139,7 @@ public class FootprintTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new ChunkPlan(10, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => KvFootprint.Duo(new ChunkPlan(10, 4), 0, 1.5));
         Assert.Throws<ArgumentOutOfRangeException>(() => KvFootprint.TokenEviction(new ChunkPlan(10, 4), -1, 0.5));
-        Assert.Throws<ArgumentException>(() => KvFootprint.ForMethod(new FootprintQuery("fastgen", 10, 0)));
+        Assert.Throws<ArgumentException>(() => MethodSpec.Of("fastgen"));
     }
 
     [Theory]

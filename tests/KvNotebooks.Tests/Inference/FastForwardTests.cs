@@ -1,3 +1,4 @@
+using KvNotebooks.Footprint;
 using KvNotebooks.Cache;
 using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
@@ -19,10 +20,10 @@ public class FastForwardTests
         HeadDim = 32, RopeTheta = 10000, AttentionBias = true,
     }, seed);
 
-    private static float[] Prefill(LlamaWeights w, int[] prompt, int chunk, int threads, int pageSize = 64, bool portable = false)
+    private static float[] Prefill(LlamaWeights w, int[] prompt, Chunking chunk, int threads, int pageSize = 64, bool portable = false)
     {
         var model = new LlamaModel(w, new ComputeContext(threads, portable));
-        var session = new Session(model, new FullAttention(), chunk, pageSize);
+        var session = new Session(model, new FullAttention(), chunk, pageSize: pageSize);
         var all = new float[prompt.Length * model.Config.VocabSize];
         session.Prefill(prompt, all);
         return all;
@@ -43,12 +44,12 @@ public class FastForwardTests
         var w = Weights(5);
         int V = w.Config.VocabSize;
         var prompt = TinyModels.Tokens(300, V, seed: 6);
-        var single = Prefill(w, prompt, int.MaxValue, threads: 2);
+        var single = Prefill(w, prompt, Chunking.None, threads: 2);
         var reference = ReferenceLlama.Logits(w, prompt, (_, _, q, k) => k <= q);
         Close(reference, single, V, 2e-4, "single pre-fill vs reference");
 
-        Assert.Equal(single, Prefill(w, prompt, int.MaxValue, threads: 1));     // tiles and attention items are row-local
-        Assert.Equal(single, Prefill(w, prompt, int.MaxValue, threads: 3));
+        Assert.Equal(single, Prefill(w, prompt, Chunking.None, threads: 1));     // tiles and attention items are row-local
+        Assert.Equal(single, Prefill(w, prompt, Chunking.None, threads: 3));
         var asDouble = Enumerable.Range(0, prompt.Length).Select(t => single.AsSpan(t * V, V).ToArray().Select(x => (double)x).ToArray()).ToArray();
         foreach (int chunk in new[] { 100, 37, 5 })
             Close(asDouble, Prefill(w, prompt, chunk, threads: 2), V, 1e-5, $"chunk {chunk}");
@@ -84,8 +85,8 @@ public class FastForwardTests
         var w = Weights(7);
         int V = w.Config.VocabSize;
         var prompt = TinyModels.Tokens(130, V, seed: 8);
-        var fast = Prefill(w, prompt, int.MaxValue, threads: 2);
-        var portable = Prefill(w, prompt, int.MaxValue, threads: 2, portable: true);
+        var fast = Prefill(w, prompt, Chunking.None, threads: 2);
+        var portable = Prefill(w, prompt, Chunking.None, threads: 2, portable: true);
         var asDouble = Enumerable.Range(0, prompt.Length).Select(t => fast.AsSpan(t * V, V).ToArray().Select(x => (double)x).ToArray()).ToArray();
         Close(asDouble, portable, V, 1e-5, "portable vs AVX-512");
         // the kernels of a portable model's pass really see the switch (on every worker thread too)

@@ -1,3 +1,4 @@
+using KvNotebooks.Footprint;
 using KvNotebooks.Eviction;
 using KvNotebooks.Inference;
 using KvNotebooks.Model;
@@ -8,7 +9,7 @@ public class SessionTests
 {
     /// <summary>Runs a session and returns every query row's logits (prompt rows, then one row per
     /// generated token except the last, whose logits are never needed) and the full token sequence.</summary>
-    private static (float[][] logits, int[] sequence, Session session) RunAll(LlamaModel model, IEvictionMethod method, int[] prompt, int chunk, int gen)
+    private static (float[][] logits, int[] sequence, Session session) RunAll(LlamaModel model, IEvictionMethod method, int[] prompt, Chunking chunk, int gen)
     {
         int V = model.Config.VocabSize;
         var session = new Session(model, method, chunk, pageSize: 4);
@@ -145,7 +146,7 @@ public class SessionTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Session(model, new FullAttention()).Prefill([1, 2, 99]));
         Assert.Contains("outside the vocabulary", e.Message);
         Assert.Throws<ArgumentException>(() => new Session(model, new FullAttention()).Prefill([]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Session(model, new FullAttention(), chunkSize: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Session(model, new FullAttention(), chunking: Chunking.Of(0)));
         Assert.Throws<InvalidOperationException>(() => new Session(model, new FullAttention()).Generate(3));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Streaming(-1, 4));
     }

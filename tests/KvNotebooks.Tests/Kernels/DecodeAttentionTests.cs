@@ -1,5 +1,5 @@
 using System.Runtime.Intrinsics;
-using KvNotebooks.Kernels;
+using KvNotebooks.Cache;
 using static KvNotebooks.Tests.Kernels.PagedFlashAttentionTests;
 
 namespace KvNotebooks.Tests.Kernels;

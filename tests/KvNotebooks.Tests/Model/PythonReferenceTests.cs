@@ -120,7 +120,7 @@ public class PythonReferenceTests
 
             var weights = LlamaWeights.Load(dir);
             var model = new LlamaModel(weights);
-            var s = new Session(model, new FullAttention(), chunkSize: 5);
+            var s = new Session(model, new FullAttention(), chunking: 5);
             int n = Tokens.Length;
             var logits = new float[n * Vocab];
             s.Prefill(Tokens, logits);

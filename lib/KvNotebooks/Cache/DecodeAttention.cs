@@ -2,9 +2,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using KvNotebooks.Cache;
+using KvNotebooks.Kernels;
 
-namespace KvNotebooks.Kernels;
+namespace KvNotebooks.Cache;
 
 /// <summary>
 /// The AVX-512 path of <see cref="Attention.Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/>

@@ -2,9 +2,9 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using KvNotebooks.Cache;
+using KvNotebooks.Kernels;
 
-namespace KvNotebooks.Kernels;
+namespace KvNotebooks.Cache;
 
 /// <summary>
 /// Causal attention of new query rows against the entries a layer's KV heads keep.
