@@ -49,9 +49,9 @@ public static class IpynbFormat
     private static void Check(JsonField root)
     {
         if (root.Kind != JsonValueKind.Object) throw root.Error($"top level must be a JSON object{root.Got()}");
-        if (!root["nbformat"].IsMissing && root["nbformat"].Int(0, 1000) is var major && major != 4)
+        if (!root["nbformat"].IsMissing && root["nbformat"].Int(0, 1000, plain: true) is var major && major != 4)
             throw root["nbformat"].Error($"nbformat {major} is not supported (expected 4)");
-        if (!root["nbformat_minor"].IsMissing) root["nbformat_minor"].Int(0, 1000);
+        if (!root["nbformat_minor"].IsMissing) root["nbformat_minor"].Int(0, 1000, plain: true);
         var meta = Object(root["metadata"]);
         if (meta is { } m)
         {
@@ -68,7 +68,7 @@ public static class IpynbFormat
             if (source.Kind == JsonValueKind.Array) foreach (var line in source.Items()) line.String();
             else source.OptionalString();
             cell["id"].OptionalString();
-            if (!cell["execution_count"].IsMissing) cell["execution_count"].Int(0, int.MaxValue);
+            if (!cell["execution_count"].IsMissing) cell["execution_count"].Int(0, int.MaxValue, plain: true);
             if (!cell["outputs"].IsMissing)
                 foreach (var output in cell["outputs"].Items())
                     if (output.Kind != JsonValueKind.Object) throw output.Error($"an output must be an object{output.Got()}");

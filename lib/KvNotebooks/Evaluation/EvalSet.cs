@@ -100,42 +100,33 @@ public sealed class EvalSet
         var list = new List<TaskExample>();
         int length = -1;
         int vocab = Vocabulary.Default.Size;
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        using var lines = new LineReader(new GZipStream(fs, CompressionMode.Decompress), path, MaxLineChars, MaxTotalChars);
-        try
+        using var lines = new LineReader(new CheckedGzipStream(path), path, MaxLineChars, MaxTotalChars);
+        while (lines.ReadLine() is { } line)
         {
-            while (lines.ReadLine() is { } line)
-            {
-                string at = $"line {lines.LineNumber}";
-                using var doc = StrictJson.Parse(line, path, field: at);
-                var o = new JsonField(doc.RootElement, path, at);
-                if (o.Kind != JsonValueKind.Object) throw o.Error($"must be a JSON object{o.Got()}");
-                o.OnlyKeys("task", "length", "seed", "context", "question", "answer", "graded_ids", "grades");
-                string task = o["task"].String();
-                if (!TaskSuite.All.Any(t => t.Name == task)) throw o["task"].Error($"unknown task '{StrictJson.Printable(task)}'");
-                int l = o["length"].Int(1, MaxLength);
-                if (length < 0) length = l;
-                else if (l != length) throw o["length"].Error($"{l}, the set's is {length} (the first line's)");
-                int seed = o["seed"].Int();
-                int[] Ids(JsonField f, int min) => f.Items(maxLength: length, minLength: min).Select(x => x.Int(0, vocab - 1)).ToArray();
-                int[]? OptionalIds(JsonField f) => f.IsMissing ? null : Ids(f, 0);
-                var context = Ids(o["context"], 0);
-                var question = Ids(o["question"], 1);
-                var answer = Ids(o["answer"], 1);
-                var graded = OptionalIds(o["graded_ids"]);
-                int[]? grades = o["grades"].IsMissing ? null : o["grades"].Items(maxLength: length).Select(x => x.Int(0, 1 << 20)).ToArray();
-                if ((graded is null) != (grades is null) || (graded is not null && graded.Length != grades!.Length))
-                    throw o["grades"].Error("graded_ids and grades must both be given, with one grade per id, or both be null");
-                long total = (long)context.Length + question.Length + answer.Length + 1;
-                if (total != length)
-                    throw o.Error($"context + question + answer + <eos> = {total} tokens, but the length is {length}");
-                list.Add(new TaskExample(task, l, seed, context, [new QuestionAnswer(question, answer, graded, grades)]));
-            }
-        }
-        catch (InvalidDataException e)
-        {
-            // GZipStream's word for a corrupt stream.
-            throw new InputException(path, $"line {lines.LineNumber + 1}", $"not a valid gzip stream ({e.Message})", e);
+            string at = $"line {lines.LineNumber}";
+            using var doc = StrictJson.Parse(line, path, field: at);
+            var o = new JsonField(doc.RootElement, path, at);
+            if (o.Kind != JsonValueKind.Object) throw o.Error($"must be a JSON object{o.Got()}");
+            o.OnlyKeys("task", "length", "seed", "context", "question", "answer", "graded_ids", "grades");
+            string task = o["task"].String();
+            if (!TaskSuite.All.Any(t => t.Name == task)) throw o["task"].Error($"unknown task '{StrictJson.Printable(task)}'");
+            int l = o["length"].Int(1, MaxLength);
+            if (length < 0) length = l;
+            else if (l != length) throw o["length"].Error($"{l}, the set's is {length} (the first line's)");
+            int seed = o["seed"].Int();
+            int[] Ids(JsonField f, int min) => f.Items(maxLength: length, minLength: min).Select(x => x.Int(0, vocab - 1)).ToArray();
+            int[]? OptionalIds(JsonField f) => f.IsMissing ? null : Ids(f, 0);
+            var context = Ids(o["context"], 0);
+            var question = Ids(o["question"], 1);
+            var answer = Ids(o["answer"], 1);
+            var graded = OptionalIds(o["graded_ids"]);
+            int[]? grades = o["grades"].IsMissing ? null : o["grades"].Items(maxLength: length).Select(x => x.Int(0, 1 << 20)).ToArray();
+            if ((graded is null) != (grades is null) || (graded is not null && graded.Length != grades!.Length))
+                throw o["grades"].Error("graded_ids and grades must both be given, with one grade per id, or both be null");
+            long total = (long)context.Length + question.Length + answer.Length + 1;
+            if (total != length)
+                throw o.Error($"context + question + answer + <eos> = {total} tokens, but the length is {length}");
+            list.Add(new TaskExample(task, l, seed, context, [new QuestionAnswer(question, answer, graded, grades)]));
         }
         if (list.Count == 0) throw new InputException(path, "", "no examples");
         return new EvalSet(length, list);

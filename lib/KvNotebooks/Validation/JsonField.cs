@@ -83,12 +83,14 @@ public readonly struct JsonField
 
     public bool Bool(bool fallback) => IsMissing ? fallback : Bool();
 
-    /// <summary>An integer in [<paramref name="min"/>, <paramref name="max"/>]; whole numbers written as 4.0 or 1e3 count.</summary>
-    public long Long(long min = long.MinValue, long max = long.MaxValue)
+    /// <summary>An integer in [<paramref name="min"/>, <paramref name="max"/>]; whole numbers written as 4.0 or 1e3 count
+    /// unless <paramref name="plain"/> (for formats whose other readers insist on plain integers, as nbformat's do).</summary>
+    public long Long(long min = long.MinValue, long max = long.MaxValue, bool plain = false)
     {
         if (Element.ValueKind != JsonValueKind.Number) throw Error($"must be an integer{Range(min, max)}{Got()}");
         if (!Element.TryGetInt64(out long v))
         {
+            if (plain) throw Error($"must be a plain integer (no fraction or exponent){Range(min, max)}{Got()}");
             if (!Element.TryGetDouble(out double d) || !double.IsFinite(d) || d != Math.Floor(d) || Math.Abs(d) >= 9.2e18)
                 throw Error($"must be an integer{Range(min, max)}{Got()}");
             v = (long)d;
@@ -97,7 +99,7 @@ public readonly struct JsonField
         return v;
     }
 
-    public int Int(int min = int.MinValue, int max = int.MaxValue) => (int)Long(min, max);
+    public int Int(int min = int.MinValue, int max = int.MaxValue, bool plain = false) => (int)Long(min, max, plain);
 
     public int Int(int fallback, int min, int max) => IsMissing ? fallback : Int(min, max);
 
@@ -124,8 +126,8 @@ public readonly struct JsonField
     private static string Range(long min, long max) =>
         (min, max) switch
         {
-            (long.MinValue, long.MaxValue) => "",
-            (_, long.MaxValue) => $" ≥ {min}",
+            (long.MinValue or int.MinValue, long.MaxValue or int.MaxValue) => "",
+            (_, long.MaxValue or int.MaxValue) => $" ≥ {min}",
             (long.MinValue, _) => $" ≤ {max}",
             _ => $" in [{min}, {max}]",
         };

@@ -114,7 +114,7 @@ public static class StrictJson
     private static string Decode(Func<string> get, string file, string path)
     {
         try { return get(); }
-        catch (InvalidOperationException e) { throw new InputException(file, path, $"string cannot be decoded ({e.Message})", e); }
+        catch (InvalidOperationException e) { throw new InputException(file, path, $"string cannot be decoded: a lone UTF-16 surrogate or an invalid escape ({e.Message})", e); }
     }
 
     public static bool HasLoneSurrogate(string s, out int at)

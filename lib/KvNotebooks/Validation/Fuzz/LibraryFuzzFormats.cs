@@ -74,7 +74,7 @@ public static class LibraryFuzzFormats
         [
             .. Mutators.Bytes, .. Mutators.Json.Select(Mutators.InSafetensorsHeader), .. Mutators.Json.Select(Mutators.InSafetensorsHeader),
             .. Mutators.Bytes.Select(Mutators.InSafetensorsHeader),
-            Mutators.NonFiniteFloats(b => 8 + (int)BitConverter.ToUInt64(b, 0)),
+            Mutators.NonFiniteFloats(b => b.Length < 8 || BitConverter.ToUInt64(b, 0) > (ulong)(b.Length - 8) ? b.Length : 8 + (int)BitConverter.ToUInt64(b, 0)),
             new("header-length", (b, r) =>
             {
                 if (b.Length < 8) return null;

@@ -322,7 +322,7 @@ public static class Mutators
     /// <summary>Writes NaN or ±Inf float32 bit patterns at random 4-byte-aligned offsets from <paramref name="start"/>(bytes).</summary>
     public static Mutator NonFiniteFloats(Func<byte[], int> start, int elementSize = 4) => new("non-finite", (b, r) =>
     {
-        int s = start(b);
+        int s = Math.Clamp(start(b), 0, b.Length);
         int n = (b.Length - s) / elementSize;
         if (n <= 0) return null;
         var c = (byte[])b.Clone();
