@@ -42,7 +42,7 @@ public static class StrictJson
         catch (JsonException e)
         {
             throw new InputException(file, Field(field, e.Path),
-                $"not valid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1} ({Trim(e.Message)})", e);
+                $"not valid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1} ({Describe(e)})", e);
         }
         try
         {
@@ -136,16 +136,18 @@ public static class StrictJson
         return string.Concat(t.Select(c => char.IsControl(c) || char.IsSurrogate(c) ? $"\\u{(int)c:x4}" : c.ToString()));
     }
 
-    private static string Field(string prefix, string? jsonPath)
+    /// <summary>A System.Text.Json path ("$.stages[3].lr") as a field ("stages[3].lr") under <paramref name="prefix"/>.</summary>
+    public static string Field(string prefix, string? jsonPath)
     {
         // System.Text.Json paths look like "$.stages[3].lr" or "$['odd key']".
         string p = jsonPath is null or "$" ? "" : jsonPath.StartsWith("$.", StringComparison.Ordinal) ? jsonPath[2..] : jsonPath.TrimStart('$');
         return prefix.Length == 0 ? p : p.Length == 0 ? prefix : p.StartsWith('[') ? prefix + p : $"{prefix}.{p}";
     }
 
-    private static string Trim(string message)
+    /// <summary>A <see cref="JsonException"/>'s message without the path and position it appends (the field says them).</summary>
+    public static string Describe(JsonException e)
     {
-        int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
-        return (cut >= 0 ? message[..cut] : message).TrimEnd('.', ' ');
+        int cut = e.Message.IndexOf(" Path: ", StringComparison.Ordinal);
+        return (cut >= 0 ? e.Message[..cut] : e.Message).TrimEnd('.', ' ');
     }
 }

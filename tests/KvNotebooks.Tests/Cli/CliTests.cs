@@ -10,7 +10,8 @@ public sealed class CliTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kvnb-cli").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int code, string stdout, string stderr) Kvnb(params string[] args)
+    /// <summary>Runs kvnb in this process with the console captured (tests in this collection share the console).</summary>
+    internal static (int code, string stdout, string stderr) Kvnb(params string[] args)
     {
         var (o, e) = (Console.Out, Console.Error);
         var (so, se) = (new StringWriter(), new StringWriter());

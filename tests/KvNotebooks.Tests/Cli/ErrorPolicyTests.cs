@@ -13,15 +13,7 @@ public sealed class ErrorPolicyTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kvnb-errors").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int code, string stdout, string stderr) Kvnb(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so);
-        Console.SetError(se);
-        try { return (Program.Main(args), so.ToString(), se.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    private static (int code, string stdout, string stderr) Kvnb(params string[] args) => CliTests.Kvnb(args);
 
     private string Model(Action<LlamaWeights>? edit = null)
     {

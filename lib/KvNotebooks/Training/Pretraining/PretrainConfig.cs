@@ -113,19 +113,10 @@ public sealed record PretrainConfig
         root.Remove("model");
         PretrainConfig cfg;
         try { cfg = root.Deserialize<PretrainConfig>(Json)!; }
-        catch (JsonException e) { throw new InputException(source, JsonPathField(e.Path), OneRule(e.Message), e); }
+        catch (JsonException e) { throw new InputException(source, StrictJson.Field("", e.Path), StrictJson.Describe(e), e); }
         cfg = cfg with { Model = model };
         cfg.Validate(source);
         return cfg;
-    }
-
-    /// <summary>"$.stages[3].lr" → "stages[3].lr".</summary>
-    private static string JsonPathField(string? path) => path is null or "$" ? "" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
-
-    private static string OneRule(string message)
-    {
-        int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
-        return cut >= 0 ? message[..cut] : message;
     }
 
     /// <summary>The config as JSON (model first), the form saved in the run folder.</summary>
