@@ -1,4 +1,6 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Notebooks;
 
@@ -32,8 +34,17 @@ public static class DibFormat
             string metaJson = string.Join("\n", jsonText).Trim();
             if (metaJson.Length > 0)
             {
-                var parsed = JsonNode.Parse(metaJson) as JsonObject
-                    ?? throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: #!meta is not a JSON object");
+                using (var doc = StrictJson.Parse(metaJson, path, field: "#!meta"))
+                {
+                    var meta = new JsonField(doc.RootElement, path, "#!meta");
+                    if (meta.Kind != JsonValueKind.Object) throw meta.Error($"must be a JSON object{meta.Got()}");
+                    if (meta["kernelInfo"] is { IsMissing: false } info)
+                    {
+                        if (info.Kind != JsonValueKind.Object) throw info.Error($"must be an object{info.Got()}");
+                        info["defaultKernelName"].OptionalString();
+                    }
+                }
+                var parsed = (JsonObject)JsonNode.Parse(metaJson)!;
                 metadata["polyglot_notebook"] = parsed;
                 if (parsed["kernelInfo"]?["defaultKernelName"]?.GetValue<string>() is { } k) defaultKernel = k;
             }

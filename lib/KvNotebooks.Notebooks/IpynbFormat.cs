@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Notebooks;
 
@@ -16,25 +17,15 @@ public static class IpynbFormat
 
     internal static Notebook Parse(string path, string text)
     {
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException("top level is not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: not valid JSON ({e.Message})");
-        }
-        if (json["nbformat"]?.GetValue<int>() is int major && major != 4)
-            throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: nbformat {major} is not supported (expected 4)");
-        if (json["cells"] is not JsonArray cellsJson)
-            throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: no 'cells' array");
+        using (var doc = StrictJson.Parse(text, path)) Check(new JsonField(doc.RootElement, path));
+        var json = (JsonObject)JsonNode.Parse(text)!;
+        var cellsJson = (JsonArray)json["cells"]!;
 
         string defaultKernel = DefaultKernelOf(json);
         var cells = new List<NotebookCell>();
         foreach (var node in cellsJson)
         {
-            if (node is not JsonObject cell) throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: a cell is not an object");
+            var cell = (JsonObject)node!;
             string type = cell["cell_type"]?.GetValue<string>() ?? "code";
             string source = JoinSource(cell["source"]);
             switch (type)
@@ -52,6 +43,46 @@ public static class IpynbFormat
         }
         return new Notebook(path, json, cells, fromDib: false);
     }
+
+    /// <summary>The nbformat 4 structure the reader and the runner rely on, checked up front so that reading
+    /// it later cannot fail: each key that is there has the type nbformat gives it.</summary>
+    private static void Check(JsonField root)
+    {
+        if (root.Kind != JsonValueKind.Object) throw root.Error($"top level must be a JSON object{root.Got()}");
+        if (!root["nbformat"].IsMissing && root["nbformat"].Int(0, 1000, plain: true) is var major && major != 4)
+            throw root["nbformat"].Error($"nbformat {major} is not supported (expected 4)");
+        if (!root["nbformat_minor"].IsMissing) root["nbformat_minor"].Int(0, 1000, plain: true);
+        var meta = Object(root["metadata"]);
+        if (meta is { } m)
+        {
+            Object(m["kernelspec"])?["name"].OptionalString();
+            if (Object(m["polyglot_notebook"]) is { } poly && Object(poly["kernelInfo"]) is { } info) info["defaultKernelName"].OptionalString();
+        }
+        if (root["cells"].Kind != JsonValueKind.Array) throw root["cells"].Error($"no 'cells' array{root["cells"].Got()}");
+        foreach (var cell in root["cells"].Items())
+        {
+            if (cell.Kind != JsonValueKind.Object) throw cell.Error($"a cell must be an object{cell.Got()}");
+            if (cell["cell_type"].OptionalString() is { } type && type is not ("code" or "markdown" or "raw"))
+                throw cell["cell_type"].Error($"cell_type '{StrictJson.Printable(type)}' is not code, markdown or raw");
+            var source = cell["source"];
+            if (source.Kind == JsonValueKind.Array) foreach (var line in source.Items()) line.String();
+            else source.OptionalString();
+            cell["id"].OptionalString();
+            if (!cell["execution_count"].IsMissing) cell["execution_count"].Int(0, int.MaxValue, plain: true);
+            if (!cell["outputs"].IsMissing)
+                foreach (var output in cell["outputs"].Items())
+                    if (output.Kind != JsonValueKind.Object) throw output.Error($"an output must be an object{output.Got()}");
+            if (Object(cell["metadata"]) is { } cm)
+            {
+                if (Object(cm["polyglot_notebook"]) is { } p) p["kernelName"].OptionalString();
+                if (Object(cm["dotnet_interactive"]) is { } d) d["language"].OptionalString();
+            }
+        }
+    }
+
+    /// <summary>The field when it is an object, null when absent or null, an error otherwise.</summary>
+    private static JsonField? Object(JsonField f) =>
+        f.IsMissing ? null : f.Kind == JsonValueKind.Object ? f : throw f.Error($"must be an object{f.Got()}");
 
     /// <summary>Notebook default kernel: polyglot kernelInfo, else kernelspec (".net-csharp" → csharp), else csharp.</summary>
     private static string DefaultKernelOf(JsonObject json)

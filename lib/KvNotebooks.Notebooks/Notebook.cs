@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Notebooks;
 
@@ -57,18 +58,19 @@ public sealed class Notebook
 
     public string Name => System.IO.Path.GetFileName(Path);
 
-    /// <summary>Reads an .ipynb or .dib file (by extension).</summary>
+    /// <summary>Notebooks larger than this are refused before reading (executed ones with figures are a few MB).</summary>
+    public const long MaxFileBytes = 512L << 20;
+
+    /// <summary>Reads an .ipynb or .dib file (by extension): valid UTF-8, at most <see cref="MaxFileBytes"/>;
+    /// every problem is an <see cref="InputException"/> naming the file and the field.</summary>
     public static Notebook Load(string path)
     {
         path = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"notebook not found: {path}", path);
-        string text = File.ReadAllText(path);
-        return System.IO.Path.GetExtension(path).ToLowerInvariant() switch
-        {
-            ".ipynb" => IpynbFormat.Parse(path, text),
-            ".dib" => DibFormat.Parse(path, text),
-            var ext => throw new InvalidDataException($"{System.IO.Path.GetFileName(path)}: unknown notebook extension '{ext}' (expected .ipynb or .dib)"),
-        };
+        string ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
+        if (ext is not (".ipynb" or ".dib"))
+            throw new InputException(path, "", $"unknown notebook extension '{ext}' (expected .ipynb or .dib)");
+        string text = InputFile.ReadAllText(path, "notebook", MaxFileBytes);
+        return ext == ".ipynb" ? IpynbFormat.Parse(path, text) : DibFormat.Parse(path, text);
     }
 
     /// <summary>Where the executed notebook is written: the file itself for .ipynb, a sibling .ipynb for .dib.</summary>

@@ -39,7 +39,7 @@ public static class LogitsCommand
                 new Dictionary<string, string> { ["method"] = method.Name, ["chunk"] = session.Chunking.EffectiveSize(prompt.Length).ToString(System.Globalization.CultureInfo.InvariantCulture) });
             if (p.GetValue(json)) Cli.WriteJson(new { output = path, shape = new[] { prompt.Length, V }, method = method.Name, footprint = session.Meter.Footprint });
             else Console.WriteLine($"wrote logits [{prompt.Length} × {V}] to {path} (method {method.Name}, footprint {session.Meter.Footprint * 100:F2} %)");
-            return 0;
+            return Cli.CheckFinite(logits, $"{path}: logits");
         }));
         return cmd;
     }

@@ -84,7 +84,7 @@ public static class NotebooksCommand
     private static List<string> DefaultNotebooks(string? root)
     {
         if (root is null)
-            throw new InvalidOperationException($"no {RepoLocator.SolutionFile} found from {Directory.GetCurrentDirectory()} upward: run inside the repository or name the notebooks");
+            throw new ArgumentException($"no {RepoLocator.SolutionFile} found from {Directory.GetCurrentDirectory()} upward: run inside the repository or name the notebooks");
         string dir = Path.Combine(root, "notebooks");
         var list = Directory.Exists(dir)
             ? Directory.GetFiles(dir, "*.ipynb").OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal).ToList()

@@ -1,6 +1,7 @@
 using System.Globalization;
 using CsvHelper;
 using KvNotebooks.Model;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Evaluation;
 
@@ -64,33 +65,66 @@ public sealed record EvalRow
         AtomicFile.WriteAllText(path, sw.ToString());
     }
 
-    /// <summary>Reads a CSV written by <see cref="Save"/>; errors name the file, line and column.</summary>
+    /// <summary>Results files larger than this are refused before reading; one record may hold at most <see cref="MaxRecordBytes"/>.</summary>
+    public const long MaxFileBytes = 256 << 20;
+    public const int MaxRecordBytes = 1 << 20;
+
+    /// <summary>Reads a CSV written by <see cref="Save"/>. Checked: valid UTF-8, every column once, every row as wide
+    /// as the header, numbers in range (scores and chance in [0, 1], counts ≥ 0, nothing NaN), one row per key.
+    /// Errors are <see cref="InputException"/>s naming the row and column ("row 12.score"). An empty file has no rows.</summary>
     public static List<EvalRow> Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"results file '{path}' does not exist", path);
+        var bytes = InputFile.ReadAllBytes(path, "results", MaxFileBytes);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new InputException(path, "", $"invalid UTF-8 at byte {InputFile.FirstInvalidUtf8(bytes)}");
         var rows = new List<EvalRow>();
-        using var r = CsvReader.FromFile(path, new CsvReaderOptions { HasHeader = false });
-        if (!r.Read()) return rows;
-        var header = Enumerable.Range(0, r.FieldCount).Select(r.GetString).ToArray();
-        var missing = Columns.Except(header).ToArray();
-        if (missing.Length > 0) throw new InvalidDataException($"{path}: missing columns {string.Join(", ", missing)}");
-        int Col(string name) => Array.IndexOf(header, name);
-        while (r.Read())
+        using var r = CsvReader.Create(bytes, new CsvReaderOptions { HasHeader = false, MaxRecordSize = MaxRecordBytes });
+        try
         {
-            long line = r.RowNumber;
-            string S(string c) => r.GetString(Col(c));
-            int I(string c) => int.TryParse(S(c), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
-                : throw new InvalidDataException($"{path}: row {line}, column {c}: '{S(c)}' is not an integer");
-            double D(string c) => double.TryParse(S(c), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
-                : throw new InvalidDataException($"{path}: row {line}, column {c}: '{S(c)}' is not a number");
-            rows.Add(new EvalRow
+            if (!r.Read()) return rows;
+            var header = Enumerable.Range(0, r.FieldCount).Select(r.GetString).ToArray();
+            var duplicate = header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1);
+            if (duplicate is not null) throw new InputException(path, "header", $"column '{StrictJson.Printable(duplicate.Key)}' appears twice");
+            var missing = Columns.Except(header).ToArray();
+            if (missing.Length > 0) throw new InputException(path, "header", $"missing columns {string.Join(", ", missing)}");
+            var col = Columns.ToDictionary(c => c, c => Array.IndexOf(header, c));
+            var keys = new Dictionary<string, long>();
+            while (r.Read())
             {
-                Model = S("model"), Commit = S("commit"), Method = S("method"), MethodConfig = S("method_config"),
-                Context = I("context"), Chunk = I("chunk"), Task = S("task"), Category = S("category"), Examples = I("examples"),
-                Score = D("score"), Chance = D("chance"), Footprint = D("footprint"), PeakKv = D("peak_kv"),
-                PeakKvEntries = D("peak_kv_entries"), PeakKvBytes = D("peak_kv_bytes"),
-                PrefillTokensPerSecond = D("prefill_tokens_per_second"), DecodeTokensPerSecond = D("decode_tokens_per_second"), Seconds = D("seconds"),
-            });
+                long line = r.RowNumber;
+                string At(string c) => $"row {line}.{c}";
+                if (r.FieldCount != header.Length)
+                    throw new InputException(path, $"row {line}", $"has {r.FieldCount} fields, the header has {header.Length}");
+                string S(string c) => r.GetString(col[c]);
+                string Text(string c) => S(c) is { Length: > 0 } t ? t : throw new InputException(path, At(c), "must not be empty");
+                int I(string c, int min) => int.TryParse(S(c), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v)
+                    ? v >= min ? v : throw new InputException(path, At(c), $"must be ≥ {min} (got {v})")
+                    : throw new InputException(path, At(c), $"'{StrictJson.Printable(S(c))}' is not an integer");
+                double D(string c, double max = double.MaxValue, bool allowInfinity = false)
+                {
+                    if (!double.TryParse(S(c), NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+                        throw new InputException(path, At(c), $"'{StrictJson.Printable(S(c))}' is not a number");
+                    if (double.IsNaN(v) || v < 0 || v > max || (double.IsInfinity(v) && !allowInfinity))
+                        throw new InputException(path, At(c), $"must be a {(allowInfinity ? "" : "finite ")}number in [0, {(max == double.MaxValue ? "∞" : max)}] (got {S(c)})");
+                    return v;
+                }
+                var row = new EvalRow
+                {
+                    Model = Text("model"), Commit = S("commit"), Method = Text("method"), MethodConfig = Text("method_config"),
+                    Context = I("context", 1), Chunk = I("chunk", 0), Task = Text("task"), Category = S("category"), Examples = I("examples", 0),
+                    Score = D("score", 1), Chance = D("chance", 1), Footprint = D("footprint"), PeakKv = D("peak_kv"),
+                    PeakKvEntries = D("peak_kv_entries"), PeakKvBytes = D("peak_kv_bytes"),
+                    PrefillTokensPerSecond = D("prefill_tokens_per_second", allowInfinity: true),
+                    DecodeTokensPerSecond = D("decode_tokens_per_second", allowInfinity: true), Seconds = D("seconds"),
+                };
+                if (!keys.TryAdd(row.Key, line))
+                    throw new InputException(path, $"row {line}", $"repeats the key of row {keys[row.Key]} ({StrictJson.Printable(row.Key)}): one row per (model, method, config, context, chunk, task)");
+                rows.Add(row);
+            }
+        }
+        catch (Exception e) when (e is CsvFormatException or CsvValidationException)
+        {
+            throw new InputException(path, $"row {r.RowNumber}", $"malformed CSV ({e.Message})", e);
         }
         return rows;
     }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using KvNotebooks.Tasks;
 using KvNotebooks.Training.Pretraining;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Evaluation;
 
@@ -84,28 +85,50 @@ public sealed class EvalSet
         File.Move(tmp, full, overwrite: true);
     }
 
+    /// <summary>Longest line read (a 128K-token example is about 1 M characters) and most characters in a set,
+    /// checked while decompressing, so a corrupt or hostile file cannot exhaust memory.</summary>
+    public const int MaxLineChars = 16 << 20;
+    public const long MaxTotalChars = 4L << 30;
+    public const int MaxLength = 1 << 24;
+
+    /// <summary>Reads a set written by <see cref="Save"/>. Every line is checked: known keys only, a known task, one
+    /// length for the whole set, token ids inside the task vocabulary, and context + question + answer + &lt;eos&gt;
+    /// = length (as generated). Errors are <see cref="InputException"/>s naming the line and key.</summary>
     public static EvalSet Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"evaluation set '{path}' does not exist", path);
+        InputFile.RequireFile(path, "evaluation set");
         var list = new List<TaskExample>();
-        int length = -1, lineNo = 0;
-        using var r = new StreamReader(new GZipStream(File.OpenRead(path), CompressionMode.Decompress));
-        try
+        int length = -1;
+        int vocab = Vocabulary.Default.Size;
+        using var lines = new LineReader(new CheckedGzipStream(path), path, MaxLineChars, MaxTotalChars);
+        while (lines.ReadLine() is { } line)
         {
-            while (r.ReadLine() is { } line)
-            {
-                lineNo++;
-                var l = JsonSerializer.Deserialize<Line>(line, Json) ?? throw new InvalidDataException($"{path}: line {lineNo} is empty");
-                if (length < 0) length = l.Length;
-                else if (l.Length != length) throw new InvalidDataException($"{path}: line {lineNo} has length {l.Length}, the set's is {length}");
-                list.Add(new TaskExample(l.Task, l.Length, l.Seed, l.Context, [new QuestionAnswer(l.Question, l.Answer, l.GradedIds, l.Grades)]));
-            }
+            string at = $"line {lines.LineNumber}";
+            using var doc = StrictJson.Parse(line, path, field: at);
+            var o = new JsonField(doc.RootElement, path, at);
+            if (o.Kind != JsonValueKind.Object) throw o.Error($"must be a JSON object{o.Got()}");
+            o.OnlyKeys("task", "length", "seed", "context", "question", "answer", "graded_ids", "grades");
+            string task = o["task"].String();
+            if (!TaskSuite.All.Any(t => t.Name == task)) throw o["task"].Error($"unknown task '{StrictJson.Printable(task)}'");
+            int l = o["length"].Int(1, MaxLength);
+            if (length < 0) length = l;
+            else if (l != length) throw o["length"].Error($"{l}, the set's is {length} (the first line's)");
+            int seed = o["seed"].Int();
+            int[] Ids(JsonField f, int min) => f.Items(maxLength: length, minLength: min).Select(x => x.Int(0, vocab - 1)).ToArray();
+            int[]? OptionalIds(JsonField f) => f.IsMissing ? null : Ids(f, 0);
+            var context = Ids(o["context"], 0);
+            var question = Ids(o["question"], 1);
+            var answer = Ids(o["answer"], 1);
+            var graded = OptionalIds(o["graded_ids"]);
+            int[]? grades = o["grades"].IsMissing ? null : o["grades"].Items(maxLength: length).Select(x => x.Int(0, 1 << 20)).ToArray();
+            if ((graded is null) != (grades is null) || (graded is not null && graded.Length != grades!.Length))
+                throw o["grades"].Error("graded_ids and grades must both be given, with one grade per id, or both be null");
+            long total = (long)context.Length + question.Length + answer.Length + 1;
+            if (total != length)
+                throw o.Error($"context + question + answer + <eos> = {total} tokens, but the length is {length}");
+            list.Add(new TaskExample(task, l, seed, context, [new QuestionAnswer(question, answer, graded, grades)]));
         }
-        catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
-        {
-            throw new InvalidDataException($"{path}: line {lineNo}: {e.Message}");
-        }
-        if (list.Count == 0) throw new InvalidDataException($"{path}: no examples");
+        if (list.Count == 0) throw new InputException(path, "", "no examples");
         return new EvalSet(length, list);
     }
 }

@@ -203,19 +203,7 @@ public static class Sweep
         AtomicFile.WriteAllText(SidecarPath(csv), new JsonObject { ["runs"] = runs }.ToJsonString(Indented) + "\n");
     }
 
-    private static JsonArray ReadRuns(string csv)
-    {
-        string path = SidecarPath(csv);
-        if (!File.Exists(path)) return [];
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path))?["runs"]?.AsArray() is { } a ? (JsonArray)a.DeepClone() : [];
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a sweep sidecar ({e.Message})");
-        }
-    }
+    private static JsonArray ReadRuns(string csv) => SweepSidecar.Load(SidecarPath(csv));
 
     /// <summary>SHA-256 of the model's weights file (first 16 hex digits), so a row set names the exact model.</summary>
     public static string WeightsHash(string modelDir)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Model;
 
@@ -7,100 +8,102 @@ public sealed partial record LlamaConfig
 {
     private static readonly string[] KnownArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"];
 
-    /// <summary>Reads a Hugging Face <c>config.json</c>.</summary>
+    /// <summary>config.json files larger than this are refused before reading (real ones are a few KB).</summary>
+    public const long MaxFileBytes = 1 << 20;
+
+    /// <summary>Reads a Hugging Face <c>config.json</c>; every problem is an <see cref="InputException"/> naming the key.</summary>
     public static LlamaConfig Load(string configJsonPath)
     {
-        if (!File.Exists(configJsonPath)) throw new FileNotFoundException($"config file '{configJsonPath}' does not exist", configJsonPath);
-        return FromJson(File.ReadAllText(configJsonPath), configJsonPath);
+        var bytes = InputFile.ReadAllBytes(configJsonPath, "config", MaxFileBytes);
+        using var doc = StrictJson.Parse(bytes, configJsonPath);
+        return FromJson(new JsonField(doc.RootElement, configJsonPath));
     }
 
     /// <summary>Parses config.json text; <paramref name="source"/> names it in errors.</summary>
     public static LlamaConfig FromJson(string json, string source)
     {
-        JsonObject o;
-        try
+        using var doc = StrictJson.Parse(json, source);
+        return FromJson(new JsonField(doc.RootElement, source));
+    }
+
+    /// <summary>Reads a config object wherever it sits (config.json's root, a training config's "model").</summary>
+    public static LlamaConfig FromJson(JsonField o)
+    {
+        if (o.Kind != JsonValueKind.Object) throw o.Error($"must be a JSON object (a Hugging Face config.json){o.Got()}");
+        JsonField Required(string key) => o[key] is { IsMissing: false } f ? f : throw o[key].Error($"missing required key '{key}'");
+
+        string modelType = o["model_type"].OptionalString() ?? "llama";
+        string architecture;
+        var arch = o["architectures"];
+        if (!arch.IsMissing && arch.Items(maxLength: 16) is { Count: > 0 } archs) architecture = archs[0].String();
+        else architecture = modelType switch { "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM" };
+        if (!KnownArchitectures.Contains(architecture))
+            throw (arch.IsMissing ? o["model_type"] : arch).Error(
+                $"architecture '{StrictJson.Printable(architecture)}' is not supported (supported: {string.Join(", ", KnownArchitectures)})");
+
+        int hidden = Required("hidden_size").Int(1, MaxHiddenSize);
+        int heads = Required("num_attention_heads").Int(1, MaxHeads);
+        int headDim;
+        if (o["head_dim"].IsMissing)
         {
-            o = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"{source}: not a JSON object");
+            if (hidden % heads != 0)
+                throw o["head_dim"].Error($"is needed: hidden_size {hidden} is not a multiple of num_attention_heads {heads}, so the head size is not hidden_size / heads");
+            headDim = hidden / heads;
         }
-        catch (JsonException e)
+        else headDim = o["head_dim"].Int(1, MaxHeadDim);
+
+        RopeScaling? scaling = null;
+        var rs = o["rope_scaling"];
+        if (!rs.IsMissing)
         {
-            throw new InvalidDataException($"{source}: not valid JSON ({e.Message})");
+            if (rs.Kind != JsonValueKind.Object) throw rs.Error($"must be an object or null{rs.Got()}");
+            var typeField = rs["rope_type"].IsMissing ? rs["type"] : rs["rope_type"];
+            string type = typeField.OptionalString() ?? "default";
+            if (type != "default")
+            {
+                if (type != "llama3") throw typeField.Error($"rope_scaling type '{StrictJson.Printable(type)}' is not supported (only 'llama3' and 'default')");
+                double F(string k) => rs[k].IsMissing ? throw rs[k].Error($"rope_scaling is missing '{k}'") : rs[k].Double(0, 1e9, minExclusive: true);
+                scaling = new RopeScaling("llama3", F("factor"), F("low_freq_factor"), F("high_freq_factor"),
+                    rs["original_max_position_embeddings"].IsMissing ? throw rs["original_max_position_embeddings"].Error("rope_scaling is missing 'original_max_position_embeddings'")
+                        : rs["original_max_position_embeddings"].Int(1, MaxPositions));
+            }
         }
 
-        InvalidDataException Bad(string what) => new($"{source}: {what}");
-        int Int(string key, int? fallback = null)
-        {
-            var n = o[key];
-            if (n is null) return fallback ?? throw Bad($"missing required key '{key}'");
-            if (n is JsonValue v && v.TryGetValue(out long l) && l is >= int.MinValue and <= int.MaxValue) return (int)l;
-            if (n is JsonValue d && d.TryGetValue(out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue) return (int)x;
-            throw Bad($"'{key}' must be an integer, got {n.ToJsonString()}");
-        }
-        double Double(string key, double fallback)
-        {
-            var n = o[key];
-            if (n is null) return fallback;
-            if (n is JsonValue v && v.TryGetValue(out double x)) return x;
-            throw Bad($"'{key}' must be a number, got {n.ToJsonString()}");
-        }
-        bool Bool(string key, bool fallback)
-        {
-            var n = o[key];
-            if (n is null) return fallback;
-            if (n is JsonValue v && v.TryGetValue(out bool b)) return b;
-            throw Bad($"'{key}' must be true or false, got {n.ToJsonString()}");
-        }
+        int vocab = Required("vocab_size").Int(1, MaxVocabSize);
         int? OptionalId(string key)
         {
             var n = o[key];
-            if (n is JsonArray a) n = a.Count > 0 ? a[0] : null;
-            if (n is null) return null;
-            return n is JsonValue v && v.TryGetValue(out long l) ? (int)l : throw Bad($"'{key}' must be an integer or a list of integers");
-        }
-
-        string modelType = o["model_type"]?.GetValue<string>() ?? "llama";
-        string architecture = o["architectures"] is JsonArray arch && arch.Count > 0 ? arch[0]!.GetValue<string>()
-            : modelType switch { "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM" };
-        if (!KnownArchitectures.Contains(architecture))
-            throw Bad($"architecture '{architecture}' is not supported (supported: {string.Join(", ", KnownArchitectures)})");
-
-        int hidden = Int("hidden_size"), heads = Int("num_attention_heads");
-        if (heads <= 0) throw Bad($"num_attention_heads must be positive (got {heads})");
-        RopeScaling? scaling = null;
-        if (o["rope_scaling"] is JsonObject rs)
-        {
-            string type = (rs["rope_type"] ?? rs["type"])?.GetValue<string>() ?? "default";
-            if (type != "default")
+            if (n.IsMissing) return null;
+            if (n.Kind == JsonValueKind.Array)
             {
-                if (type != "llama3") throw Bad($"rope_scaling type '{type}' is not supported (only 'llama3' and 'default')");
-                double F(string k) => rs[k] is JsonValue v && v.TryGetValue(out double x) ? x : throw Bad($"rope_scaling is missing '{k}'");
-                scaling = new RopeScaling("llama3", F("factor"), F("low_freq_factor"), F("high_freq_factor"), (int)F("original_max_position_embeddings"));
+                var items = n.Items(maxLength: 1024);
+                foreach (var item in items) item.Int(0, vocab - 1);
+                return items.Count > 0 ? items[0].Int(0, vocab - 1) : null;
             }
+            return n.Int(0, vocab - 1);
         }
-        else if (o["rope_scaling"] is { } other && other.GetValueKind() != JsonValueKind.Null)
-            throw Bad("rope_scaling must be an object or null");
 
         var config = new LlamaConfig
         {
             ModelType = modelType,
             Architecture = architecture,
-            VocabSize = Int("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = Int("intermediate_size"),
-            NumLayers = Int("num_hidden_layers"),
+            IntermediateSize = Required("intermediate_size").Int(1, MaxIntermediateSize),
+            NumLayers = Required("num_hidden_layers").Int(1, MaxLayers),
             NumHeads = heads,
-            NumKvHeads = Int("num_key_value_heads", heads),
-            HeadDim = o["head_dim"] is null || o["head_dim"]!.GetValueKind() == JsonValueKind.Null ? hidden / heads : Int("head_dim"),
-            RmsNormEps = Double("rms_norm_eps", 1e-6),
-            RopeTheta = Double("rope_theta", 10000.0),
+            NumKvHeads = o["num_key_value_heads"].Int(heads, 1, MaxHeads),
+            HeadDim = headDim,
+            RmsNormEps = o["rms_norm_eps"].Double(1e-6, 0, 1, minExclusive: true),
+            RopeTheta = o["rope_theta"].Double(10000.0, 0, 1e15, minExclusive: true),
             RopeScaling = scaling,
-            TieWordEmbeddings = Bool("tie_word_embeddings", false),
-            AttentionBias = modelType == "qwen2" || architecture == "Qwen2ForCausalLM" || Bool("attention_bias", false),
-            MaxPositionEmbeddings = Int("max_position_embeddings", 8192),
+            TieWordEmbeddings = o["tie_word_embeddings"].Bool(false),
+            AttentionBias = modelType == "qwen2" || architecture == "Qwen2ForCausalLM" || o["attention_bias"].Bool(false),
+            MaxPositionEmbeddings = o["max_position_embeddings"].Int(8192, 1, MaxPositions),
             BosTokenId = OptionalId("bos_token_id"),
             EosTokenId = OptionalId("eos_token_id"),
         };
-        config.Validate(source);
+        config.Validate(o.File, o.Path);
         return config;
     }
 

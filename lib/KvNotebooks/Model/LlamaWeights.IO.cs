@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Model;
 
@@ -7,28 +8,41 @@ public sealed partial class LlamaWeights
 {
     /// <summary>
     /// Loads a Hugging Face checkpoint folder: config.json plus model.safetensors, or the shards named by
-    /// model.safetensors.index.json. Every tensor's shape is checked against the config; all missing
-    /// tensors are reported in one error. Extra tensors (e.g. rotary inv_freq buffers) are ignored.
+    /// model.safetensors.index.json. The config and the tensors must agree exactly before any data is read:
+    /// every tensor the config needs is there in its shape, and none is there that it does not use (rotary
+    /// inv_freq buffers excepted; a tied lm_head only if it equals the embedding). Weights must be finite
+    /// unless <see cref="NonFinite.Allow"/> is in effect. Every problem is an <see cref="InputException"/>.
     /// </summary>
     public static LlamaWeights Load(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model folder '{dir}' does not exist");
+        InputFile.RequireFolder(dir, "model");
         var config = LlamaConfig.Load(Path.Combine(dir, "config.json"));
         var source = TensorSource.Open(dir);
         var c = config;
-        int d = c.HiddenSize;
         var expected = ExpectedShapes(c);
         var missing = expected.Keys.Where(k => !source.Has(k)).ToList();
         if (missing.Count > 0)
-            throw new InvalidDataException($"{dir}: missing tensors: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? $" and {missing.Count - 12} more" : "")}");
+            throw new InputException(Path.Combine(dir, "config.json"), "", $"the weights lack tensors this config needs: missing tensors: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? $" and {missing.Count - 12} more" : "")}");
+        bool tiedHead = c.TieWordEmbeddings && source.Has("lm_head.weight");
+        var unexpected = source.Names.Where(n => !expected.ContainsKey(n) && !n.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
+                                                && !(tiedHead && n == "lm_head.weight")).Order(StringComparer.Ordinal).ToList();
+        if (unexpected.Count > 0)
+            throw new InputException(source.Find(unexpected[0]).File.Path, InputException.Join("header", unexpected[0]),
+                $"the config does not use this tensor{(unexpected.Count > 1 ? $" (nor {unexpected.Count - 1} more: {string.Join(", ", unexpected.Skip(1).Take(4))})" : "")}; " +
+                "does config.json match the weights (num_hidden_layers, attention_bias, tie_word_embeddings)?");
+        foreach (var (name, want) in expected)
+        {
+            var (file, info) = source.Find(name);
+            if (!info.Shape.SequenceEqual(want))
+                throw new InputException(file.Path, InputException.Join("header", name), $"tensor has shape [{string.Join(", ", info.Shape)}], the config needs [{string.Join(", ", want)}]");
+        }
 
         float[] T(string name)
         {
-            var (file, info) = source.Find(name);
-            var want = expected[name];
-            if (!info.Shape.SequenceEqual(want))
-                throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], the config needs [{string.Join(", ", want)}]");
-            return file.ReadFloat32(name);
+            var (file, _) = source.Find(name);
+            var data = file.ReadFloat32(name);
+            NonFinite.Check(data, file.Path, name);
+            return data;
         }
 
         var embedding = T("model.embed_tokens.weight");
@@ -49,6 +63,13 @@ public sealed partial class LlamaWeights
             };
         }
         var finalNorm = T("model.norm.weight");
+        if (tiedHead)
+        {
+            var (file, info) = source.Find("lm_head.weight");
+            if (!info.Shape.SequenceEqual(expected["model.embed_tokens.weight"]) || !file.ReadFloat32("lm_head.weight").AsSpan().SequenceEqual(embedding))
+                throw new InputException(file.Path, InputException.Join("header", "lm_head.weight"),
+                    "tie_word_embeddings is true, but this lm_head differs from model.embed_tokens.weight (it would be ignored)");
+        }
         var lmHead = c.TieWordEmbeddings ? embedding : T("lm_head.weight");
         return new LlamaWeights { Config = config, Embedding = embedding, Layers = layers, FinalNorm = finalNorm, LmHead = lmHead };
     }
@@ -156,6 +177,9 @@ public sealed partial class LlamaWeights
         };
     }
 
+    /// <summary>model.safetensors.index.json files larger than this are refused before reading.</summary>
+    public const long MaxIndexBytes = 64 << 20;
+
     /// <summary>Resolves tensor names to the safetensors file holding them (one file or index shards).</summary>
     private sealed class TensorSource
     {
@@ -165,43 +189,37 @@ public sealed partial class LlamaWeights
         {
             var src = new TensorSource();
             string single = Path.Combine(dir, "model.safetensors"), index = Path.Combine(dir, "model.safetensors.index.json");
-            if (File.Exists(single))
+            if (File.Exists(single) || Directory.Exists(single))
             {
                 var f = SafetensorsFile.Open(single);
                 foreach (var name in f.Tensors.Keys) src._byTensor[name] = f;
                 return src;
             }
-            if (!File.Exists(index))
+            if (!File.Exists(index) && !Directory.Exists(index))
                 throw new FileNotFoundException($"{dir}: neither model.safetensors nor model.safetensors.index.json is there", single);
-            JsonObject map;
-            try
-            {
-                map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject
-                      ?? throw new InvalidDataException($"{index}: no 'weight_map' object");
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{index}: not valid JSON ({e.Message})");
-            }
+            var bytes = InputFile.ReadAllBytes(index, "safetensors index", MaxIndexBytes);
+            using var doc = StrictJson.Parse(bytes, index);
+            var map = new JsonField(doc.RootElement, index)["weight_map"];
             var files = new Dictionary<string, SafetensorsFile>();
-            foreach (var (tensor, fileNode) in map)
+            foreach (var (tensor, fileNode) in map.Properties())
             {
-                string fileName = fileNode?.GetValue<string>() ?? throw new InvalidDataException($"{index}: tensor '{tensor}' maps to no file");
-                if (fileName.Contains('/') || fileName.Contains('\\') || fileName.Contains(".."))
-                    throw new InvalidDataException($"{index}: shard name '{fileName}' must be a plain file name in the model folder");
+                string fileName = fileNode.String();
+                if (fileName.Length == 0 || fileName.Contains('/') || fileName.Contains('\\') || fileName.Contains("..") || fileName.Contains('\0'))
+                    throw fileNode.Error($"shard name '{StrictJson.Printable(fileName)}' must be a plain file name in the model folder");
                 if (!files.TryGetValue(fileName, out var f))
                 {
                     string path = Path.Combine(dir, fileName);
-                    if (!File.Exists(path)) throw new FileNotFoundException($"{index}: shard '{fileName}' (for tensor '{tensor}') does not exist", path);
+                    if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"{index}: shard '{fileName}' (for tensor '{tensor}') does not exist", path);
                     files[fileName] = f = SafetensorsFile.Open(path);
                 }
-                if (!f.Tensors.ContainsKey(tensor)) throw new InvalidDataException($"{index}: tensor '{tensor}' is not in its shard '{fileName}'");
+                if (!f.Tensors.ContainsKey(tensor)) throw fileNode.Error($"tensor '{StrictJson.Printable(tensor)}' is not in its shard '{fileName}'");
                 src._byTensor[tensor] = f;
             }
             return src;
         }
 
         public bool Has(string name) => _byTensor.ContainsKey(name);
+        public IEnumerable<string> Names => _byTensor.Keys;
         public (SafetensorsFile File, TensorInfo Info) Find(string name) => (_byTensor[name], _byTensor[name].Tensors[name]);
     }
 }

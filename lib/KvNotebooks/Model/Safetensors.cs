@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Model;
 
@@ -18,7 +19,7 @@ public sealed record TensorInfo(string Name, SafetensorsDtype Dtype, int[] Shape
 /// <summary>
 /// A safetensors file opened for reading (https://github.com/huggingface/safetensors: 8-byte little-endian
 /// header length, a JSON header, then the data). The header is validated in full before any data is
-/// read; every problem raises <see cref="InvalidDataException"/> naming the file.
+/// read; every problem raises <see cref="InputException"/> naming the file and the header field.
 /// </summary>
 public sealed class SafetensorsFile
 {
@@ -38,89 +39,81 @@ public sealed class SafetensorsFile
     public IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
+    /// <summary>Most dimensions a tensor may have (real ones have 1 or 2).</summary>
+    public const int MaxRank = 8;
+
     public static SafetensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
-        string name = System.IO.Path.GetFileName(path);
-        InvalidDataException Bad(string problem) => new($"{path}: {problem}");
+        InputFile.RequireFile(path, "safetensors");
+        InputException Bad(string field, string problem) => new(path, field, problem);
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = fs.Length;
-        if (fileLength < 8) throw Bad($"truncated: {fileLength} bytes, shorter than the 8-byte header length");
+        if (fileLength < 8) throw Bad("", $"truncated: {fileLength} bytes, shorter than the 8-byte header length");
         Span<byte> lenBytes = stackalloc byte[8];
         fs.ReadExactly(lenBytes);
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
-        if (headerLen > MaxHeaderBytes) throw Bad($"header length {headerLen} exceeds the {MaxHeaderBytes}-byte limit (corrupt or not a safetensors file)");
-        if ((long)headerLen > fileLength - 8) throw Bad($"truncated: header length {headerLen} but only {fileLength - 8} bytes follow");
+        if (headerLen > MaxHeaderBytes) throw Bad("header length", $"{headerLen} exceeds the {MaxHeaderBytes}-byte limit (corrupt or not a safetensors file)");
+        if ((long)headerLen > fileLength - 8) throw Bad("header length", $"truncated: header length {headerLen} but only {fileLength - 8} bytes follow");
         var headerBytes = new byte[headerLen];
         fs.ReadExactly(headerBytes);
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(headerBytes) as JsonObject ?? throw Bad("header is not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw Bad($"header is not valid JSON ({e.Message})");
-        }
+        using var doc = StrictJson.Parse(headerBytes, path, field: "header");
+        var header = new JsonField(doc.RootElement, path, "header");
+        if (header.Kind != JsonValueKind.Object) throw header.Error($"not a JSON object{header.Got()}");
         long dataStart = 8 + (long)headerLen, dataLength = fileLength - dataStart;
         var tensors = new Dictionary<string, TensorInfo>();
         var metadata = new Dictionary<string, string>();
-        foreach (var (key, node) in header)
+        foreach (var (key, entry) in header.Properties())
         {
             if (key == "__metadata__")
             {
-                if (node is not JsonObject meta) throw Bad("__metadata__ is not an object");
-                foreach (var (mk, mv) in meta)
-                    metadata[mk] = mv is JsonValue v && v.TryGetValue(out string? s) ? s : throw Bad($"__metadata__ value '{mk}' is not a string");
+                foreach (var (mk, mv) in entry.Properties()) metadata[mk] = mv.String();
                 continue;
             }
-            if (node is not JsonObject entry) throw Bad($"tensor '{key}' entry is not an object");
-            string dtypeText = entry["dtype"] is JsonValue dv && dv.TryGetValue(out string? dt) ? dt : throw Bad($"tensor '{key}' has no dtype");
+            if (entry.Kind != JsonValueKind.Object) throw entry.Error($"tensor entry must be an object{entry.Got()}");
+            var dtypeField = entry["dtype"];
+            string dtypeText = dtypeField.String();
             var dtype = dtypeText switch
             {
                 "F32" => SafetensorsDtype.F32,
                 "F16" => SafetensorsDtype.F16,
                 "BF16" => SafetensorsDtype.BF16,
-                _ => throw Bad($"tensor '{key}' has dtype {dtypeText}; only F32, F16 and BF16 are supported"),
+                _ => throw dtypeField.Error($"dtype {StrictJson.Printable(dtypeText)} is not supported (only F32, F16 and BF16)"),
             };
-            if (entry["shape"] is not JsonArray shapeNode) throw Bad($"tensor '{key}' has no shape");
-            var shape = new int[shapeNode.Count];
+            var dims = entry["shape"].Items(maxLength: MaxRank);
+            var shape = new int[dims.Count];
             long numel = 1;
             for (int i = 0; i < shape.Length; i++)
             {
-                if (shapeNode[i] is not JsonValue sv || !sv.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
-                    throw Bad($"tensor '{key}' has an invalid shape dimension {shapeNode[i]?.ToJsonString()}");
+                long dim = dims[i].Long(0, int.MaxValue);
                 shape[i] = (int)dim;
-                numel = dim == 0 ? 0 : numel > long.MaxValue / dim ? throw Bad($"tensor '{key}' shape overflows") : numel * dim;
+                numel = dim == 0 ? 0 : numel > long.MaxValue / dim ? throw dims[i].Error("the shape's element count overflows") : numel * dim;
             }
-            if (entry["data_offsets"] is not JsonArray off || off.Count != 2
-                || off[0] is not JsonValue b0 || !b0.TryGetValue(out long begin)
-                || off[1] is not JsonValue b1 || !b1.TryGetValue(out long end))
-                throw Bad($"tensor '{key}' has no valid data_offsets [begin, end]");
+            var offsets = entry["data_offsets"].Items(maxLength: 2, minLength: 2);
+            long begin = offsets[0].Long(), end = offsets[1].Long();
             if (begin < 0 || end < begin || end > dataLength)
-                throw Bad($"tensor '{key}' data_offsets [{begin}, {end}] fall outside the {dataLength}-byte data section (truncated file?)");
-            long expected = numel * ElementSize(dtype);
+                throw entry["data_offsets"].Error($"[{begin}, {end}] fall outside the {dataLength}-byte data section (truncated file?)");
+            long expected = numel > long.MaxValue / 4 ? long.MaxValue : numel * ElementSize(dtype);
             if (end - begin != expected)
-                throw Bad($"tensor '{key}' holds {end - begin} bytes but shape [{string.Join(", ", shape)}] in {dtypeText} needs {expected}");
+                throw entry["data_offsets"].Error($"tensor '{StrictJson.Printable(key)}' holds {end - begin} bytes but shape [{string.Join(", ", shape)}] in {dtypeText} needs {expected}");
             tensors[key] = new TensorInfo(key, dtype, shape, begin, end);
         }
         var sorted = tensors.Values.Where(t => t.End > t.Begin).OrderBy(t => t.Begin).ToArray();
         for (int i = 1; i < sorted.Length; i++)
             if (sorted[i].Begin < sorted[i - 1].End)
-                throw Bad($"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap in the data section");
+                throw Bad(InputException.Join("header", sorted[i].Name), $"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap in the data section");
         return new SafetensorsFile(path, dataStart, tensors, metadata);
     }
 
     public static int ElementSize(SafetensorsDtype d) => d == SafetensorsDtype.F32 ? 4 : 2;
 
     public TensorInfo Info(string name) =>
-        Tensors.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"{Path}: no tensor named '{name}'");
+        Tensors.TryGetValue(name, out var t) ? t : throw new InputException(Path, "header", $"no tensor named '{name}'");
 
     /// <summary>Reads a tensor as fp32 (F16 and BF16 converted).</summary>
     public float[] ReadFloat32(string name)
     {
         var t = Info(name);
-        if (t.ElementCount > Array.MaxLength) throw new InvalidDataException($"{Path}: tensor '{name}' has {t.ElementCount} elements, too many for one array");
+        if (t.ElementCount > Array.MaxLength) throw new InputException(Path, InputException.Join("header", name), $"{t.ElementCount} elements, too many for one array");
         var result = new float[t.ElementCount];
         using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read);
         if (t.Dtype == SafetensorsDtype.F32)
@@ -143,7 +136,7 @@ public sealed class SafetensorsFile
         while (!buffer.IsEmpty)
         {
             int n = RandomAccess.Read(handle, buffer, offset);
-            if (n <= 0) throw new InvalidDataException($"{Path}: unexpected end of file while reading tensor data");
+            if (n <= 0) throw new InputException(Path, "", "unexpected end of file while reading tensor data (the file shrank?)");
             buffer = buffer[n..];
             offset += n;
         }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KvNotebooks.Model;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Tasks;
 
@@ -67,26 +68,38 @@ public sealed class WordTokenizer
         AtomicFile.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
-    /// <summary>Reads a WordLevel tokenizer.json; other model types are refused with a clear error.</summary>
+    /// <summary>tokenizer.json files larger than this are refused before reading; vocabularies larger than
+    /// <see cref="MaxVocab"/> too.</summary>
+    public const long MaxFileBytes = 256 << 20;
+    public const int MaxVocab = 1 << 24;
+
+    /// <summary>Reads a WordLevel tokenizer.json; other model types are refused with a clear error. The vocabulary
+    /// must give each id in [0, n) to exactly one word, words must be non-empty without whitespace (a
+    /// whitespace-split text can never produce another), and the unknown token must be one of them.</summary>
     public static WordTokenizer Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file '{path}' does not exist", path);
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})"); }
-        var model = root?["model"] as JsonObject ?? throw new InvalidDataException($"{path}: no \"model\" object");
-        string type = model["type"]?.GetValue<string>() ?? "";
-        if (type != "WordLevel") throw new InvalidDataException($"{path}: tokenizer model type '{type}' is not supported (only WordLevel)");
-        var vocab = model["vocab"] as JsonObject ?? throw new InvalidDataException($"{path}: WordLevel model without a \"vocab\" object");
-        var words = new string?[vocab.Count];
-        foreach (var (word, node) in vocab)
+        var bytes = InputFile.ReadAllBytes(path, "tokenizer", MaxFileBytes);
+        using var doc = StrictJson.Parse(bytes, path);
+        var root = new JsonField(doc.RootElement, path);
+        var model = root["model"];
+        if (model.Kind != JsonValueKind.Object) throw model.Error($"no \"model\" object{model.Got()}");
+        string type = model["type"].OptionalString() ?? "";
+        if (type != "WordLevel") throw model["type"].Error($"tokenizer model type '{StrictJson.Printable(type)}' is not supported (only WordLevel)");
+        var vocab = model["vocab"];
+        if (vocab.Kind != JsonValueKind.Object) throw vocab.Error($"WordLevel model without a \"vocab\" object{vocab.Got()}");
+        var entries = vocab.Properties().ToList();
+        if (entries.Count > MaxVocab) throw vocab.Error($"{entries.Count} words; at most {MaxVocab}");
+        var words = new string?[entries.Count];
+        foreach (var (word, node) in entries)
         {
-            int id = node?.GetValue<int>() ?? -1;
-            if ((uint)id >= (uint)words.Length) throw new InvalidDataException($"{path}: word '{word}' has id {id}, outside [0, {words.Length})");
-            if (words[id] is not null) throw new InvalidDataException($"{path}: id {id} is given to both '{words[id]}' and '{word}'");
+            if (word.Length == 0) throw node.Error("the empty string is not a word");
+            if (word.Any(char.IsWhiteSpace)) throw node.Error($"word '{StrictJson.Printable(word)}' holds whitespace, which the WhitespaceSplit pre-tokenizer never yields");
+            int id = node.Int(0, words.Length - 1);
+            if (words[id] is not null) throw node.Error($"id {id} is given to both '{StrictJson.Printable(words[id]!)}' and '{StrictJson.Printable(word)}'");
             words[id] = word;
         }
-        string unk = model["unk_token"]?.GetValue<string>() ?? Vocabulary.Unk;
+        string unk = model["unk_token"].OptionalString() ?? Vocabulary.Unk;
+        if (Array.IndexOf(words, unk) < 0) throw model["unk_token"].Error($"the unknown token '{StrictJson.Printable(unk)}' is not in the vocabulary");
         return new WordTokenizer(words!, unk);
     }
 

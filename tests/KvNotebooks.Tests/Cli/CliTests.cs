@@ -10,16 +10,17 @@ public sealed class CliTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kvnb-cli").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int code, string stdout, string stderr) Kvnb(params string[] args) => Invoke(null, args);
+    /// <summary>Runs kvnb in this process with the console captured (tests in this collection share the console).</summary>
+    internal static (int code, string stdout, string stderr) Kvnb(params string[] args) => Invoke(null, args);
 
-    /// <summary>Runs kvnb in process with <paramref name="registry"/>'s methods (null: the built-in ones), capturing its output.</summary>
+    /// <summary>The same with <paramref name="registry"/>'s methods (null: the built-in ones).</summary>
     internal static (int code, string stdout, string stderr) Invoke(KvNotebooks.Eviction.MethodRegistry? registry, string[] args)
     {
         var (o, e) = (Console.Out, Console.Error);
         var (so, se) = (new StringWriter(), new StringWriter());
         Console.SetOut(so);
         Console.SetError(se);
-        try { return (Program.BuildRoot(registry).Parse(args).Invoke(), so.ToString(), se.ToString()); }
+        try { return (Program.Run(args, registry), so.ToString(), se.ToString()); }
         finally { Console.SetOut(o); Console.SetError(e); }
     }
 

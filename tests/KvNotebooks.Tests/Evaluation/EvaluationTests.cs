@@ -109,7 +109,7 @@ public class EvaluationTests
             Assert.Equal(("Recall", 0.75, 1.0), cats[0]);
             Assert.Equal(("RAG", 0.25, 0.5), cats[1]);
             File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1\n");
-            Assert.Contains("context", Assert.Throws<InvalidDataException>(() => EvalRow.Load(path)).Message);
+            Assert.Contains("context", Assert.Throws<KvNotebooks.Validation.InputException>(() => EvalRow.Load(path)).Message);
         }
         finally { File.Delete(path); }
     }

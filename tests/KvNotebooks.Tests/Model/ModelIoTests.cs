@@ -67,7 +67,7 @@ public sealed class ModelIoTests : IDisposable
     public void CorruptHeadersNameTheProblem(string header, int dataBytes, string problem)
     {
         string path = WriteRaw("bad.safetensors", header, dataBytes);
-        var e = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
+        var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => SafetensorsFile.Open(path));
         Assert.Contains("bad.safetensors", e.Message);
         Assert.Contains(problem, e.Message);
     }
@@ -75,13 +75,13 @@ public sealed class ModelIoTests : IDisposable
     [Fact]
     public void LyingOrHugeHeaderLengthsFailFast()
     {
-        var huge = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(WriteRaw("huge.safetensors", "{}", 0, 1UL << 60)));
+        var huge = Assert.Throws<KvNotebooks.Validation.InputException>(() => SafetensorsFile.Open(WriteRaw("huge.safetensors", "{}", 0, 1UL << 60)));
         Assert.Contains("limit", huge.Message);
-        var lying = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(WriteRaw("lie.safetensors", "{}", 0, 5000)));
+        var lying = Assert.Throws<KvNotebooks.Validation.InputException>(() => SafetensorsFile.Open(WriteRaw("lie.safetensors", "{}", 0, 5000)));
         Assert.Contains("truncated", lying.Message);
         string tiny = Path.Combine(_dir, "tiny.safetensors");
         File.WriteAllBytes(tiny, [1, 2, 3]);
-        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(tiny)).Message);
+        Assert.Contains("truncated", Assert.Throws<KvNotebooks.Validation.InputException>(() => SafetensorsFile.Open(tiny)).Message);
     }
 
     [Theory]
@@ -117,13 +117,13 @@ public sealed class ModelIoTests : IDisposable
         var c = TinyModels.Config();
         LlamaWeights.Random(c, 1).Save(_dir);
         (c with { IntermediateSize = 40 }).Save(Path.Combine(_dir, "config.json"));
-        var e = Assert.Throws<InvalidDataException>(() => LlamaWeights.Load(_dir));
+        var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaWeights.Load(_dir));
         Assert.Contains("mlp.gate_proj.weight", e.Message);
         Assert.Contains("[48, 32]", e.Message);
         Assert.Contains("[40, 32]", e.Message);
 
         (c with { NumLayers = 4 }).Save(Path.Combine(_dir, "config.json"));
-        var missing = Assert.Throws<InvalidDataException>(() => LlamaWeights.Load(_dir));
+        var missing = Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaWeights.Load(_dir));
         Assert.Contains("missing tensors", missing.Message);
         Assert.Contains("model.layers.2.input_layernorm.weight", missing.Message);
         Assert.Contains("and 6 more", missing.Message); // 2 layers × 9 tensors, the first 12 named
@@ -147,13 +147,13 @@ public sealed class ModelIoTests : IDisposable
             """, "cfg");
         Assert.Equal(new RopeScaling("llama3", 8, 1, 4, 8192), l3.RopeScaling);
         Assert.Equal(l3, LlamaConfig.FromJson(l3.ToJson(), "again"));
-        Assert.Contains("'yarn' is not supported", Assert.Throws<InvalidDataException>(() => LlamaConfig.FromJson(
+        Assert.Contains("'yarn' is not supported", Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaConfig.FromJson(
             """{"vocab_size":10,"hidden_size":16,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"type":"yarn","factor":2}}""", "cfg")).Message);
-        Assert.Contains("missing required key 'vocab_size'", Assert.Throws<InvalidDataException>(() => LlamaConfig.FromJson(
+        Assert.Contains("missing required key 'vocab_size'", Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaConfig.FromJson(
             """{"hidden_size":16,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2}""", "cfg")).Message);
-        Assert.Contains("multiple of num_key_value_heads", Assert.Throws<InvalidDataException>(() => LlamaConfig.FromJson(
+        Assert.Contains("multiple of num_key_value_heads", Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaConfig.FromJson(
             """{"vocab_size":10,"hidden_size":16,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":3}""", "cfg")).Message);
-        Assert.Contains("GPT2LMHeadModel", Assert.Throws<InvalidDataException>(() => LlamaConfig.FromJson(
+        Assert.Contains("GPT2LMHeadModel", Assert.Throws<KvNotebooks.Validation.InputException>(() => LlamaConfig.FromJson(
             """{"architectures":["GPT2LMHeadModel"],"vocab_size":10,"hidden_size":16,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4}""", "cfg")).Message);
     }
 }

@@ -52,9 +52,9 @@ public sealed class IpynbFormatTests : IDisposable
     [Fact]
     public void Bad_files_are_reported_with_their_name()
     {
-        var e = Assert.Throws<InvalidDataException>(() => Load("{ not json"));
-        Assert.StartsWith("n.ipynb: not valid JSON", e.Message);
-        var e2 = Assert.Throws<InvalidDataException>(() => Load("""{"nbformat": 3, "cells": []}"""));
+        var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => Load("{ not json"));
+        Assert.Contains("n.ipynb: not valid JSON", e.Message);
+        var e2 = Assert.Throws<KvNotebooks.Validation.InputException>(() => Load("""{"nbformat": 3, "cells": []}"""));
         Assert.Contains("nbformat 3", e2.Message);
     }
 }

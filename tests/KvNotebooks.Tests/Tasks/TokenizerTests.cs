@@ -42,11 +42,11 @@ public class TokenizerTests
         try
         {
             File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}");
-            Assert.Contains("BPE", Assert.Throws<InvalidDataException>(() => WordTokenizer.Load(path)).Message);
+            Assert.Contains("BPE", Assert.Throws<KvNotebooks.Validation.InputException>(() => WordTokenizer.Load(path)).Message);
             File.WriteAllText(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0, \"b\": 0}, \"unk_token\": \"a\"}}");
-            Assert.Contains("id 0", Assert.Throws<InvalidDataException>(() => WordTokenizer.Load(path)).Message);
+            Assert.Contains("id 0", Assert.Throws<KvNotebooks.Validation.InputException>(() => WordTokenizer.Load(path)).Message);
             File.WriteAllText(path, "{not json");
-            Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => WordTokenizer.Load(path)).Message);
+            Assert.Contains("not valid JSON", Assert.Throws<KvNotebooks.Validation.InputException>(() => WordTokenizer.Load(path)).Message);
         }
         finally { File.Delete(path); }
     }

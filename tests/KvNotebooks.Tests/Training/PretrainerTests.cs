@@ -47,7 +47,7 @@ public class PretrainerTests
     public void Bad_configs_name_the_problem(string json, string expected)
     {
         var e = Assert.ThrowsAny<Exception>(() => PretrainConfig.Parse(json.Replace("MODEL", Model), "cfg.json"));
-        Assert.True(e is InvalidDataException or ArgumentException, e.GetType().Name);
+        Assert.True(e is KvNotebooks.Validation.InputException, e.GetType().Name);
         Assert.Contains(expected, e.Message);
     }
 
@@ -115,7 +115,7 @@ public class PretrainerTests
         {
             var r = new Pretrainer(PretrainConfig.Parse(Config(), "a"), dir); r.OpenRun(); r.Train(maxSteps: 2);
             var other = PretrainConfig.Parse(Config().Replace("\"seed\": 3", "\"seed\": 4"), "b");
-            Assert.Contains("differs from this one at step 1", Assert.Throws<InvalidOperationException>(() => new Pretrainer(other, dir).OpenRun()).Message);
+            Assert.Contains("differs from this one at step 1", Assert.Throws<KvNotebooks.Validation.InputException>(() => new Pretrainer(other, dir).OpenRun()).Message);
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -135,7 +135,7 @@ public class PretrainerTests
             Assert.Equal(5, again.Step);
             // but a change to stage 1 (already run) is refused
             var changed = PretrainConfig.Parse(Config().Replace("\"lr\": 0.003, \"tasks\"", "\"lr\": 0.002, \"tasks\""), "c");
-            Assert.Contains("differs from this one at step 1", Assert.Throws<InvalidOperationException>(() => new Pretrainer(changed, dir).OpenRun()).Message);
+            Assert.Contains("differs from this one at step 1", Assert.Throws<KvNotebooks.Validation.InputException>(() => new Pretrainer(changed, dir).OpenRun()).Message);
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -191,7 +191,7 @@ public class PretrainerTests
 
             first.ExportModel(first.ModelDir);  // the model folder again, for the next check
             var wider = PretrainConfig.Parse(Config().Replace("\"intermediate_size\": 48", "\"intermediate_size\": 64"), "b") with { InitModel = first.ModelDir };
-            var e = Assert.Throws<InvalidDataException>(() => new Pretrainer(wider, TempDir()));
+            var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => new Pretrainer(wider, TempDir()));
             Assert.Contains("init_model", e.Message);
             Assert.Contains("mlp.gate_proj", e.Message);
         }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Training.Pretraining;
 
@@ -87,25 +88,33 @@ public sealed record PretrainConfig
         TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
     };
 
-    public static PretrainConfig Load(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"training config '{path}' does not exist", path);
-        return Parse(File.ReadAllText(path), path);
-    }
+    /// <summary>Training configs larger than this are refused before reading (real ones are a few KB).</summary>
+    public const long MaxFileBytes = 1 << 20;
+    // Caps on what a config may ask for, checked before anything is generated or allocated.
+    public const int MaxStages = 10_000, MaxLength = 1 << 20, MaxBatch = 4096, MaxTokensPerStep = 1 << 22,
+        MaxQuestions = 1024, MaxThreads = 1024, MaxEvalExamples = 100_000;
 
-    /// <summary>Parses and validates; errors name the file and the field.</summary>
+    public static PretrainConfig Load(string path) => Parse(InputFile.ReadAllText(path, "training config", MaxFileBytes), path);
+
+    /// <summary>Parses and validates; errors are <see cref="InputException"/>s naming the file and the field
+    /// (<c>stages[3].tasks.rag</c>).</summary>
     public static PretrainConfig Parse(string text, string source)
     {
-        JsonObject root;
-        try { root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
-                     ?? throw new InvalidDataException($"{source}: not a JSON object"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})"); }
-        var model = root["model"] as JsonObject ?? throw new InvalidDataException($"{source}: missing the \"model\" object (a Hugging Face config.json)");
+        LlamaConfig model;
+        using (var doc = StrictJson.Parse(text, source, JsonRules.HandWritten))
+        {
+            var rootField = new JsonField(doc.RootElement, source);
+            if (rootField.Kind != JsonValueKind.Object) throw rootField.Error($"must be a JSON object{rootField.Got()}");
+            if (rootField["model"].Kind != JsonValueKind.Object)
+                throw rootField["model"].Error("missing the \"model\" object (a Hugging Face config.json)");
+            model = LlamaConfig.FromJson(rootField["model"]);
+        }
+        var root = (JsonObject)JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })!;
         root.Remove("model");
         PretrainConfig cfg;
-        try { cfg = root.Deserialize<PretrainConfig>(Json) ?? throw new InvalidDataException($"{source}: empty"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}"); }
-        cfg = cfg with { Model = LlamaConfig.FromJson(model.ToJsonString(), $"{source} (model)") };
+        try { cfg = root.Deserialize<PretrainConfig>(Json)!; }
+        catch (JsonException e) { throw new InputException(source, StrictJson.Field("", e.Path), StrictJson.Describe(e), e); }
+        cfg = cfg with { Model = model };
         cfg.Validate(source);
         return cfg;
     }
@@ -139,27 +148,66 @@ public sealed record PretrainConfig
         return a.TotalSteps == b.TotalSteps ? null : n;
     }
 
+    /// <summary>Throws <see cref="InputException"/> naming the first field out of range (snake_case JSON paths).</summary>
     public void Validate(string source = "training config")
     {
-        void Require(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
-        Model.Validate(source);
-        Require(Model.VocabSize >= Vocabulary.Default.Size, $"model vocab_size {Model.VocabSize} is smaller than the task vocabulary ({Vocabulary.Default.Size})");
-        Require(Stages.Length > 0, "no stages");
-        Require(WarmupSteps >= 0 && Threads >= 1 && CheckpointEvery >= 1 && EvalEvery >= 1 && LogEvery >= 1 && EvalExamples >= 0,
-            "warmup_steps ≥ 0, threads, checkpoint_every, eval_every, log_every ≥ 1 and eval_examples ≥ 0 are required");
+        void Require(bool ok, string field, string what) { if (!ok) throw new InputException(source, field, what); }
+        Require(Model is not null, "model", "missing the \"model\" object (a Hugging Face config.json)");
+        Model!.Validate(source, "model");
+        Require(Model.VocabSize >= Vocabulary.Default.Size, "model.vocab_size", $"model vocab_size {Model.VocabSize} is smaller than the task vocabulary ({Vocabulary.Default.Size})");
+        Require(float.IsFinite(InitStd) && InitStd > 0 && InitStd <= 1, "init_std", $"must be a finite number in (0, 1] (got {InitStd})");
+        Require(WarmupSteps >= 0, "warmup_steps", $"must be ≥ 0 (got {WarmupSteps})");
+        Require(double.IsFinite(WeightDecay) && WeightDecay is >= 0 and <= 10, "weight_decay", $"must be a finite number in [0, 10] (got {WeightDecay})");
+        Require(Beta1 is >= 0 and < 1, "beta1", $"must be in [0, 1) (got {Beta1})");
+        Require(Beta2 is >= 0 and < 1, "beta2", $"must be in [0, 1) (got {Beta2})");
+        Require(double.IsFinite(ClipNorm), "clip_norm", $"must be finite (≤ 0 disables clipping; got {ClipNorm})");
+        Require(Threads is >= 1 and <= MaxThreads, "threads", $"must be in [1, {MaxThreads}] (got {Threads})");
+        Require(CheckpointEvery >= 1, "checkpoint_every", $"must be ≥ 1 (got {CheckpointEvery})");
+        Require(EvalEvery >= 1, "eval_every", $"must be ≥ 1 (got {EvalEvery})");
+        Require(LogEvery >= 1, "log_every", $"must be ≥ 1 (got {LogEvery})");
+        Require(EvalExamples is >= 0 and <= MaxEvalExamples, "eval_examples", $"must be in [0, {MaxEvalExamples}] (got {EvalExamples})");
+        Require(InitModel is null || InitModel.Length > 0, "init_model", "must be a model folder or null");
+        Require(Stages is not null, "stages", "must be a list of stages");
+        Require(Stages!.Length > 0, "stages", "no stages");
+        Require(Stages.Length <= MaxStages, "stages", $"{Stages.Length} stages; at most {MaxStages}");
+        long total = 0;
         for (int i = 0; i < Stages.Length; i++)
         {
             var s = Stages[i];
-            Require(s.Length >= 32 && s.Batch >= 1 && s.Steps >= 1 && s.Lr > 0, $"stage {i + 1}: length ≥ 32, batch ≥ 1, steps ≥ 1 and lr > 0 are required");
-            Require(s.Length <= Model.MaxPositionEmbeddings, $"stage {i + 1}: length {s.Length} exceeds max_position_embeddings {Model.MaxPositionEmbeddings}");
+            string at = $"stages[{i}]", st = $"stage {i + 1}";
+            Require(s is not null, at, $"{st}: must be an object, not null");
+            Require(s!.Length >= 32 && s.Batch >= 1 && s.Steps >= 1 && s.Lr > 0,
+                at + (s.Length < 32 ? ".length" : s.Batch < 1 ? ".batch" : s.Steps < 1 ? ".steps" : ".lr"),
+                $"{st}: length ≥ 32, batch ≥ 1, steps ≥ 1 and lr > 0 are required");
+            Require(s.Length <= Model.MaxPositionEmbeddings, at + ".length", $"{st}: length {s.Length} exceeds max_position_embeddings {Model.MaxPositionEmbeddings}");
+            Require(s.Length <= MaxLength, at + ".length", $"{st}: length {s.Length} exceeds {MaxLength}");
+            Require(s.Batch <= MaxBatch, at + ".batch", $"{st}: batch {s.Batch} exceeds {MaxBatch}");
+            Require((long)s.Length * s.Batch <= MaxTokensPerStep, at + ".batch", $"{st}: length × batch = {(long)s.Length * s.Batch} tokens per step exceeds {MaxTokensPerStep}");
+            Require(double.IsFinite(s.Lr) && s.Lr <= 10, at + ".lr", $"{st}: lr must be a finite number in (0, 10] (got {s.Lr})");
+            Require(s.EndLr is null || (double.IsFinite(s.EndLr.Value) && s.EndLr >= 0 && s.EndLr <= 10), at + ".end_lr", $"{st}: end_lr must be a finite number in [0, 10] (got {s.EndLr})");
+            total += s.Steps;
+            Require(total <= int.MaxValue, at + ".steps", $"{st}: the stages add up to more than {int.MaxValue} steps");
+            if (s.Tasks is not null)
+            {
+                foreach (var (name, w) in s.Tasks)
+                {
+                    Require(TaskSuite.All.Any(t => t.Name == name), $"{at}.tasks.{name}",
+                        $"{st}: unknown task '{StrictJson.Printable(name)}'; tasks: {string.Join(", ", TaskSuite.All.Select(t => t.Name))}");
+                    Require(double.IsFinite(w) && w >= 0, $"{at}.tasks.{name}", $"{st}: a task weight must be a finite number ≥ 0 (got {w})");
+                }
+                Require(s.Tasks.Values.Any(w => w > 0), at + ".tasks", $"{st}: no task has a positive weight");
+            }
             foreach (var t in StageTasks(i))
-                Require(s.Length >= t.Task.MinLength, $"stage {i + 1}: task {t.Task.Name} needs sequences of at least {t.Task.MinLength} tokens");
+                Require(s.Length >= t.Task.MinLength, at + ".length", $"{st}: task {t.Task.Name} needs sequences of at least {t.Task.MinLength} tokens");
             foreach (var (name, q) in s.Questions ?? [])
             {
+                string qf = $"{at}.questions.{name}";
+                Require(TaskSuite.All.Any(t => t.Name == name), qf, $"{st}: unknown task '{StrictJson.Printable(name)}'");
+                Require(q >= 1, qf, $"{st}: questions for {name} must be ≥ 1");
+                Require(q <= MaxQuestions, qf, $"{st}: questions for {name} must be ≤ {MaxQuestions} (got {q})");
                 var task = TaskSuite.Get(name);
-                Require(q >= 1, $"stage {i + 1}: questions for {name} must be ≥ 1");
                 try { task.Generate(0, s.Length, q); }
-                catch (ArgumentException e) { throw new InvalidDataException($"{source}: stage {i + 1}: {q} questions of {name} at {s.Length} tokens: {e.Message}"); }
+                catch (ArgumentException e) { throw new InputException(source, qf, $"{st}: {q} questions of {name} at {s.Length} tokens: {e.Message}"); }
             }
         }
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using KvNotebooks.Kernels;
 using KvNotebooks.Model;
 using KvNotebooks.Tasks;
+using KvNotebooks.Validation;
 
 namespace KvNotebooks.Training.Pretraining;
 
@@ -49,7 +50,7 @@ public sealed class Pretrainer
         var differ = want.Where(kv => !have.TryGetValue(kv.Key, out var s) || !s.SequenceEqual(kv.Value)).Select(kv => kv.Key)
             .Concat(have.Keys.Where(k => !want.ContainsKey(k))).ToList();
         if (differ.Count > 0)
-            throw new InvalidDataException($"init_model {dir}: its architecture differs from the training config's model " +
+            throw new InputException(Path.Combine(dir, "config.json"), "", $"init_model {dir}: its architecture differs from the training config's model " +
                 $"(tensors {string.Join(", ", differ.Take(4))}{(differ.Count > 4 ? $" and {differ.Count - 4} more" : "")})");
         return new LlamaWeights { Config = model, Embedding = w.Embedding, Layers = w.Layers, FinalNorm = w.FinalNorm,
                                   LmHead = model.TieWordEmbeddings ? w.Embedding : w.LmHead };
@@ -84,7 +85,7 @@ public sealed class Pretrainer
             // Only the curriculum ahead of the checkpoint may change: the steps already taken must be the
             // ones this config would take, so that the saved config still reproduces the run from scratch.
             if (PretrainConfig.FirstDifferentStep(old, _cfg) is int diff && diff < Step)
-                throw new InvalidOperationException($"{_dir} holds a run whose training config differs from this one at step {diff + 1}, " +
+                throw new InputException(cfgPath, "stages", $"{_dir} holds a run whose training config differs from this one at step {diff + 1}, " +
                     $"before its checkpoint (step {Step}); use another --out folder");
             Log?.Invoke($"the curriculum changes from step {PretrainConfig.FirstDifferentStep(old, _cfg) + 1}: continuing with the new config");
         }
@@ -126,7 +127,8 @@ public sealed class Pretrainer
             double l = Model.ForwardBackward(tokens, positions, targets, 1f, stage.Batch);
             double norm = Optimizer.Step();
             if (!double.IsFinite(l) || !double.IsFinite(norm))
-                throw new InvalidOperationException($"step {step + 1}: loss {l}, gradient norm {norm} — training diverged; lower the learning rate");
+                throw new InputException(Path.Combine(_dir, "train_config.json"), $"stages[{s}].lr",
+                    $"step {step + 1}: loss {l}, gradient norm {norm} — training diverged; lower the learning rate");
             tokensSinceLog += tokens.Length;
             lossSum += l; lossCount++;
             loss.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -186,10 +188,13 @@ public sealed class Pretrainer
         return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
+    /// <summary>Exports the model, then writes the checkpoint. In this order a kill between the two leaves a model
+    /// ahead of the checkpoint, which the resumed run rewrites identically; the other order could leave a finished
+    /// run (checkpoint at the last step) with a stale model that nothing would refresh.</summary>
     public void SaveCheckpoint()
     {
-        Checkpoint.Save(CheckpointPath, Optimizer);
         ExportModel(ModelDir);
+        Checkpoint.Save(CheckpointPath, Optimizer);
     }
 
     /// <summary>The shipped form of the run: the model in Hugging Face layout (config.json, model.safetensors,
