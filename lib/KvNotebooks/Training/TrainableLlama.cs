@@ -106,6 +106,18 @@ public sealed partial class TrainableLlama
 
     public Parameter this[string name] => Parameters.First(p => p.Name == name);
 
+    /// <summary>Layer <paramref name="layer"/>'s queries [rows × QDim] and keys [rows × KvDim] after RoPE, and its values
+    /// [rows × KvDim], from the last forward: what an inference cache holds (Locret's retaining heads train on them).</summary>
+    public ReadOnlySpan<float> LayerQueries(int layer) => LayerActivations(layer).Q.AsSpan(0, _N * Config.QDim);
+    /// <inheritdoc cref="LayerQueries"/>
+    public ReadOnlySpan<float> LayerKeys(int layer) => LayerActivations(layer).K.AsSpan(0, _N * Config.KvDim);
+    /// <inheritdoc cref="LayerQueries"/>
+    public ReadOnlySpan<float> LayerValues(int layer) => LayerActivations(layer).V.AsSpan(0, _N * Config.KvDim);
+
+    private LayerActs LayerActivations(int layer) =>
+        _a is null ? throw new InvalidOperationException("no forward has run yet")
+        : (uint)layer < (uint)Config.NumLayers ? _a.L[layer] : throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the model has {Config.NumLayers} layers");
+
     /// <summary>When set, each op's time is charged to it (kvnb bench train --breakdown).</summary>
     internal StepTimer? Timer { get; set; }
 
