@@ -38,6 +38,7 @@ public static class Program
         root.Subcommands.Add(RunCommand.Create(registry));
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(MasksCommand.Create());
         root.Subcommands.Add(ProbeCommand.Create());
         root.Subcommands.Add(EvalCommand.Create(registry));
         root.Subcommands.Add(SweepCommand.Create(registry));

@@ -12,22 +12,21 @@ namespace KvNotebooks.Training;
 /// predict targets[p]; logits are computed only at those rows.
 /// Gradients accumulate (+=) into <see cref="Parameters"/>' Grad buffers (mirrored as <see cref="Grads"/>)
 /// across calls until <see cref="ZeroGrad"/>; frozen parameters get no gradient. Tied embeddings
-/// share one parameter. Attention heads can be full, streaming (<see cref="HeadMasks"/>), or
+/// share one parameter. Attention heads can be full, streaming (<see cref="Visibility"/>), or
 /// DuoAttention/PruLong hybrids z·full + (1 − z)·streaming (<see cref="EnableGates"/>, dL/dz in
 /// <see cref="GateGrads"/>). Activation buffers are allocated for the most rows seen and reused.
+/// The fast path that runs the last layer on the loss rows only lives in TrainableLlama.LossRows.cs.
 /// </summary>
-public sealed class TrainableLlama
+public sealed partial class TrainableLlama
 {
     private readonly Dictionary<float[], Parameter> _byArray = new(ReferenceEqualityComparer.Instance);
-    private readonly HeadMask[] _fullMasks;
-    private HeadMask[] _streamMasks;
+    private readonly KeyVisibility[] _fullMasks;
+    private KeyVisibility[] _streamMasks;
     private Activations? _a;
     private RopeTable? _rope;
     private int _ropeSeqLen;
     private int _N, _P, _P2, _seqLen, _batch;
     private int[] _tokens = [], _positions = [], _targets = [];
-    private bool _sparse;           // the last forward ran the last layer on the loss rows only
-    private bool[] _activeRows = [];
 
     /// <param name="weights">The weights trained in place (gradients go to <see cref="Grads"/>).</param>
     /// <param name="compute">Threads and kernel paths the passes run with (default: every core).</param>
@@ -81,9 +80,9 @@ public sealed class TrainableLlama
             Config = c, Embedding = G(weights.Embedding), Layers = gl, FinalNorm = G(weights.FinalNorm), LmHead = G(weights.LmHead),
         };
 
-        _fullMasks = Enumerable.Repeat(HeadMask.Full, c.NumHeads).ToArray();
+        _fullMasks = Enumerable.Repeat(KeyVisibility.Full, c.NumHeads).ToArray();
         _streamMasks = _fullMasks;
-        HeadMasks = Enumerable.Range(0, c.NumLayers).Select(_ => (HeadMask[])_fullMasks.Clone()).ToArray();
+        Visibility = Enumerable.Range(0, c.NumLayers).Select(_ => (KeyVisibility[])_fullMasks.Clone()).ToArray();
     }
 
     public LlamaConfig Config { get; }
@@ -95,7 +94,7 @@ public sealed class TrainableLlama
     /// <summary>Every parameter tensor once, with Hugging Face names (tied: no lm_head entry).</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
     /// <summary>[layer][query head]: the mask of each head when gates are off (default all Full).</summary>
-    public HeadMask[][] HeadMasks { get; }
+    public KeyVisibility[][] Visibility { get; }
     /// <summary>[layer][KV head] z ∈ [0,1] when gates are on, else null.</summary>
     public float[][]? Gates { get; private set; }
     /// <summary>[layer][KV head] dL/dz, accumulated like parameter gradients.</summary>
@@ -105,15 +104,6 @@ public sealed class TrainableLlama
     /// <summary>Attention through <see cref="BlockedAttentionOp"/> (GEMM blocks, default) or the
     /// row-by-row reference <see cref="AttentionOp"/>; both give the same results.</summary>
     public bool UseBlockedAttention { get; set; } = true;
-    /// <summary>Whether <see cref="Forward"/> runs the last layer on the loss rows only (default on). The other rows of
-    /// the last layer feed nothing the loss reads except through their keys and values, so for them only K and V (and Q,
-    /// for the attention tiles) are computed; attention runs only on the 64-row blocks that hold a loss row; and every
-    /// weight gradient is summed in the same blocks as the full computation. Loss and gradients are therefore bit for
-    /// bit those of the full pass (the tests check it) at about a quarter less work for a 4-layer model. Used when the
-    /// AVX-512 attention path runs, gates are off, the loss positions increase and are at most half the rows.</summary>
-    public bool LastLayerOnLossRows { get; set; } = true;
-    /// <summary>Whether the last <see cref="Forward"/> took that path.</summary>
-    public bool LastForwardOnLossRows => _sparse;
     /// <summary>Loss of the last <see cref="Forward"/>.</summary>
     public double Loss { get; private set; }
     /// <summary>[P × V] logits at the loss positions of the last forward.</summary>
@@ -121,12 +111,24 @@ public sealed class TrainableLlama
 
     public Parameter this[string name] => Parameters.First(p => p.Name == name);
 
+    /// <summary>Layer <paramref name="layer"/>'s queries [rows × QDim] and keys [rows × KvDim] after RoPE, and its values
+    /// [rows × KvDim], from the last forward: what an inference cache holds (Locret's retaining heads train on them).</summary>
+    public ReadOnlySpan<float> LayerQueries(int layer) => LayerActivations(layer).Q.AsSpan(0, _N * Config.QDim);
+    /// <inheritdoc cref="LayerQueries"/>
+    public ReadOnlySpan<float> LayerKeys(int layer) => LayerActivations(layer).K.AsSpan(0, _N * Config.KvDim);
+    /// <inheritdoc cref="LayerQueries"/>
+    public ReadOnlySpan<float> LayerValues(int layer) => LayerActivations(layer).V.AsSpan(0, _N * Config.KvDim);
+
+    private LayerActs LayerActivations(int layer) =>
+        _a is null ? throw new InvalidOperationException("no forward has run yet")
+        : (uint)layer < (uint)Config.NumLayers ? _a.L[layer] : throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the model has {Config.NumLayers} layers");
+
     /// <summary>When set, each op's time is charged to it (kvnb bench train --breakdown).</summary>
     internal StepTimer? Timer { get; set; }
 
     /// <summary>Turns every layer's attention into z·full + (1 − z)·streaming per KV head
     /// (every query head of a group shares z), z initialised to <paramref name="z0"/>.</summary>
-    public void EnableGates(HeadMask streaming, float z0 = 1f)
+    public void EnableGates(KeyVisibility streaming, float z0 = 1f)
     {
         var c = Config;
         _streamMasks = Enumerable.Repeat(streaming, c.NumHeads).ToArray();
@@ -216,29 +218,6 @@ public sealed class TrainableLlama
         tokens.CopyTo(_tokens);
     }
 
-    /// <summary>Whether <see cref="Forward"/> may run the last layer on the loss rows only (see <see cref="LastLayerOnLossRows"/>).</summary>
-    private bool UseSparse(ReadOnlySpan<int> lossPositions, int N, int batch)
-    {
-        int P = lossPositions.Length;
-        if (!LastLayerOnLossRows || Gates is not null || !UseBlockedAttention || !FlashAttention.Supports(Config.HeadDim)) return false;
-        if (batch < 1 || N % batch != 0 || 2 * PackedRows(P) > N) return false;
-        for (int p = 1; p < P; p++) if (lossPositions[p] <= lossPositions[p - 1]) return false;
-        return true;
-    }
-
-    /// <summary>Rows the loss rows are packed into: an even count of at least 8, so that every packed row takes the
-    /// GEMM micro-kernel (6 or 2 rows, never the 1-row one) that the full pass gives it.</summary>
-    internal static int PackedRows(int lossRows) => Math.Max(8, lossRows + (lossRows & 1));
-
-    /// <summary>Flags the row blocks (<see cref="FlashAttention.RowBlockSize"/> rows, per sequence) that hold a loss row.</summary>
-    private void MarkActiveRows(ReadOnlySpan<int> lossPositions)
-    {
-        int T = _seqLen, per = FlashAttention.RowBlocks(T), n = _batch * per;
-        if (_activeRows.Length < n) _activeRows = new bool[n];
-        Array.Clear(_activeRows, 0, n);
-        foreach (int p in lossPositions) _activeRows[p / T * per + p % T / FlashAttention.RowBlockSize] = true;
-    }
-
     /// <summary>The layers and the final norm over the prepared tokens: on every row, or (sparseLast) with the last
     /// layer after its attention, and the final norm, on the loss rows only, packed into XfRows.</summary>
     private void RunLayers(bool sparseLast)
@@ -278,32 +257,17 @@ public sealed class TrainableLlama
             else if (sparseLast && l == c.NumLayers - 1)
             {
                 FlashAttention.Forward(x.Q.AsSpan(0, N * qd), x.K.AsSpan(0, N * kvd), x.V.AsSpan(0, N * kvd), x.Att.AsSpan(0, N * qd), x.Lse.AsSpan(0, N * Hq),
-                    _batch, _seqLen, Hq, Hkv, HeadMasks[l], _activeRows);
+                    _batch, _seqLen, Hq, Hkv, Visibility[l], _activeRows);
                 Timer?.Mark("fwd attention");
                 LastLayerRowsForward(w, x);
                 return;
             }
-            else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, HeadMasks[l]);
+            else AttnForward(x.Q, x.K, x.V, x.Att, x.Lse, N, Hq, Hkv, hd, Visibility[l]);
             Timer?.Mark("fwd attention");
             x.Resid.AsSpan(0, N * d).CopyTo(x.Mid);
             AfterAttention(w, x, x.Att, l + 1 < c.NumLayers ? a.L[l + 1].Resid : a.Final, N);
         }
         RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.Xf, a.RstdF, N, d, eps);
-        Timer?.Mark("fwd rmsnorm");
-    }
-
-    /// <summary>The last layer after attention, and the final norm, on the loss rows packed into _P2 rows (pad rows
-    /// zero: an even count of at least 8 keeps every row on the GEMM micro-kernels the full pass uses, so each row's
-    /// sums are the same). Saves: RowsQa = attention rows, Mid/Xn2/Rstd2/Gate/Up/H, Final/RstdF and XfRows packed.</summary>
-    private void LastLayerRowsForward(LayerWeights w, LayerActs x)
-    {
-        var c = Config; var a = _a!;
-        int P2 = _P2, d = c.HiddenSize;
-        var rows = _positions.AsSpan(0, _P);
-        GatherRows(x.Att, a.RowsQa, rows, c.QDim, P2);
-        GatherRows(x.Resid, x.Mid, rows, d, P2);
-        AfterAttention(w, x, a.RowsQa, a.Final, P2);
-        RmsNormOp.Forward(a.Final, Weights.FinalNorm, a.XfRows, a.RstdF, P2, d, (float)c.RmsNormEps);
         Timer?.Mark("fwd rmsnorm");
     }
 
@@ -325,20 +289,6 @@ public sealed class TrainableLlama
         x.Mid.AsSpan(0, n * d).CopyTo(output);
         LinearOp.Forward(x.H, w.WDown, default, output, n, ff, d, accumulate: true);
         Timer?.Mark("fwd linear");
-    }
-
-    /// <summary>dst[i] = src row rows[i] (width w) for i &lt; rows.Length, zero for the pad rows up to count.</summary>
-    private static void GatherRows(float[] src, float[] dst, ReadOnlySpan<int> rows, int w, int count)
-    {
-        for (int i = 0; i < rows.Length; i++) src.AsSpan(rows[i] * w, w).CopyTo(dst.AsSpan(i * w, w));
-        dst.AsSpan(rows.Length * w, (count - rows.Length) * w).Clear();
-    }
-
-    /// <summary>dst (count rows of width w) = 0 except row rows[i] = src row i.</summary>
-    private static void ScatterRows(float[] src, Span<float> dst, ReadOnlySpan<int> rows, int w)
-    {
-        dst.Clear();
-        for (int i = 0; i < rows.Length; i++) src.AsSpan(i * w, w).CopyTo(dst.Slice(rows[i] * w, w));
     }
 
     /// <summary>Backward of the last <see cref="Forward"/>: grads += lossScale · dLoss/dθ for non-frozen θ.</summary>
@@ -403,73 +353,6 @@ public sealed class TrainableLlama
         BackwardLayers(c.NumLayers - 1, stop);
     }
 
-    /// <summary>Backward of the sparse forward: the final norm and the last layer's MLP, o_proj and q_proj on the packed
-    /// loss rows (weight gradients through the row-grouped sums that match the full pass), attention on the active row
-    /// blocks, then k/v_proj, the input norm and the layers below on every row as usual.</summary>
-    private void BackwardSparse()
-    {
-        var c = Config; var a = _a!;
-        int N = _N, P = _P, P2 = _P2, l = c.NumLayers - 1;
-        int d = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, ff = c.IntermediateSize, Hq = c.NumHeads, Hkv = c.NumKvHeads;
-        int stop = LowestLayerNeedingGrad();
-        var rows = _positions.AsSpan(0, P);
-        var dResidC = a.RowsDa.AsSpan(0, P2 * d);
-        dResidC.Clear();
-        RmsNormOp.BackwardRows(a.DXfRows, a.Final, Weights.FinalNorm, a.RstdF, stop > c.NumLayers ? default : dResidC, G(Weights.FinalNorm), rows, N, d);
-        Timer?.Mark("bwd rmsnorm");
-        if (stop > c.NumLayers) return;
-        var w = Weights.Layers[l];
-        var x = a.L[l];
-        // MLP block, packed rows
-        var dH = a.DH.AsSpan(0, P2 * ff);
-        Kernels.Gemm.MatMulNN(dResidC, w.WDown, dH, P2, ff, d);
-        LinearOp.WeightGradRows(dResidC, x.H, G(w.WDown), default, rows, ff, d);
-        Timer?.Mark("bwd linear");
-        var dGate = a.DGate.AsSpan(0, P2 * ff);
-        var dUp = a.DUp.AsSpan(0, P2 * ff);
-        SwiGluOp.Backward(dH, x.Gate, x.Up, dGate, dUp, accumulate: false);
-        Timer?.Mark("bwd swiglu");
-        var dXn2 = a.DXn.AsSpan(0, P2 * d);
-        Kernels.Gemm.MatMulNN(dGate, w.WGate, dXn2, P2, d, ff);
-        LinearOp.WeightGradRows(dGate, x.Xn2, G(w.WGate), default, rows, d, ff);
-        Kernels.Gemm.MatMulNN(dUp, w.WUp, dXn2, P2, d, ff, accumulate: true);
-        LinearOp.WeightGradRows(dUp, x.Xn2, G(w.WUp), default, rows, d, ff);
-        Timer?.Mark("bwd linear");
-        RmsNormOp.BackwardRows(dXn2, x.Mid, w.PostNorm, x.Rstd2, dResidC, G(w.PostNorm), rows, N, d);   // dResidC = dL/d(mid)
-        Timer?.Mark("bwd rmsnorm");
-        // o_proj on the packed rows; dO of attention and dL/d(layer input) spread back to every row (zero elsewhere)
-        var dAttC = a.RowsQb.AsSpan(0, P2 * qd);
-        Kernels.Gemm.MatMulNN(dResidC, w.Wo, dAttC, P2, qd, d);
-        LinearOp.WeightGradRows(dResidC, a.RowsQa, G(w.Wo), default, rows, qd, d);
-        var dAtt = a.DAtt.AsSpan(0, N * qd);
-        ScatterRows(a.RowsQb, dAtt, rows, qd);
-        var dResid = a.DResid.AsSpan(0, N * d);
-        ScatterRows(a.RowsDa, dResid, rows, d);
-        Timer?.Mark("bwd linear");
-        var dQ = a.DQ.AsSpan(0, N * qd);
-        var dK = a.DK.AsSpan(0, N * kvd);
-        var dV = a.DV.AsSpan(0, N * kvd);
-        FlashAttention.Backward(dAtt, x.Q.AsSpan(0, N * qd), x.K.AsSpan(0, N * kvd), x.V.AsSpan(0, N * kvd), x.Att.AsSpan(0, N * qd), x.Lse.AsSpan(0, N * Hq),
-            dQ, dK, dV, _batch, _seqLen, Hq, Hkv, HeadMasks[l], accumulate: false, _activeRows);
-        Timer?.Mark("bwd attention");
-        RopeOp.Backward(dQ, N, qd, Hq, _rope!);
-        RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
-        Timer?.Mark("bwd rope");
-        // q_proj on the packed rows (dQ is zero elsewhere), k/v_proj on every row
-        GatherRows(a.DQ, a.RowsQb, rows, qd, P2);
-        GatherRows(x.Xn1, a.RowsDb, rows, d, P2);
-        Kernels.Gemm.MatMulNN(a.RowsQb, w.Wq, a.RowsDa, P2, d, qd);
-        LinearOp.WeightGradRows(a.RowsQb, a.RowsDb, G(w.Wq), G(w.Bq), rows, d, qd);
-        var dXn = a.DXn.AsSpan(0, N * d);
-        ScatterRows(a.RowsDa, dXn, rows, d);
-        LinearOp.Backward(dK, x.Xn1, w.Wk, dXn, G(w.Wk), G(w.Bk), N, d, kvd);
-        LinearOp.Backward(dV, x.Xn1, w.Wv, dXn, G(w.Wv), G(w.Bv), N, d, kvd);
-        Timer?.Mark("bwd linear");
-        RmsNormOp.Backward(dXn, x.Resid, w.InputNorm, x.Rstd1, dResid, G(w.InputNorm), N, d); // dResid = dL/d(layer input)
-        Timer?.Mark("bwd rmsnorm");
-        BackwardLayers(l - 1, stop);
-    }
-
     /// <summary>Layers top … stop, backward on every row, from dL/d(layer top's output) in DResid; then the embedding.</summary>
     private void BackwardLayers(int top, int stop)
     {
@@ -515,7 +398,7 @@ public sealed class TrainableLlama
                 AttnBackward(dFull, x.Q, x.K, x.V, x.AttFull, x.LseFull, dQ, dK, dV, N, Hq, Hkv, hd, _fullMasks, accumulate: false);
                 AttnBackward(dStream, x.Q, x.K, x.V, x.AttStream, x.LseStream, dQ, dK, dV, N, Hq, Hkv, hd, _streamMasks, accumulate: true);
             }
-            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, HeadMasks[l], accumulate: false);
+            else AttnBackward(dAtt, x.Q, x.K, x.V, x.Att, x.Lse, dQ, dK, dV, N, Hq, Hkv, hd, Visibility[l], accumulate: false);
             Timer?.Mark("bwd attention");
             RopeOp.Backward(dQ, N, qd, Hq, _rope!);
             RopeOp.Backward(dK, N, kvd, Hkv, _rope!);
@@ -533,7 +416,7 @@ public sealed class TrainableLlama
 
     /// <summary>Attention of each of the batch's sequences on its own rows; lse is [Hq × T] per sequence.</summary>
     private void AttnForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<KeyVisibility> masks)
     {
         int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
         if (UseBlockedAttention)
@@ -550,7 +433,7 @@ public sealed class TrainableLlama
 
     private void AttnBackward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int N, int Hq, int Hkv, int hd, ReadOnlySpan<HeadMask> masks, bool accumulate)
+        int N, int Hq, int Hkv, int hd, ReadOnlySpan<KeyVisibility> masks, bool accumulate)
     {
         int T = _seqLen, qs = T * Hq * hd, ks = T * Hkv * hd;
         int nq = N * Hq * hd, nk = N * Hkv * hd;

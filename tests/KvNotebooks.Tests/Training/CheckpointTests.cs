@@ -17,8 +17,8 @@ public class CheckpointTests
         public Run(int seed, int totalSteps)
         {
             Model = new TrainableLlama(WeightInit.Normal(TrainableLlamaTests.Tiny(), seed, std: 0.1f));
-            Model.EnableGates(HeadMask.Streaming(1, 3), z0: 0.7f); // gates ride along as checkpoint extras
-            Model.HeadMasks[0][0] = HeadMask.Full;
+            Model.EnableGates(KeyVisibility.Streaming(1, 3), z0: 0.7f); // gates ride along as checkpoint extras
+            Model.Visibility[0][0] = KeyVisibility.Full;
             Model["model.layers.0.mlp.up_proj.weight"].Frozen = true;
             Opt = new AdamW(Model.Parameters, AdamW.DefaultGroups(3e-3), new LrSchedule(2, totalSteps, LrDecay.Cosine, 0.1));
         }

@@ -17,8 +17,8 @@ public class FastPathModelTests
             TieWordEmbeddings = true, RopeTheta = 10000.0,
         };
         var m = new TrainableLlama(TrainableLlamaTests.RandomWeights(c, 7, std: 0.2f));
-        if (variant == "streaming") { m.HeadMasks[0][1] = HeadMask.Streaming(2, 9); m.HeadMasks[1][3] = HeadMask.Streaming(0, 40); }
-        if (variant == "gated") { m.EnableGates(HeadMask.Streaming(3, 16)); m.Gates![0][0] = 0.3f; m.Gates[1][1] = 0.8f; }
+        if (variant == "streaming") { m.Visibility[0][1] = KeyVisibility.Streaming(2, 9); m.Visibility[1][3] = KeyVisibility.Streaming(0, 40); }
+        if (variant == "gated") { m.EnableGates(KeyVisibility.Streaming(3, 16)); m.Gates![0][0] = 0.3f; m.Gates[1][1] = 0.8f; }
         return m;
     }
 

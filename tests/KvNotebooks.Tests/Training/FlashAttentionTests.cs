@@ -15,45 +15,59 @@ public class FlashAttentionTests
     private const int Hd = 32;
 
     /// <summary>Full heads and streaming heads whose sink / window edges fall inside and across tiles.</summary>
-    private static readonly HeadMask[] Mixed =
+    private static readonly KeyVisibility[] Mixed =
     [
-        HeadMask.Full, HeadMask.Streaming(2, 5), HeadMask.Streaming(0, 3), HeadMask.Streaming(3, 1),
-        HeadMask.Streaming(40, 2), HeadMask.Full, HeadMask.Streaming(0, 70), HeadMask.Streaming(64, 64),
+        KeyVisibility.Full, KeyVisibility.Streaming(2, 5), KeyVisibility.Streaming(0, 3), KeyVisibility.Streaming(3, 1),
+        KeyVisibility.Streaming(40, 2), KeyVisibility.Full, KeyVisibility.Streaming(0, 70), KeyVisibility.Streaming(64, 64),
     ];
 
-    public static TheoryData<int, int, int, bool> Cases()
+    /// <summary>Block-granular streaming heads (the training rule): blocks smaller and larger than the 8/32/64 tiles,
+    /// sinks and windows that are not multiples of the block.</summary>
+    private static readonly KeyVisibility[] Blocks =
+    [
+        KeyVisibility.Streaming(1, 5, 4), KeyVisibility.Streaming(0, 64, 64), KeyVisibility.Streaming(3, 9, 4), KeyVisibility.Full,
+        KeyVisibility.Streaming(40, 2, 8), KeyVisibility.Streaming(64, 128, 32), KeyVisibility.Streaming(2, 16, 2), KeyVisibility.Streaming(7, 33, 16),
+    ];
+
+    public static TheoryData<int, int, int, bool, string> Cases()
     {
-        var d = new TheoryData<int, int, int, bool>();
+        var d = new TheoryData<int, int, int, bool, string>();
         foreach (int T in new[] { 1, 5, 31, 33, 64, 65, 100, 130, 257 })
             foreach (int threads in new[] { 1, 2 })
             {
-                d.Add(T, 8, threads, false);      // GQA 8/2 with mixed masks
-                d.Add(T, 1, threads, false);      // one KV head for all 8 query heads
+                d.Add(T, 8, threads, false, "mixed");      // GQA 8/2 with mixed masks
+                d.Add(T, 1, threads, false, "mixed");      // one KV head for all 8 query heads
             }
-        foreach (int T in new[] { 33, 130 }) d.Add(T, 8, 1, true);   // forced portable path
+        foreach (int T in new[] { 33, 130 }) d.Add(T, 8, 1, true, "mixed");   // forced portable path
+        foreach (int T in new[] { 7, 64, 97, 300 })
+        {
+            d.Add(T, 8, 2, false, "blocks");               // block-granular streaming heads
+            d.Add(T, 8, 1, true, "blocks");
+        }
         return d;
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void MatchesReferenceForwardAndBackward(int T, int kvHeadsCode, int threads, bool portable)
+    public void MatchesReferenceForwardAndBackward(int T, int kvHeadsCode, int threads, bool portable, string maskSet)
     {
         int Hq = 8, Hkv = kvHeadsCode == 8 ? 2 : 1;
+        var masks = maskSet == "blocks" ? Blocks : Mixed;
         var rng = new Random(T * 31 + Hkv + threads);
         var q = Random(rng, T * Hq * Hd, 1f); var k = Random(rng, T * Hkv * Hd, 1f); var v = Random(rng, T * Hkv * Hd);
         var dO = Random(rng, T * Hq * Hd);
         var oRef = new float[q.Length]; var lseRef = new float[Hq * T];
-        AttentionOp.Forward(q, k, v, oRef, lseRef, T, Hq, Hkv, Hd, Mixed);
+        AttentionOp.Forward(q, k, v, oRef, lseRef, T, Hq, Hkv, Hd, masks);
         var (dqR, dkR, dvR) = (new float[q.Length], new float[k.Length], new float[v.Length]);
-        AttentionOp.Backward(dO, q, k, v, oRef, lseRef, dqR, dkR, dvR, T, Hq, Hkv, Hd, Mixed);
+        AttentionOp.Backward(dO, q, k, v, oRef, lseRef, dqR, dkR, dvR, T, Hq, Hkv, Hd, masks);
 
         var o = new float[q.Length]; var lse = new float[Hq * T];
         var (dq, dk, dv) = (new float[q.Length], new float[k.Length], new float[v.Length]);
         dq[0] = 1f; dk[^1] = 2f; dv[0] = 3f;     // backward accumulates
         WithThreads(threads, portable, () =>
         {
-            BlockedAttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, Hd, Mixed);
-            BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, Hd, Mixed);
+            BlockedAttentionOp.Forward(q, k, v, o, lse, T, Hq, Hkv, Hd, masks);
+            BlockedAttentionOp.Backward(dO, q, k, v, o, lse, dq, dk, dv, T, Hq, Hkv, Hd, masks);
         });
         dq[0] -= 1f; dk[^1] -= 2f; dv[0] -= 3f;
         Close("o", oRef, o, 2e-6, 2e-5); Close("lse", lseRef, lse, 2e-6, 2e-6);
@@ -127,7 +141,7 @@ public class FlashAttentionTests
     {
         var rng = new Random(3);
         int T = 70, Hq = 2, Hkv = 1;
-        HeadMask[] masks = [HeadMask.Full, HeadMask.Streaming(3, 20)];
+        KeyVisibility[] masks = [KeyVisibility.Full, KeyVisibility.Streaming(3, 20)];
         var q = Random(rng, T * Hq * Hd, 0.5f); var k = Random(rng, T * Hkv * Hd, 0.5f); var v = Random(rng, T * Hkv * Hd);
         var w = Random(rng, T * Hq * Hd);
         var o = new float[q.Length]; var lse = new float[Hq * T];

@@ -44,7 +44,7 @@ public class LossRowsPathTests
         {
             var m = new TrainableLlama(TrainableLlamaTests.RandomWeights(Config(variant == "one layer" ? 1 : 2), 11, std: 0.2f));
             m.LastLayerOnLossRows = sparse;
-            if (variant == "streaming heads") { m.HeadMasks[1][0] = HeadMask.Streaming(4, 64); m.HeadMasks[1][3] = HeadMask.Streaming(0, 100); }
+            if (variant == "streaming heads") { m.Visibility[1][0] = KeyVisibility.Streaming(4, 64); m.Visibility[1][3] = KeyVisibility.Streaming(0, 100); }
             if (variant == "frozen lower layers") m.SetFrozen(n => n.StartsWith("model.layers.0.") || n.Contains("embed") || n.Contains("q_proj"), true);
             double loss = m.ForwardBackward(tokens, positions, targets, 0.5f, batch);
             Assert.Equal(sparse, m.LastForwardOnLossRows);
@@ -84,7 +84,7 @@ public class LossRowsPathTests
     {
         if (!FlashAttention.Supports(32)) return;
         int Hq = 4, Hkv = 2, hd = 32, per = FlashAttention.RowBlocks(T);
-        HeadMask[] masks = [HeadMask.Full, HeadMask.Streaming(3, 40), HeadMask.Full, HeadMask.Streaming(0, 70)];
+        KeyVisibility[] masks = [KeyVisibility.Full, KeyVisibility.Streaming(3, 40), KeyVisibility.Full, KeyVisibility.Streaming(0, 70)];
         var rng = new Random(S + T);
         float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var q = R(S * T * Hq * hd); var k = R(S * T * Hkv * hd); var v = R(S * T * Hkv * hd);

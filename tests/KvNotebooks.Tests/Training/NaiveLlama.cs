@@ -7,7 +7,7 @@ namespace KvNotebooks.Tests.Training;
 /// logits [T × V] at every position. Optional per-layer per-head masks and per-KV-head gates.</summary>
 internal static class NaiveLlama
 {
-    public static double[] Logits(LlamaWeights w, int[] tokens, HeadMask[][]? masks = null, float[][]? gates = null, HeadMask streaming = default)
+    public static double[] Logits(LlamaWeights w, int[] tokens, KeyVisibility[][]? masks = null, float[][]? gates = null, KeyVisibility streaming = default)
     {
         var c = w.Config;
         int T = tokens.Length, d = c.HiddenSize, Hq = c.NumHeads, Hkv = c.NumKvHeads, hd = c.HeadDim, ff = c.IntermediateSize, V = c.VocabSize;
@@ -23,10 +23,10 @@ internal static class NaiveLlama
             for (int h = 0; h < Hq; h++)
             {
                 int g = h / (Hq / Hkv);
-                if (gates is null) Attend(q, k, v, h, g, hd, T, masks?[l][h] ?? HeadMask.Full, att, 1.0);
+                if (gates is null) Attend(q, k, v, h, g, hd, T, masks?[l][h] ?? KeyVisibility.Full, att, 1.0);
                 else
                 {
-                    Attend(q, k, v, h, g, hd, T, HeadMask.Full, att, gates[l][g]);
+                    Attend(q, k, v, h, g, hd, T, KeyVisibility.Full, att, gates[l][g]);
                     Attend(q, k, v, h, g, hd, T, streaming, att, 1.0 - gates[l][g]);
                 }
             }
@@ -46,14 +46,14 @@ internal static class NaiveLlama
         return flat;
     }
 
-    private static void Attend(double[,] q, double[,] k, double[,] v, int h, int g, int hd, int T, HeadMask m, double[,] att, double weight)
+    private static void Attend(double[,] q, double[,] k, double[,] v, int h, int g, int hd, int T, KeyVisibility m, double[,] att, double weight)
     {
         for (int i = 0; i < T; i++)
         {
             var s = new double[T]; double max = double.NegativeInfinity;
             for (int j = 0; j <= i; j++)
             {
-                bool sees = j < m.Sink || (long)j > (long)i - m.Window;
+                bool sees = KeyVisibilityTests.BruteSees(m, i, j);
                 if (!sees) { s[j] = double.NegativeInfinity; continue; }
                 double dot = 0;
                 for (int e = 0; e < hd; e++) dot += q[i, h * hd + e] * k[j, g * hd + e];

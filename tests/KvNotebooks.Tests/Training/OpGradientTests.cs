@@ -97,17 +97,18 @@ public class OpGradientTests
         Check("dlogits", logits, dl, L);
     }
 
-    public static TheoryData<string> MaskCases => new() { "full", "streaming", "mixed" };
+    public static TheoryData<string> MaskCases => new() { "full", "streaming", "mixed", "blocks" };
 
-    private static HeadMask[] Masks(string kind, int heads) => kind switch
+    private static KeyVisibility[] Masks(string kind, int heads) => kind switch
     {
-        "full" => Enumerable.Repeat(HeadMask.Full, heads).ToArray(),
-        "streaming" => Enumerable.Repeat(HeadMask.Streaming(2, 3), heads).ToArray(),
-        _ => Enumerable.Range(0, heads).Select(h => h % 3 == 1 ? HeadMask.Streaming(1, 2) : h % 3 == 2 ? HeadMask.Streaming(2, 3) : HeadMask.Full).ToArray(),
+        "full" => Enumerable.Repeat(KeyVisibility.Full, heads).ToArray(),
+        "streaming" => Enumerable.Repeat(KeyVisibility.Streaming(2, 3), heads).ToArray(),
+        "blocks" => Enumerable.Range(0, heads).Select(h => h % 2 == 0 ? KeyVisibility.Streaming(1, 3, 2) : KeyVisibility.Streaming(3, 2, 3)).ToArray(),
+        _ => Enumerable.Range(0, heads).Select(h => h % 3 == 1 ? KeyVisibility.Streaming(1, 2) : h % 3 == 2 ? KeyVisibility.Streaming(2, 3) : KeyVisibility.Full).ToArray(),
     };
 
     /// <summary>Explicit T × T masked softmax attention, in double.</summary>
-    private static double[] NaiveAttention(float[] q, float[] k, float[] v, int T, int Hq, int Hkv, int hd, HeadMask[] masks)
+    private static double[] NaiveAttention(float[] q, float[] k, float[] v, int T, int Hq, int Hkv, int hd, KeyVisibility[] masks)
     {
         var o = new double[T * Hq * hd];
         int group = Hq / Hkv;
@@ -117,7 +118,7 @@ public class OpGradientTests
                 var s = new double[T]; double max = double.NegativeInfinity;
                 for (int j = 0; j < T; j++)
                 {
-                    bool sees = j <= i && (j < masks[h].Sink || (long)j > (long)i - masks[h].Window);
+                    bool sees = KeyVisibilityTests.BruteSees(masks[h], i, j);
                     if (!sees) { s[j] = double.NegativeInfinity; continue; }
                     double dot = 0;
                     for (int e = 0; e < hd; e++) dot += (double)q[(i * Hq + h) * hd + e] * k[(j * Hkv + h / group) * hd + e];
@@ -154,7 +155,7 @@ public class OpGradientTests
     [Fact]
     public void StreamingMaskDefinition()
     {
-        var m = HeadMask.Streaming(2, 3);
+        var m = KeyVisibility.Streaming(2, 3);
         // row 7 sees sinks 0, 1 and window 5, 6, 7
         Assert.Equal([0, 1, 5, 6, 7], Enumerable.Range(0, 10).Where(j => m.Sees(7, j)));
         Assert.Equal([0, 1, 2], Enumerable.Range(0, 10).Where(j => m.Sees(2, j)));
@@ -164,8 +165,8 @@ public class OpGradientTests
             var fromRanges = Enumerable.Range(0, se).Concat(Enumerable.Range(ws, i - ws + 1));
             Assert.Equal(Enumerable.Range(0, 12).Where(j => m.Sees(i, j)), fromRanges);
         }
-        Assert.True(Enumerable.Range(0, 8).All(j => HeadMask.Full.Sees(7, j)));
-        Assert.False(HeadMask.Full.Sees(7, 8));
+        Assert.True(Enumerable.Range(0, 8).All(j => KeyVisibility.Full.Sees(7, j)));
+        Assert.False(KeyVisibility.Full.Sees(7, 8));
     }
 
     [Fact]

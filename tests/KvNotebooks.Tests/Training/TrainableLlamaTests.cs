@@ -35,14 +35,14 @@ public class TrainableLlamaTests
         var m = new TrainableLlama(RandomWeights(c, seed));
         if (variant == "streaming")
         {
-            m.HeadMasks[0][1] = HeadMask.Streaming(1, 3);
-            m.HeadMasks[1][2] = HeadMask.Streaming(2, 2);
-            m.HeadMasks[1][3] = HeadMask.Streaming(0, 4);
+            m.Visibility[0][1] = KeyVisibility.Streaming(1, 3);
+            m.Visibility[1][2] = KeyVisibility.Streaming(2, 2);
+            m.Visibility[1][3] = KeyVisibility.Streaming(0, 4);
         }
         if (variant.EndsWith("-reference")) m.UseBlockedAttention = false;
         if (variant.StartsWith("gated"))
         {
-            m.EnableGates(HeadMask.Streaming(1, 3));
+            m.EnableGates(KeyVisibility.Streaming(1, 3));
             m.Gates![0][0] = 0.25f; m.Gates[0][1] = 0.9f; m.Gates[1][0] = 0.6f; m.Gates[1][1] = 0.1f;
         }
         return m;
@@ -58,7 +58,7 @@ public class TrainableLlamaTests
         var all = Enumerable.Range(0, T).ToArray();
         var targets = all.Select(t => (t * 7 + 1) % c.VocabSize).ToArray();
         double loss = m.Forward(Tokens, all, targets);
-        var reference = NaiveLlama.Logits(m.Weights, Tokens, m.HeadMasks, m.Gates, HeadMask.Streaming(1, 3));
+        var reference = NaiveLlama.Logits(m.Weights, Tokens, m.Visibility, m.Gates, KeyVisibility.Streaming(1, 3));
         var logits = m.Logits;
         double maxErr = 0, maxAbs = 0;
         for (int i = 0; i < reference.Length; i++) { maxErr = Math.Max(maxErr, Math.Abs(logits[i] - reference[i])); maxAbs = Math.Max(maxAbs, Math.Abs(reference[i])); }
@@ -234,7 +234,7 @@ public class HiddenStateBackwardTests
     {
         var c = TrainableLlamaTests.Tiny();
         var m = new TrainableLlama(TrainableLlamaTests.RandomWeights(c, 21));
-        m.EnableGates(KvNotebooks.Training.Ops.HeadMask.Streaming(1, 2), 0.5f);
+        m.EnableGates(KvNotebooks.Training.Ops.KeyVisibility.Streaming(1, 2), 0.5f);
         m.Gates![1][0] = 0.2f;
         int[] tokens = [3, 9, 9, 1, 20, 4, 7, 15];
         var w = GradCheck.Random(new Random(2), tokens.Length * c.HiddenSize);

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace KvNotebooks.Training.Ops;
 
 /// <summary>
-/// Causal multi-head attention with grouped KV heads and a per-query-head <see cref="HeadMask"/>,
+/// Causal multi-head attention with grouped KV heads and a per-query-head <see cref="KeyVisibility"/>,
 /// for training. Forward works one query row at a time (O(T) scratch for that row's scores) and
 /// saves the row's log-sum-exp; backward recomputes the probabilities from it (flash-attention
 /// style). No T × T matrix is ever stored.
@@ -16,7 +16,7 @@ public static class AttentionOp
 
     /// <summary>o_i = Σ_j softmax_j(q_i·k_j / √hd) v_j over the keys masks[h] lets row i see; lse[h·T + i] saved.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks)
     {
         Check(numHeads, numKvHeads, masks);
         if (_scores is null || _scores.Length < T) _scores = new float[T];
@@ -56,7 +56,7 @@ public static class AttentionOp
     /// </summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks)
     {
         Check(numHeads, numKvHeads, masks);
         int group = numHeads / numKvHeads, qs = numHeads * headDim, ks = numKvHeads * headDim;
@@ -95,7 +95,7 @@ public static class AttentionOp
         }
     }
 
-    private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<HeadMask> masks)
+    private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<KeyVisibility> masks)
     {
         if (numKvHeads <= 0 || numHeads % numKvHeads != 0) throw new ArgumentException($"{numHeads} query heads are not a multiple of {numKvHeads} KV heads");
         if (masks.Length != numHeads) throw new ArgumentException($"{masks.Length} head masks for {numHeads} query heads");

@@ -21,13 +21,13 @@ public static class BlockedAttentionOp
     [ThreadStatic] private static Scratch? _scratch;
 
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows = DefaultBlockRows) =>
         Forward(q, k, v, o, lse, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
 
     /// <summary><paramref name="sequences"/> sequences of T rows back to back (q, o [S·T × Hq·hd], k, v [S·T × Hkv·hd],
     /// lse [S][Hq × T]), each attending only within itself: one parallel region for the whole batch.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows)
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows = DefaultBlockRows)
     {
         Check(numHeads, numKvHeads, masks);
         CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
@@ -43,7 +43,7 @@ public static class BlockedAttentionOp
     }
 
     private static void ForwardOne(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows)
     {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
@@ -119,19 +119,19 @@ public static class BlockedAttentionOp
 
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows = DefaultBlockRows) =>
         Backward(dO, q, k, v, o, lse, dq, dk, dv, 1, T, numHeads, numKvHeads, headDim, masks, blockRows);
 
-    /// <summary>Backward of the batched <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, int, ReadOnlySpan{HeadMask}, int)"/>.</summary>
+    /// <summary>Backward of the batched <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, int, int, ReadOnlySpan{KeyVisibility}, int)"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows = DefaultBlockRows) =>
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows = DefaultBlockRows) =>
         Backward(dO, q, k, v, o, lse, dq, dk, dv, sequences, T, numHeads, numKvHeads, headDim, masks, blockRows, accumulate: true);
 
     /// <summary>As above; dq, dk, dv are overwritten rather than added to when <paramref name="accumulate"/> is false.</summary>
     internal static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows, bool accumulate)
+        int sequences, int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows, bool accumulate)
     {
         Check(numHeads, numKvHeads, masks);
         CheckSizes(q.Length, k.Length, v.Length, o.Length, lse.Length, sequences, T, numHeads, numKvHeads, headDim);
@@ -156,7 +156,7 @@ public static class BlockedAttentionOp
 
     private static void BackwardOne(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<HeadMask> masks, int blockRows)
+        int T, int numHeads, int numKvHeads, int headDim, ReadOnlySpan<KeyVisibility> masks, int blockRows)
     {
         int hd = headDim, group = numHeads / numKvHeads, B = blockRows;
         var s = Scratch.Get(ref _scratch, T, hd, B);
@@ -231,11 +231,11 @@ public static class BlockedAttentionOp
 
     /// <summary>Visible key segments (start, length) of query rows [i0, i1): one for a full head,
     /// sink + window (either may be empty) for a streaming head.</summary>
-    private static SegmentPair Segments(HeadMask m, int i0, int i1)
+    private static SegmentPair Segments(KeyVisibility m, int i0, int i1)
     {
         if (m.IsFull) return new SegmentPair(1, 0, i1, 0, 0);
-        int sinkEnd = Math.Min(m.Sink, i1);
-        int winStart = Math.Max(sinkEnd, i0 - m.Window + 1);
+        int sinkEnd = Math.Min(m.SinkEnd, i1);
+        int winStart = (int)Math.Max(sinkEnd, m.WindowStart(i0));
         var sink = (J0: 0, Len: sinkEnd);
         var win = (J0: winStart, Len: Math.Max(0, i1 - winStart));
         if (sink.Len == 0) return new SegmentPair(win.Len > 0 ? 1 : 0, win.J0, win.Len, 0, 0);
@@ -243,11 +243,11 @@ public static class BlockedAttentionOp
     }
 
     /// <summary>The keys row i sees inside segment [j0, j0 + len), as [lo, hi) relative to j0 (empty when hi ≤ lo):
-    /// up to i (causal) and, for keys that are not sinks, after i − Window (segments never mix sinks and window).</summary>
-    private static (int Lo, int Hi) Visible(HeadMask m, int i, int j0, int len)
+    /// up to i (causal) and, for keys that are not sinks, from row i's window start on (segments never mix sinks and window).</summary>
+    private static (int Lo, int Hi) Visible(KeyVisibility m, int i, int j0, int len)
     {
         long lo = j0;
-        if (!m.IsFull && j0 >= m.Sink) lo = Math.Max(lo, (long)i - m.Window + 1);
+        if (!m.IsFull && j0 >= m.SinkEnd) lo = Math.Max(lo, m.WindowStart(i));
         long hi = Math.Min((long)j0 + len, (long)i + 1);
         return ((int)(lo - j0), (int)Math.Max(lo, hi) - j0);
     }
@@ -283,7 +283,7 @@ public static class BlockedAttentionOp
             throw new ArgumentException($"attention buffers too small for {sequences} × {T} rows, {numHeads} heads ({numKvHeads} KV) of {headDim}");
     }
 
-    private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<HeadMask> masks)
+    private static void Check(int numHeads, int numKvHeads, ReadOnlySpan<KeyVisibility> masks)
     {
         if (numKvHeads <= 0 || numHeads % numKvHeads != 0) throw new ArgumentException($"{numHeads} query heads are not a multiple of {numKvHeads} KV heads");
         if (masks.Length != numHeads) throw new ArgumentException($"{masks.Length} head masks for {numHeads} query heads");

@@ -46,7 +46,7 @@ internal static unsafe class FlashAttention
 
     /// <summary>q, o [S·T × Hq·32], k, v [S·T × Hkv·32], lse [S][Hq × T] for S sequences of T rows each.</summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool[]? activeRows = null)
+        int sequences, int T, int numHeads, int numKvHeads, KeyVisibility[] masks, bool[]? activeRows = null)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T);
         float scale2 = Log2E / MathF.Sqrt(Hd);
@@ -90,7 +90,7 @@ internal static unsafe class FlashAttention
     /// <summary>Short sequences, many of them: one work unit per (sequence, KV head) that gathers its own keys,
     /// values and query panels into this thread's buffers (they stay in L2) and computes every row block.</summary>
     private static void ForwardLocal(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o, Span<float> lse,
-        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool[]? activeRows)
+        int S, int T, int Hq, int Hkv, KeyVisibility[] masks, bool[]? activeRows)
     {
         int Tp = Pad(T), group = Hq / Hkv, rowBlocks = (T + Br - 1) / Br;
         float scale2 = Log2E / MathF.Sqrt(Hd);
@@ -123,7 +123,7 @@ internal static unsafe class FlashAttention
     /// <paramref name="accumulate"/> is false. lse as saved by <see cref="Forward"/>.</summary>
     public static void Backward(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int sequences, int T, int numHeads, int numKvHeads, HeadMask[] masks, bool accumulate = true, bool[]? activeRows = null)
+        int sequences, int T, int numHeads, int numKvHeads, KeyVisibility[] masks, bool accumulate = true, bool[]? activeRows = null)
     {
         int S = sequences, Hq = numHeads, Hkv = numKvHeads, Tp = Pad(T), group = Hq / Hkv;
         int keyBlocks = (T + Bc - 1) / Bc;
@@ -205,7 +205,7 @@ internal static unsafe class FlashAttention
     /// path) and writes them out itself.</summary>
     private static void BackwardLocal(ReadOnlySpan<float> dO, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> o, ReadOnlySpan<float> lse, Span<float> dq, Span<float> dk, Span<float> dv,
-        int S, int T, int Hq, int Hkv, HeadMask[] masks, bool accumulate, bool[]? activeRows)
+        int S, int T, int Hq, int Hkv, KeyVisibility[] masks, bool accumulate, bool[]? activeRows)
     {
         int Tp = Pad(T), group = Hq / Hkv, keyBlocks = (T + Bc - 1) / Bc, th = Tp * Hd;
         float scale = 1f / MathF.Sqrt(Hd), scale2 = Log2E * scale;
@@ -258,7 +258,7 @@ internal static unsafe class FlashAttention
     // ---------------------------------------------------------------- forward
 
     /// <summary>Rows [r0, r0 + 64) of one query head: online softmax over the visible key blocks.</summary>
-    private static void ForwardBlock(float* qt, float* kh, float* vh, float* o, int ldo, float* lse, int T, int r0, HeadMask mask)
+    private static void ForwardBlock(float* qt, float* kh, float* vh, float* o, int ldo, float* lse, int T, int r0, KeyVisibility mask)
     {
         float* s = Tile(), oacc = s + Bc * Br, m = oacc + Br * Hd, l = m + Br, cmax = l + Br, corr = cmax + Br;
         int r1 = Math.Min(r0 + Br, T), panels = (r1 - r0 + 31) / 32, rows = panels * 32;
@@ -332,7 +332,7 @@ internal static unsafe class FlashAttention
     /// <summary>Scores of 8 keys × 32 query rows (base 2, −∞ where masked) into s (row stride Br);
     /// the column maxima are folded into mx0/mx1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScoresForward(float* kr, float* qt, float* s, int vis, HeadMask mask, int j0, int i0, int T, int keyEnd,
+    private static void ScoresForward(float* kr, float* qt, float* s, int vis, KeyVisibility mask, int j0, int i0, int T, int keyEnd,
         ref Vector512<float> mx0, ref Vector512<float> mx1)
     {
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default,
@@ -381,7 +381,7 @@ internal static unsafe class FlashAttention
     /// <summary>Keys [c0, c0 + 64) of one KV head against the rows of one query head that see them:
     /// dK, dV (this block's rows, zeroed when <paramref name="first"/>) and the worker's dQ accumulate.</summary>
     private static void BackwardBlock(float* kh, float* vh, float* qt, float* qn, float* don, float* dot, float* lse2, float* dd,
-        float* dk, float* dv, float* dq, int T, int c0, HeadMask mask, float scale, bool first, bool[]? activeRows, int activeOffset)
+        float* dk, float* dv, float* dq, int T, int c0, KeyVisibility mask, float scale, bool first, bool[]? activeRows, int activeOffset)
     {
         float* p = Tile(), ds = p + Bc * Br;
         int nk8 = (Math.Min(Bc, T - c0) + MR - 1) & ~(MR - 1);
@@ -391,7 +391,7 @@ internal static unsafe class FlashAttention
             new Span<float>(dv, Bc * Hd).Clear();
         }
         // rows that may see a key of the block: all later rows, or up to the window of the block's last key
-        long lastSeen = mask.IsFull || c0 < mask.Sink ? T : Math.Min(T, (long)c0 + nk8 - 1 + mask.Window);
+        long lastSeen = mask.IsFull || c0 < mask.SinkEnd ? T : Math.Min(T, mask.WindowEnd(c0 + nk8 - 1));
         int rowEnd = (int)lastSeen;
         for (int r0 = c0 & ~31; r0 < rowEnd; r0 += Br)
         {
@@ -436,7 +436,7 @@ internal static unsafe class FlashAttention
     /// transposed (key rows, stride Br).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScoresBackward(float* kr, float* vr, float* qt, float* dot, float* lse2, float* dd, float* p, float* ds,
-        float scale, int vis, HeadMask mask, int j0, int i0, int T)
+        float scale, int vis, KeyVisibility mask, int j0, int i0, int T)
     {
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default,
                          a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
@@ -588,34 +588,34 @@ internal static unsafe class FlashAttention
 
     private static readonly Vector512<int> Iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
-    /// <summary>s where row lanes i see key j (j &lt; keyEnd, j ≤ i &lt; T, and j a sink or i − j &lt; Window), else fill.</summary>
+    /// <summary>s where row lanes i see key j (j &lt; keyEnd, j ≤ i &lt; T, and j a sink or i &lt; WindowEnd(j)), else fill.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Mask(Vector512<float> s, int j, Vector512<int> i, HeadMask mask, int T, int keyEnd, Vector512<float> fill)
+    private static Vector512<float> Mask(Vector512<float> s, int j, Vector512<int> i, KeyVisibility mask, int T, int keyEnd, Vector512<float> fill)
     {
         if (j >= keyEnd) return fill;
         var ok = Vector512.GreaterThanOrEqual(i, Vector512.Create(j)) & Vector512.LessThan(i, Vector512.Create(T));
-        if (!mask.IsFull && j >= mask.Sink)
-            ok &= Vector512.LessThan(i, Vector512.Create((int)Math.Min((long)j + mask.Window, int.MaxValue)));
+        if (!mask.IsFull && j >= mask.SinkEnd)
+            ok &= Vector512.LessThan(i, Vector512.Create((int)Math.Min(mask.WindowEnd(j), int.MaxValue)));
         return Vector512.ConditionalSelect(ok.AsSingle(), s, fill);
     }
 
     /// <summary>Keys [j0, j0 + 8) × rows [i0, i0 + 32): 0 = nobody sees anything, 2 = all pairs visible, 1 = mixed.</summary>
-    private static int Visibility(HeadMask m, int j0, int i0, int T, int keyEnd)
+    private static int Visibility(KeyVisibility m, int j0, int i0, int T, int keyEnd)
     {
         int jl = j0 + MR - 1, il = i0 + 31;
         if (j0 >= keyEnd || i0 >= T || j0 > il) return 0;
-        if (!m.IsFull && j0 >= m.Sink && i0 >= (long)jl + m.Window) return 0;
-        bool all = jl < keyEnd && jl <= i0 && il < T && (m.IsFull || jl < m.Sink || il < (long)j0 + m.Window);
+        if (!m.IsFull && j0 >= m.SinkEnd && i0 >= m.WindowEnd(jl)) return 0;
+        bool all = jl < keyEnd && jl <= i0 && il < T && (m.IsFull || jl < m.SinkEnd || il < m.WindowEnd(j0));
         return all ? 2 : 1;
     }
 
     /// <summary>The visible key ranges of rows [r0, r1): one for a full head, sink and window (either may be empty) for a streaming head.</summary>
-    private static int Segments(HeadMask m, int r0, int r1, out int s0, out int e0, out int s1, out int e1)
+    private static int Segments(KeyVisibility m, int r0, int r1, out int s0, out int e0, out int s1, out int e1)
     {
         s1 = e1 = 0;
         if (m.IsFull) { s0 = 0; e0 = r1; return 1; }
-        int sinkEnd = Math.Min(m.Sink, r1);
-        int winStart = (int)Math.Max(sinkEnd, (long)r0 - m.Window + 1);
+        int sinkEnd = Math.Min(m.SinkEnd, r1);
+        int winStart = (int)Math.Max(sinkEnd, m.WindowStart(r0));
         if (sinkEnd == 0) { s0 = winStart; e0 = r1; return winStart < r1 ? 1 : 0; }
         s0 = 0; e0 = sinkEnd;
         if (winStart >= r1) return 1;
