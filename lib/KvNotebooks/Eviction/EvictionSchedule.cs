@@ -107,6 +107,14 @@ public sealed record EvictionSchedule
     public int DecodeBudget { get; init; }
     /// <summary>Decode eviction runs when a head holds budget + this many entries (1 = every step).</summary>
     public int DecodeInterval { get; init; } = 1;
+    /// <summary>The prompt's last tokens pre-filled as a chunk of their own (Locret's local tail; 0 = none).</summary>
+    public int LocalTail { get; init; }
+
+    /// <summary>How a prompt of <paramref name="promptTokens"/> is cut into chunks under <paramref name="chunking"/>:
+    /// the chunking's plan, or with a <see cref="LocalTail"/> its chunks over all but the tail, then the tail.</summary>
+    public ChunkPlan Plan(int promptTokens, Chunking chunking) => LocalTail > 0
+        ? ChunkPlan.Locret(promptTokens, chunking.EffectiveSize(promptTokens), LocalTail)
+        : chunking.Plan(promptTokens);
 
     public static EvictionSchedule PostFill(EvictionBudget budget, int window = 64) => new() { Kind = ScheduleKind.PostFill, Budget = budget, Window = window };
     public static EvictionSchedule Naive(EvictionBudget budget, int window = 64) => new() { Kind = ScheduleKind.Naive, Budget = budget, Window = window };
@@ -128,6 +136,7 @@ public sealed record EvictionSchedule
         if (DecodeBudget > 0 && DecodeBudget < Window)
             throw new ArgumentException($"--decode-budget {DecodeBudget} is below the always-kept observation window of {Window} tokens");
         if (DecodeBudget > 0 && !EvictDuringDecode) throw new ArgumentException("--decode-budget needs --decode-evict");
+        if (LocalTail < 0) throw new ArgumentException($"the local tail must be ≥ 0 tokens (got {LocalTail})");
     }
 
     /// <summary>

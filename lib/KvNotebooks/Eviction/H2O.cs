@@ -35,7 +35,7 @@ public sealed class H2O : IKvScorer
     public void Score(in ScoreInput input, Span<float> scores)
     {
         var acc = _acc?[input.Layer][input.Head] ?? throw new InvalidOperationException("H2O scores before it observed any query");
-        acc.AsSpan(input.From, input.To - input.From).CopyTo(scores);
+        acc.AsSpan(input.From + input.IndexOffset, input.To - input.From).CopyTo(scores);
     }
 
     public void OnKept(int layer, int head, ReadOnlySpan<int> kept)

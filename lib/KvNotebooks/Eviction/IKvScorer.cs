@@ -34,6 +34,9 @@ public readonly ref struct ScoreInput
     public int QueryHeads { get; init; }
     /// <summary>1/√headDim, the attention scale.</summary>
     public float Scale { get; init; }
+    /// <summary>Entries of the head before <see cref="Cache"/>'s first (quantized ones a full-precision view leaves out):
+    /// entry i of <see cref="Cache"/> is entry i + IndexOffset of the head, the index <see cref="IKvScorer.OnKept"/> uses.</summary>
+    public int IndexOffset { get; init; }
 }
 
 /// <summary>How a budget is split over layers: <see cref="Capacity"/> entries kept of
@@ -65,6 +68,9 @@ public interface IKvScorer
     /// <summary>Every step, for <see cref="ScoreQueries.AllRows"/> scorers: all of the step's queries over
     /// all of a head's entries (<c>From = 0</c>, <c>To = End = Count</c>), before any eviction.</summary>
     void Observe(in ScoreInput input) { }
+    /// <summary>Every step and layer, before anything is evicted, with the whole layer: a scorer that predicts each new
+    /// entry's score from its own q, k and v (Locret's retaining heads) computes it here.</summary>
+    void ObserveStep(in LayerStep step) { }
     /// <summary>A head was compacted to the entries at <paramref name="kept"/> (indices before compaction).</summary>
     void OnKept(int layer, int head, ReadOnlySpan<int> kept) { }
     /// <summary>Scores of candidates [From, To): <paramref name="scores"/>[i − From].</summary>

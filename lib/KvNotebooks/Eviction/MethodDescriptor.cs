@@ -57,6 +57,9 @@ public sealed record MethodDescriptor
     public Func<MethodSpec, KvStorage>? Storage { get; init; }
     /// <summary>The analytic accountant's footprint and peak KV (null: not modelled).</summary>
     public Func<MethodSpec, FootprintShape, FootprintResult>? Footprint { get; init; }
+    /// <summary>A token scorer that fixes part of its schedule (Locret: chunked, its stabilizers as the always-kept window,
+    /// its local tail): the schedule the options gave → the one it runs.</summary>
+    public Func<MethodSpec, EvictionSchedule, EvictionSchedule>? OwnSchedule { get; init; }
     /// <summary>The point's label on its curve ("4-bit"); default: <c>key=value</c> of <see cref="CurveKnob"/>.</summary>
     public Func<MethodSpec, string>? Point { get; init; }
 
@@ -80,6 +83,7 @@ public sealed record MethodDescriptor
         Summary = summary,
         Knobs = knobs,
         Scorer = scorer,
-        Footprint = (s, shape) => KvFootprint.Scheduled(shape.Plan, shape.GenTokens, s.EffectiveSchedule, s.Storage.Quantization),
+        Footprint = (s, shape) => KvFootprint.Scheduled(s.EffectiveSchedule.Plan(shape.PromptTokens, shape.Chunking), shape.GenTokens,
+            s.EffectiveSchedule, s.Storage.Quantization),
     };
 }

@@ -37,7 +37,15 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
     public MethodSpec With<T>(Knob<T> knob, T value) where T : notnull => this with { Knobs = Knobs.With(knob, value) };
 
     /// <summary>The schedule a token scorer runs on (post-fill, evict 0.5 when none was given); null for other methods.</summary>
-    public EvictionSchedule? ScheduleOrDefault => IsScored ? Schedule ?? EvictionSchedule.PostFill(EvictionBudget.Fraction(0.5)) : null;
+    public EvictionSchedule? ScheduleOrDefault
+    {
+        get
+        {
+            if (!IsScored) return null;
+            var given = Schedule ?? EvictionSchedule.PostFill(EvictionBudget.Fraction(0.5));
+            return Method.OwnSchedule is { } own ? own(this, given) : given;
+        }
+    }
     /// <summary>The schedule of a token scorer (throws for other methods).</summary>
     public EvictionSchedule EffectiveSchedule => ScheduleOrDefault ?? throw new InvalidOperationException($"{Name} has no schedule");
     /// <summary>How KVs are stored: the method's own storage (quantized KV), else <see cref="Storage"/>.</summary>

@@ -55,6 +55,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         _ => 0,
     };
     public int PatchLength => Schedule.PatchLength;
+    public ChunkPlan Plan(int promptTokens, Chunking chunking) => Schedule.Plan(promptTokens, chunking);
     public IEvictionMethod ForSession() => new ScheduledEviction(Scorer.ForSession(), Schedule);
     public bool EvictsAtEndOfStep => Scorer.NeedsAllLayers;
 
@@ -79,6 +80,7 @@ public sealed class ScheduledEviction : IEvictionMethod
         if (_numLayers == 0 || (step.Phase == Phase.Prefill && step.Index == 0 && ctx.Layer == 0)) Begin(ctx);
         int l = ctx.Layer;
         var cache = ctx.Cache;
+        Scorer.ObserveStep(ctx);
         bool decode = step.Phase == Phase.Decode;
         if (decode && !Schedule.EvictDuringDecode) return;
         if (Scorer.Queries == ScoreQueries.AllRows) Observe(ctx);
@@ -177,7 +179,7 @@ public sealed class ScheduledEviction : IEvictionMethod
             var (view, o) = views[h];
             var input = new ScoreInput
             {
-                Layer = l, Head = h, Cache = view, From = plan.From - o, To = plan.From - o + n, End = plan.From - o + plan.Candidates,
+                Layer = l, Head = h, Cache = view, From = plan.From - o, To = plan.From - o + n, End = plan.From - o + plan.Candidates, IndexOffset = o,
                 Queries = q.Data.AsSpan(q.Offset, q.Rows * qDim), QueryPositions = q.Positions.AsSpan(0, q.Rows),
                 QDim = qDim, FirstQueryHead = h * qph, QueryHeads = qph, Scale = scale,
             };

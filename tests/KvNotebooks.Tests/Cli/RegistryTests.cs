@@ -101,6 +101,6 @@ public sealed class RegistryTests : IDisposable
             Assert.InRange(f.Footprint, 0.0, 1.0);
             Assert.True(f.PeakKv > 0 && f.PeakKv <= 1.0 + 1e-12, $"{m.Name}: peak {f.PeakKv}");
         }
-        Assert.Contains("cannot run it yet", Assert.Throws<ArgumentException>(() => MethodSpec.Of("locret").Create(KvNotebooks.Tests.Inference.TinyModels.Config())).Message);
+        Assert.Contains("--heads is needed", Assert.Throws<ArgumentException>(() => MethodSpec.Of("locret").Create(KvNotebooks.Tests.Inference.TinyModels.Config())).Message);
     }
 }
