@@ -29,6 +29,7 @@ internal sealed class MethodOptions
     public MethodRegistry Registry { get; }
     public readonly Option<int?> Chunk = new("--chunk") { Description = "Pre-fill chunk size C (default: a single pre-fill)" };
     public readonly Option<string> Method;
+    public readonly Option<string?> Curve = new("--curve") { Description = "Name of the curve the rows belong to (default: the method and schedule, e.g. pyramidkv/patched)" };
     /// <summary>One option per knob of the registry's methods.</summary>
     public readonly IReadOnlyList<(Knob Knob, Option<string?> Option)> Knobs;
     public readonly ScheduleOptions Schedule = new();
@@ -43,6 +44,7 @@ internal sealed class MethodOptions
     {
         if (withChunk) cmd.Options.Add(Chunk);
         cmd.Options.Add(Method);
+        cmd.Options.Add(Curve);
         foreach (var o in Schedule.All) cmd.Options.Add(o);
         foreach (var (_, o) in Knobs) cmd.Options.Add(o);
         foreach (var o in Storage.All) cmd.Options.Add(o);
@@ -67,10 +69,16 @@ internal sealed class MethodOptions
         {
             Schedule = scored ? Schedule.Create(p, chunked, defaultBudgetRule) : null,
             Storage = Storage.Create(p),
+            Curve = p.GetValue(Curve) is { } curve ? CheckCurve(curve) : null,
         };
         spec.Validate();
         return spec;
     }
+
+    /// <summary>A curve name: non-empty, no ';' ',' '|' or line breaks (it goes into CSV rows and keys).</summary>
+    public static string CheckCurve(string curve) =>
+        curve.Trim().Length > 0 && curve.IndexOfAny([';', ',', '|', '\n', '\r', '"']) < 0 ? curve.Trim()
+            : throw new ArgumentException($"--curve '{curve}': a curve name is non-empty and has no ; , | \" or line break");
 
     public Chunking Chunking(ParseResult p)
     {

@@ -38,11 +38,12 @@ public static class SweepCommand
         var obsWindow = new Option<int>("--obs-window") { Description = "Score-based: observation window k (scoring queries, always-kept KVs, patch length)", DefaultValueFactory = _ => 64 };
         var budgetRule = new Option<string>("--budget-rule") { Description = "code (the paper's code: int((1−p)·c) per chunk) | accounting (the paper's footprint formula: round((1−p)·c) + window)", DefaultValueFactory = _ => "code" };
         var knobs = new KnobListOptions(registry);
+        var curve = new Option<string?>("--curve") { Description = "Name of the curve the rows belong to (with one entry in --methods; default: the method and schedule)" };
         var json = Cli.JsonOption();
 
         var cmd = new Command("sweep", "Evaluate a grid of KV methods and settings on the task suite; one CSV row per (config, context, task), resumable");
         foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, gqa, kvBits, kvGroup, kvResidual, contexts, tasks, examples, evalDir, csv,
-                     dryRun, threads, obsWindow, budgetRule })
+                     dryRun, threads, obsWindow, budgetRule, curve })
             cmd.Options.Add(o);
         foreach (var (_, o) in knobs.Options) cmd.Options.Add(o);
         cmd.Options.Add(json);
@@ -92,7 +93,9 @@ public static class SweepCommand
                 Examples = p.GetValue(examples),
                 ObsWindow = p.GetValue(obsWindow),
                 AccountingRule = rule == "accounting",
+                Curve = p.GetValue(curve) is { } name ? MethodOptions.CheckCurve(name) : null,
             };
+            if (grid.Curve is not null && methodList.Count != 1) throw new ArgumentException("--curve names one curve: give one entry in --methods");
             var options = new SweepOptions
             {
                 ModelDir = p.GetValue(model)!, ModelName = p.GetValue(modelName), CsvPath = p.GetValue(csv),

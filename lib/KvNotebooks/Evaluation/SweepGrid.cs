@@ -61,6 +61,8 @@ public sealed record SweepGrid
     public int ObsWindow { get; init; } = 64;
     /// <summary>Budget rule for rates: false = the paper code's int((1 − p)·c), true = the accountant's round((1 − p)·c) + window.</summary>
     public bool AccountingRule { get; init; }
+    /// <summary>The curve name of every configuration (<see cref="MethodSpec.Curve"/>; null: each method's default).</summary>
+    public string? Curve { get; init; }
 
     private static readonly string[] ScheduleNames = ["postfill", "naive", "patched"];
 
@@ -105,7 +107,7 @@ public sealed record SweepGrid
                 : (scored ? Replicated : [false]).SelectMany(r => KvQuantization.Select(q => new KvStorage(r, q))).ToList();
             foreach (var knobs in KnobCombinations(method))
             {
-                var spec = new MethodSpec(method, knobs);
+                var spec = new MethodSpec(method, knobs) { Curve = Curve };
                 if (!scored)
                 {
                     foreach (var storage in storages) specs.Add((spec with { Storage = storage }, Chunks.ToArray()));

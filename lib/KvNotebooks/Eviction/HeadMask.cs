@@ -14,7 +14,12 @@ public sealed class HeadMask : IEvictionMethod
 
     /// <summary>The mask file (TSV, one row per layer, one column per KV head).</summary>
     public static readonly Knob<string> MasksKnob = new("masks", "masks", null,
-        "Head masks: TSV, one row per layer, one column per KV head (1 = full head, 0 = streaming)", format: Path.GetFileName);
+        "Head masks: TSV, one row per layer, one column per KV head (1 = full head, 0 = streaming)", format: ShortPath);
+
+    /// <summary>How a configuration line names a mask file: its folder and name ("prulong-t0.7/masks.tsv"), which tells
+    /// runs apart without a machine's absolute path.</summary>
+    public static string ShortPath(string path) =>
+        Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) is { Length: > 0 } dir ? $"{dir}/{Path.GetFileName(path)}" : Path.GetFileName(path);
 
     public static MethodDescriptor Descriptor { get; } = new()
     {

@@ -19,6 +19,9 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
     public EvictionSchedule? Schedule { get; init; }
     /// <summary>How the session stores KVs for this method (default: fp32, one copy per KV head).</summary>
     public KvStorage Storage { get; init; } = KvStorage.Default;
+    /// <summary>The curve's name when the default (<see cref="Label"/>) does not say it: e.g. "prulong" for masks trained
+    /// at each target t evaluated at t (one mask file per point), "prulong@0.7" for one mask file at every sparsity.</summary>
+    public string? Curve { get; init; }
 
     /// <summary>Full attention: nothing evicted.</summary>
     public static MethodSpec Full { get; } = FullAttention.Descriptor.Spec();
@@ -93,6 +96,7 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
     {
         get
         {
+            if (Curve is not null) return Curve;
             string label = Name;
             if (IsScored)
             {

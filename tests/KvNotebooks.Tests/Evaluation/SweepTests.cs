@@ -97,6 +97,15 @@ public sealed class SweepTests : IDisposable
     }
 
     [Fact]
+    public void A_named_curve_labels_every_configuration_and_keeps_them_apart_by_their_lines()
+    {
+        var plan = (Grid("pyramidkv:naive") with { Curve = "my-curve" }).Expand();
+        Assert.All(plan.Points, p => Assert.Equal("my-curve", p.Spec.Label));
+        Assert.Equal(2 * 2, plan.Configs.Count);   // 2 rates × 2 chunk sizes, still distinct
+        Assert.Equal(plan.Points.Count, plan.Points.Select(p => p.Key("m")).Distinct().Count());
+    }
+
+    [Fact]
     public void Configurations_that_differ_in_any_setting_have_different_keys()
     {
         var a = MethodSpec.Of("pyramidkv") with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) };
