@@ -23,7 +23,7 @@ public sealed record RunnerOptions
     public string? PlotlyJsPath { get; init; }
     public TimeSpan ChromiumTimeout { get; init; } = TimeSpan.FromSeconds(120);
     /// <summary>A cell still running after this long is cancelled and fails the notebook (null: no limit).
-    /// Default 20 minutes: the slowest cell of the shipped notebooks takes about 2 minutes on 2 busy cores.</summary>
+    /// Default 20 minutes: the slowest cell of the shipped notebooks took 400 s on 2 heavily shared cores.</summary>
     public TimeSpan? CellTimeout { get; init; } = DefaultCellTimeout;
 
     public static readonly TimeSpan DefaultCellTimeout = TimeSpan.FromMinutes(20);
