@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fidelity check against the official kernel: executes every notebooks/NN-*.ipynb (name order) with the
-# dotnet-interactive tool (pinned in .config/dotnet-tools.json) as a Jupyter kernel under Debian's
-# jupyter-nbconvert, writing the executed copies to artifacts/jupyter/, then compares each with the same
-# notebook as `kvnb notebooks run` left it (scripts/compare-notebooks.py says what is compared).
+# Fidelity check against the official kernel: executes every notebooks/*.ipynb (name order, as kvnb
+# notebooks run does by default) with the dotnet-interactive tool (pinned in .config/dotnet-tools.json) as a
+# Jupyter kernel under Debian's jupyter-nbconvert, writing the executed copies to artifacts/jupyter/, then
+# compares each with the same notebook as `kvnb notebooks run` left it (scripts/compare-notebooks.py says
+# what is compared).
 # Run `kvnb notebooks run` first (CI does). Needs scripts/setup-notebooks.sh (jupyter-nbconvert,
-# python3-nbclient, `dotnet tool restore`). Usage: bash scripts/jupyter-check.sh [notebooks/NN-x.ipynb ...]
+# python3-nbclient, `dotnet tool restore`). Usage: bash scripts/jupyter-check.sh [notebooks/x.ipynb ...]
 # Env: KVNB_CELL_TIMEOUT (seconds per cell, default 1200, as kvnb notebooks run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,8 @@ export JUPYTER_PATH="$root/scripts/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT=1
 timeout_s="${KVNB_CELL_TIMEOUT:-1200}"
 
-if [ "$#" -gt 0 ]; then notebooks=("$@"); else mapfile -t notebooks < <(ls notebooks/[0-9][0-9]-*.ipynb | LC_ALL=C sort); fi
-[ "${#notebooks[@]}" -gt 0 ] || { echo "jupyter-check: no notebooks/NN-*.ipynb" >&2; exit 2; }
+if [ "$#" -gt 0 ]; then notebooks=("$@"); else mapfile -t notebooks < <(ls notebooks/*.ipynb | LC_ALL=C sort); fi
+[ "${#notebooks[@]}" -gt 0 ] || { echo "jupyter-check: no notebooks/*.ipynb" >&2; exit 2; }
 command -v jupyter-nbconvert >/dev/null || { echo "jupyter-check: jupyter-nbconvert missing: run scripts/setup-notebooks.sh" >&2; exit 2; }
 dotnet tool run dotnet-interactive --version >/dev/null || { echo "jupyter-check: the dotnet-interactive tool is not restored: run dotnet tool restore" >&2; exit 2; }
 
