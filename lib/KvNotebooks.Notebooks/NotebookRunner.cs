@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using KvNotebooks.Notebooks.Execution;
-using Microsoft.DotNet.Interactive.Formatting;
 
 namespace KvNotebooks.Notebooks;
 
@@ -23,6 +22,11 @@ public sealed record RunnerOptions
     /// <summary>plotly.min.js; null → env KVNB_PLOTLY_JS, else node_modules/plotly.js-dist-min/plotly.min.js under the repo root.</summary>
     public string? PlotlyJsPath { get; init; }
     public TimeSpan ChromiumTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>A cell still running after this long is cancelled and fails the notebook (null: no limit).
+    /// Default 20 minutes: the slowest cell of the shipped notebooks took 400 s on 2 heavily shared cores.</summary>
+    public TimeSpan? CellTimeout { get; init; } = DefaultCellTimeout;
+
+    public static readonly TimeSpan DefaultCellTimeout = TimeSpan.FromMinutes(20);
 }
 
 /// <summary>Progress of one cell, reported after it ran. Cell numbers are 1-based.</summary>
@@ -43,14 +47,17 @@ public sealed record NotebookRunResult(
 }
 
 /// <summary>
-/// Executes notebooks headlessly: C# cells in order on one Roslyn script state per notebook, outputs in
-/// nbformat shape, plotly figures to PNG, executed .ipynb and HTML report written. Run all notebooks of a
-/// batch in one runner (one process): the compiler warm-up is paid once.
+/// Executes notebooks headlessly on the .NET Interactive C# kernel, in this process: cells in order on one
+/// fresh kernel per notebook (like a kernel restart), outputs in nbformat shape, plotly figures to PNG,
+/// executed .ipynb and HTML report written. Run all notebooks of a batch in one runner (one process): the
+/// compiler warm-up is paid once.
 /// </summary>
 public sealed class NotebookRunner
 {
     private readonly RunnerOptions _options;
     private bool _pngNoticeGiven;
+    /// <summary>The kernel's console capture left installed by a timed-out cell (process-wide, like the kernel's).</summary>
+    private static (TextWriter Out, TextWriter Error)? s_abandonedCapture;
 
     public NotebookRunner(RunnerOptions? options = null) => _options = options ?? new RunnerOptions();
 
@@ -74,18 +81,24 @@ public sealed class NotebookRunner
         string? repoRoot = _options.RepoRoot ?? RepoLocator.FindRoot(dir);
         var scrubber = new PathScrubber(repoRoot, dir);
 
-        Formatter.ResetToDefault();
+        KernelSession.ResetFormatting();
         string savedCwd = Directory.GetCurrentDirectory();
-        var sink = new CellSink(scrubber);
         int codeCount = notebook.Cells.Count(c => c.Kind == CellKind.Code);
         int codeIndex = 0, run = 0;
         NotebookFailure? failure = null;
+        // The kernel resolves #r and #load against the current directory, as VS Code starts it in the notebook's folder.
+        Directory.SetCurrentDirectory(dir);
+        // The kernel swaps the console for its per-cell capture while any cell runs; an abandoned cell (timed
+        // out) never hands it back, so later kernels find it installed and do not install it themselves.
+        var (savedOut, savedError) = (Console.Out, Console.Error);
+        if (s_abandonedCapture is { } capture)
+        {
+            Console.SetOut(capture.Out);
+            Console.SetError(capture.Error);
+        }
+        var session = new KernelSession(scrubber);
         try
         {
-            Directory.SetCurrentDirectory(dir);
-            var session = new ScriptSession(dir, sink, scrubber);
-            await session.StartAsync();
-
             for (int i = 0; i < notebook.Cells.Count; i++)
             {
                 var cell = notebook.Cells[i];
@@ -99,20 +112,11 @@ public sealed class NotebookRunner
                     continue;
                 }
                 var sw = Stopwatch.StartNew();
-                sink.BeginCell();
-                JsonObject? error;
-                try
-                {
-                    error = cell.Kernel == "csharp"
-                        ? await session.RunCellAsync(cell.Source, codeIndex)
-                        : RejectKernel(sink, cell);
-                }
-                finally
-                {
-                    sink.EndCell();
-                }
+                var (outputs, error) = session.KernelNames.Contains(cell.Kernel)
+                    ? await session.RunCellAsync(cell.Source, cell.Kernel, codeIndex, _options.CellTimeout)
+                    : RejectKernel(cell);
                 run++;
-                cell.Json["outputs"] = sink.Outputs;
+                cell.Json["outputs"] = outputs;
                 cell.Json["execution_count"] = codeIndex;
                 if (error is not null)
                     failure = new NotebookFailure(i + 1, codeIndex, error["ename"]!.GetValue<string>(), error["evalue"]!.GetValue<string>());
@@ -121,6 +125,11 @@ public sealed class NotebookRunner
         }
         finally
         {
+            session.Dispose();
+            if (session.Abandoned) s_abandonedCapture ??= (Console.Out, Console.Error);
+            // Our own output (progress, summaries) goes to the console we were given.
+            Console.SetOut(savedOut);
+            Console.SetError(savedError);
             Directory.SetCurrentDirectory(savedCwd);
         }
 
@@ -148,12 +157,11 @@ public sealed class NotebookRunner
             total.Elapsed.TotalSeconds, figures.Count, pngs, failure);
     }
 
-    private static JsonObject RejectKernel(CellSink sink, NotebookCell cell)
+    private static (JsonArray Outputs, JsonObject Error) RejectKernel(NotebookCell cell)
     {
-        string why = $"'{cell.Kernel}' cells are not supported by the headless runner: only C# (csharp) code cells run";
+        string why = $"'{cell.Kernel}' cells need a kernel that kvnb notebooks run does not host: it runs C# (csharp) cells only";
         var error = Outputs.Error("UnsupportedKernel", why, [why]);
-        sink.Error(error);
-        return error;
+        return ([error], error);
     }
 
     private string? PlotlyJs(string? repoRoot)

@@ -5,9 +5,10 @@ using Spectre.Console;
 namespace KvNotebooks.Cli.Commands;
 
 /// <summary>
-/// <c>kvnb notebooks run [files…] [--no-png] [--html-dir DIR] [--json]</c>: executes C# notebooks headlessly
-/// (all of them in this one process), writes the executed .ipynb, PNGs of the figures and an HTML report,
-/// and stops with exit code 1 at the first failing notebook, naming the cell.
+/// <c>kvnb notebooks run [files…] [--no-png] [--html-dir DIR] [--cell-timeout S] [--json]</c>: executes C#
+/// notebooks headlessly on the .NET Interactive C# kernel (all of them in this one process), writes the
+/// executed .ipynb, PNGs of the figures and an HTML report, and stops with exit code 1 at the first failing
+/// notebook, naming the cell.
 /// Note: kvnb itself loads KvNotebooks.dll, so a notebook's <c>#r "…/KvNotebooks.dll"</c> gets the copy
 /// already loaded in this process (same assembly identity wins over path; both come from the same source).
 /// </summary>
@@ -28,18 +29,27 @@ public static class NotebooksCommand
         var files = new Argument<string[]>("files") { Description = "Notebooks (.ipynb or .dib); default: notebooks/*.ipynb of the repository, in name order", Arity = ArgumentArity.ZeroOrMore };
         var noPng = new Option<bool>("--no-png") { Description = "Do not render figures to PNG (no chromium needed)" };
         var htmlDir = new Option<string?>("--html-dir") { Description = "Write the HTML reports here instead of next to each notebook" };
+        var cellTimeout = new Option<double>("--cell-timeout")
+        {
+            Description = "Seconds a cell may run before it is cancelled and fails its notebook (0: no limit)",
+            DefaultValueFactory = _ => RunnerOptions.DefaultCellTimeout.TotalSeconds,
+        };
         var json = Cli.JsonOption();
         var cmd = new Command("run", "Execute notebooks in order, write executed .ipynb, PNG figures and HTML reports");
         cmd.Arguments.Add(files);
         cmd.Options.Add(noPng);
         cmd.Options.Add(htmlDir);
+        cmd.Options.Add(cellTimeout);
         cmd.Options.Add(json);
-        cmd.SetAction(parse => Cli.Run(() => Run(parse.GetValue(files) ?? [], parse.GetValue(noPng), parse.GetValue(htmlDir), parse.GetValue(json))));
+        cmd.SetAction(parse => Cli.Run(() => Run(parse.GetValue(files) ?? [], parse.GetValue(noPng), parse.GetValue(htmlDir),
+            parse.GetValue(cellTimeout), parse.GetValue(json))));
         return cmd;
     }
 
-    private static int Run(string[] files, bool noPng, string? htmlDir, bool json)
+    private static int Run(string[] files, bool noPng, string? htmlDir, double cellTimeout, bool json)
     {
+        if (!double.IsFinite(cellTimeout) || cellTimeout < 0)
+            throw new ArgumentException($"--cell-timeout must be a number of seconds ≥ 0 (0: no limit), not {cellTimeout}");
         string? root = RepoLocator.FindRoot(Directory.GetCurrentDirectory());
         var paths = files.Length > 0 ? files.Select(Path.GetFullPath).ToList() : DefaultNotebooks(root);
         foreach (var p in paths)
@@ -47,7 +57,11 @@ public static class NotebooksCommand
 
         // Progress goes to stderr with --json (stdout is the JSON), to stdout otherwise.
         var log = json ? Console.Error : Console.Out;
-        var runner = new NotebookRunner(new RunnerOptions { RepoRoot = root, RenderPng = !noPng, HtmlDir = htmlDir });
+        var runner = new NotebookRunner(new RunnerOptions
+        {
+            RepoRoot = root, RenderPng = !noPng, HtmlDir = htmlDir,
+            CellTimeout = cellTimeout > 0 ? TimeSpan.FromSeconds(cellTimeout) : null,
+        });
         runner.CellDone += p => log.WriteLine($"  cell {p.CellNumber}/{p.CellCount} (code {p.CodeCellNumber}/{p.CodeCellCount}) {p.Seconds,6:0.00} s{(p.Ok ? "" : "  FAILED")}");
         runner.Notice += m => log.WriteLine($"kvnb: notice: {m}");
 

@@ -1,24 +1,21 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.DotNet.Interactive.Formatting;
 
 namespace KvNotebooks.Reports;
 
 /// <summary>
 /// A plotly.js figure: <c>data</c> (traces) + <c>layout</c>, the JSON Plotly.NET would emit. Displayed in a
 /// notebook it emits <c>application/vnd.plotly.v1+json</c> and <c>text/plain</c> (no text/html on purpose:
-/// VS Code would show the HTML before the PNG, notebooks.md §4); the runner adds an <c>image/png</c>.
+/// VS Code would show the HTML before the PNG; see <see cref="NotebookDisplay"/>); the runner adds an <c>image/png</c>.
 /// Build with <see cref="Line"/>, <see cref="Scatter"/>, <see cref="Bar"/> or <see cref="Heatmap"/>, then
 /// chain <c>Add…</c>, <see cref="LogX"/>, <see cref="LogY"/>, <see cref="Annotate"/>.
 /// </summary>
-[TypeFormatterSource(typeof(ReportFormatterSource), PreferredMimeTypes = [PlotlyMime])]
+[TypeFormatterSource(typeof(NotebookDisplay), PreferredMimeTypes = [PlotlyMime, NotebookDisplay.PlainText])]
 public sealed class Figure
 {
     /// <summary>The MIME type of plotly figure JSON (Jupyter's plotly renderer and VS Code's renderers know it).</summary>
     public const string PlotlyMime = "application/vnd.plotly.v1+json";
-
-    static Figure() => RegisterFormatters();
 
     /// <summary>Traces, as plotly.js objects (<c>type</c>, <c>x</c>, <c>y</c>, <c>name</c>, …).</summary>
     public JsonArray Data { get; } = [];
@@ -181,42 +178,8 @@ public sealed class Figure
         return $"Figure \"{Title ?? "(untitled)"}\": {Data.Count} trace(s) [{string.Join(", ", kinds)}]";
     }
 
-    /// <summary>
-    /// Registers the figure's formatters (plotly JSON + text/plain, plotly preferred). Runs by itself on first
-    /// use of <see cref="Figure"/>; the <see cref="TypeFormatterSourceAttribute"/> on the class also brings them
-    /// back after <c>Formatter.ResetToDefault()</c> (which the runner calls between notebooks).
-    /// </summary>
-    public static void RegisterFormatters()
-    {
-        Formatter.Register<Figure>((fig, writer) => writer.Write(fig.ToJson()), PlotlyMime);
-        Formatter.Register<Figure>(fig => fig.ToString(), PlainTextFormatter.MimeType);
-        Formatter.SetPreferredMimeTypesFor(typeof(Figure), PlotlyMime);
-        Table.RegisterFormatters();
-    }
-
     internal static JsonArray Numbers(IEnumerable<double> values) =>
         new(values.Select(v => double.IsFinite(v) ? JsonValue.Create(v) : null).Select(n => (JsonNode?)n).ToArray());
 
     internal static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode?)v).ToArray());
-}
-
-/// <summary>Supplies the report types' formatters on demand (found through <see cref="TypeFormatterSourceAttribute"/>).</summary>
-public sealed class ReportFormatterSource : ITypeFormatterSource
-{
-    public IEnumerable<ITypeFormatter> CreateTypeFormatters() =>
-    [
-        new DelegateFormatter<Figure>((fig, ctx) => { ctx.Writer.Write(fig.ToJson()); return true; }, Figure.PlotlyMime),
-        new DelegateFormatter<Figure>((fig, ctx) => { ctx.Writer.Write(fig.ToString()); return true; }, PlainTextFormatter.MimeType),
-        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToHtml()); return true; }, HtmlFormatter.MimeType),
-        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToText()); return true; }, PlainTextFormatter.MimeType),
-        new DelegateFormatter<Table>((t, ctx) => { ctx.Writer.Write(t.ToCsv()); return true; }, Table.CsvMime),
-    ];
-}
-
-/// <summary>A formatter for <typeparamref name="T"/> in one MIME type, from a delegate.</summary>
-internal sealed class DelegateFormatter<T>(Func<T, FormatContext, bool> format, string mimeType) : ITypeFormatter
-{
-    public string MimeType => mimeType;
-    public Type Type => typeof(T);
-    public bool Format(object instance, FormatContext context) => format((T)instance, context);
 }

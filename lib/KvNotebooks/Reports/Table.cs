@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using System.Reflection;
 using System.Text;
-using Microsoft.DotNet.Interactive.Formatting;
 
 namespace KvNotebooks.Reports;
 
@@ -11,12 +10,10 @@ namespace KvNotebooks.Reports;
 /// formatter's index/value tree. Displays as <c>text/html</c>, <c>text/plain</c> (aligned columns) and
 /// <c>text/csv</c>. Build with <see cref="Of{T}"/> or <c>rows.ToTable()</c>.
 /// </summary>
-[TypeFormatterSource(typeof(ReportFormatterSource), PreferredMimeTypes = [HtmlFormatter.MimeType, CsvMime])]
+[TypeFormatterSource(typeof(NotebookDisplay), PreferredMimeTypes = [NotebookDisplay.Html, CsvMime, NotebookDisplay.PlainText])]
 public sealed class Table
 {
     public const string CsvMime = "text/csv";
-
-    static Table() => RegisterFormatters();
 
     public Table(IReadOnlyList<string> columns, IReadOnlyList<object?[]> rows)
     {
@@ -101,15 +98,6 @@ public sealed class Table
     }
 
     public override string ToString() => ToText();
-
-    /// <summary>Registers html/plain/csv formatters (html + csv preferred). Also runs on first use.</summary>
-    public static void RegisterFormatters()
-    {
-        Formatter.Register<Table>((t, w) => w.Write(t.ToHtml()), HtmlFormatter.MimeType);
-        Formatter.Register<Table>(t => t.ToText(), PlainTextFormatter.MimeType);
-        Formatter.Register<Table>((t, w) => w.Write(t.ToCsv()), CsvMime);
-        Formatter.SetPreferredMimeTypesFor(typeof(Table), HtmlFormatter.MimeType, CsvMime);
-    }
 }
 
 /// <summary><c>rows.ToTable()</c>: a column table of any list of records.</summary>

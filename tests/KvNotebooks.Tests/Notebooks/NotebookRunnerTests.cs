@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using KvNotebooks.Notebooks;
@@ -32,13 +33,16 @@ public sealed class NotebookRunnerTests : IDisposable
         var second = OutputsOf(code[1]);
         Assert.Equal("stderr", second.Single()["name"]!.GetValue<string>());
 
-        // "x + 2" uses x from cell 1; its stale output from the file is replaced.
+        // "x + 2" uses x from cell 1; its stale output from the file is replaced. As in VS Code and Jupyter
+        // (the tool's notebook front ends), a number shows as the kernel's HTML, without text/plain.
         var value = OutputsOf(code[2]).Single();
         Assert.Equal("execute_result", value["output_type"]!.GetValue<string>());
         Assert.Equal(3, value["execution_count"]!.GetValue<int>());
         Assert.Equal(3, code[2]["execution_count"]!.GetValue<int>());
-        Assert.Equal("42", Text(value["data"]!["text/plain"]));
-        Assert.DoesNotContain("\r", value["data"]!["text/html"]!.ToJsonString());
+        var data = (JsonObject)value["data"]!;
+        Assert.Equal(["text/html"], data.Select(p => p.Key));
+        Assert.StartsWith("<div class=\"dni-plaintext\"><pre>42</pre></div>", Text(data["text/html"]));
+        Assert.DoesNotContain("\\r", data["text/html"]!.ToJsonString());
 
         // "await Task.Delay(1)" without ';' has no value (void), like the kernel.
         var last = OutputsOf(code[3]);
@@ -168,26 +172,111 @@ public sealed class NotebookRunnerTests : IDisposable
     }
 
     [Fact]
-    public void Nuget_references_magic_commands_and_other_kernels_fail_loudly()
+    public void Nuget_reference_restores_a_package_and_loads_its_kernel_extension()
     {
-        string nuget = _fx.Write("nuget.ipynb", "#r \"nuget: Newtonsoft.Json\"");
-        var r1 = new NotebookRunner(NoPng).Run(nuget);
-        Assert.Equal("UnsupportedInHeadlessRunner", r1.Failure!.ErrorName);
-        Assert.Contains("nuget", r1.Failure.Message);
+        // A package made here: a library (lib/net10.0) and a kernel extension (interactive-extensions/dotnet)
+        // that displays a line when loaded. It is restored from a local source into a private package folder.
+        string version = $"1.0.{Environment.ProcessId}";
+        string source = Directory.CreateDirectory(Path.Combine(_fx.Dir, "source")).FullName;
+        string packages = Directory.CreateDirectory(Path.Combine(_fx.Dir, "packages")).FullName;
+        string library = Compile("KvnbTinyLib", "namespace KvnbTiny; public static class Hello { public static string Say() => \"hi from the package\"; }");
+        string extension = Compile("KvnbTinyExtension", """
+            using Microsoft.DotNet.Interactive;
+            namespace KvnbTiny;
+            public sealed class Loaded : IKernelExtension
+            {
+                public System.Threading.Tasks.Task OnLoadAsync(Kernel kernel)
+                {
+                    KernelInvocationContext.Current?.Display("tiny extension loaded into " + kernel.Name, "text/plain");
+                    return System.Threading.Tasks.Task.CompletedTask;
+                }
+            }
+            """);
+        using (var zip = ZipFile.Open(Path.Combine(source, $"KvnbTiny.{version}.nupkg"), ZipArchiveMode.Create))
+        {
+            using (var w = new StreamWriter(zip.CreateEntry("KvnbTiny.nuspec").Open()))
+                w.Write($"""<?xml version="1.0"?><package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd"><metadata><id>KvnbTiny</id><version>{version}</version><authors>kvnb tests</authors><description>test package</description></metadata></package>""");
+            zip.CreateEntryFromFile(library, "lib/net10.0/KvnbTinyLib.dll");
+            zip.CreateEntryFromFile(extension, "interactive-extensions/dotnet/KvnbTinyExtension.dll");
+        }
 
+        string? saved = Environment.GetEnvironmentVariable("NUGET_PACKAGES");
+        Environment.SetEnvironmentVariable("NUGET_PACKAGES", packages);
+        try
+        {
+            string path = _fx.Write("nuget.ipynb", $"#i \"nuget: {source}\"\n#r \"nuget: KvnbTiny, {version}\"", "KvnbTiny.Hello.Say()");
+            var result = new NotebookRunner(NoPng).Run(path);
+            Assert.True(result.Ok, result.Failure?.ToString());
+            var code = CodeCells(Read(path));
+            var first = OutputsOf(code[0]);
+            Assert.Contains(first, o => Text(o["data"]?["text/html"]).Contains("Installed Packages") && Text(o["data"]?["text/html"]).Contains("KvnbTiny"));
+            Assert.Contains(first, o => Text(o["data"]?["text/plain"]) == "tiny extension loaded into .NET");
+            Assert.Equal("hi from the package", Text(OutputsOf(code[1]).Single()["data"]!["text/plain"]));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("NUGET_PACKAGES", saved);
+        }
+    }
+
+    /// <summary>Compiles C# into a DLL in the fixture folder, against the framework and the kernel's assemblies.</summary>
+    private string Compile(string name, string code)
+    {
+        var refs = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Append(typeof(Microsoft.DotNet.Interactive.Kernel).Assembly.Location)
+            .Append(typeof(Microsoft.DotNet.Interactive.Formatting.Formatter).Assembly.Location)
+            .Distinct().Select(p => MetadataReference.CreateFromFile(p));
+        string dll = Path.Combine(_fx.Dir, name + ".dll");
+        var emit = CSharpCompilation.Create(name, [CSharpSyntaxTree.ParseText(code)], refs, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary))
+            .Emit(dll);
+        Assert.True(emit.Success, string.Join("\n", emit.Diagnostics));
+        return dll;
+    }
+
+    [Fact]
+    public void Unknown_magic_commands_and_other_kernels_fail_loudly()
+    {
         string magic = _fx.Write("magic.ipynb", "var a = 1;", "#!time\na");
-        var r2 = new NotebookRunner(NoPng).Run(magic);
-        Assert.Equal(2, r2.Failure!.CodeCellNumber);
-        Assert.Contains("#!time", r2.Failure.Message);
+        var r1 = new NotebookRunner(NoPng).Run(magic);
+        Assert.Equal((2, "KernelError"), (r1.Failure!.CodeCellNumber, r1.Failure.ErrorName));
+        Assert.Contains("Unknown magic command '#!time'", r1.Failure.Message);
 
         string fsharp = _fx.Write("fsharp.ipynb", "#!fsharp\nlet x = 1");
-        var r3 = new NotebookRunner(NoPng).Run(fsharp);
-        Assert.Equal("UnsupportedKernel", r3.Failure!.ErrorName);
-        Assert.Contains("fsharp", r3.Failure.Message);
+        var r2 = new NotebookRunner(NoPng).Run(fsharp);
+        Assert.Equal("UnsupportedKernel", r2.Failure!.ErrorName);
+        Assert.Contains("fsharp", r2.Failure.Message);
 
         File.WriteAllText(_fx["python.ipynb"], """{"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "source": "print(1)"}], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}}, "nbformat": 4, "nbformat_minor": 5}""");
-        var r4 = new NotebookRunner(NoPng).Run(_fx["python.ipynb"]);
-        Assert.Equal(("UnsupportedKernel", 1), (r4.Failure!.ErrorName, r4.Failure.CellNumber));
+        var r3 = new NotebookRunner(NoPng).Run(_fx["python.ipynb"]);
+        Assert.Equal(("UnsupportedKernel", 1), (r3.Failure!.ErrorName, r3.Failure.CellNumber));
+    }
+
+    [Fact]
+    public void A_cell_past_the_timeout_is_cancelled_and_stops_the_notebook_with_its_earlier_output_kept()
+    {
+        // The timeout counts compile time too: warm the compiler up first, so that only the wait runs past it.
+        Assert.True(new NotebookRunner(NoPng).Run(_fx.Write("warm.ipynb", "var w = 1;")).Ok);
+        string path = _fx.Write("hang.ipynb", "var a = 1;", "Console.WriteLine(\"before the wait\");\nawait Task.Delay(-1);", "a");
+        var console = (Console.Out, Console.Error);
+        var result = new NotebookRunner(NoPng with { CellTimeout = TimeSpan.FromSeconds(5) }).Run(path);
+        Assert.Equal(console, (Console.Out, Console.Error)); // the abandoned cell's console capture is undone
+        Assert.Equal((2, 2, "CellTimeout"), (result.Failure!.CellNumber, result.Failure.CodeCellNumber, result.Failure.ErrorName));
+        Assert.Contains("did not finish within 5 s", result.Failure.Message);
+        Assert.Contains("--cell-timeout", result.Failure.Message);
+        Assert.Equal(2, result.CodeCellsRun);
+
+        var code = CodeCells(Read(path));
+        var outputs = OutputsOf(code[1]);
+        Assert.Equal(["stream", "error"], outputs.Select(o => o["output_type"]!.GetValue<string>()));
+        Assert.Equal("before the wait\n", Text(outputs[0]["text"]));
+        Assert.Empty(OutputsOf(code[2]));
+
+        // The abandoned cell keeps the kernel's console capture installed: a later notebook still gets its output.
+        string after = _fx.Write("after.ipynb", "Console.WriteLine(\"still captured\");");
+        var next = new NotebookRunner(NoPng).Run(after);
+        Assert.True(next.Ok, next.Failure?.ToString());
+        Assert.Equal("still captured\n", Text(OutputsOf(CodeCells(Read(after))[0]).Single()["text"]));
+        Assert.Equal(console, (Console.Out, Console.Error));
     }
 
     [Fact]
@@ -207,15 +296,15 @@ public sealed class NotebookRunnerTests : IDisposable
         Assert.Equal(_fx["clean.ipynb"], result.OutputPath);
         var written = Read(_fx["clean.ipynb"]);
         Assert.Equal(".net-csharp", written["metadata"]!["kernelspec"]!["name"]!.GetValue<string>());
-        Assert.Equal("2", Text(OutputsOf(CodeCells(written)[1]).Single()["data"]!["text/plain"]));
+        Assert.Contains("<pre>2</pre>", Text(OutputsOf(CodeCells(written)[1]).Single()["data"]!["text/html"]));
     }
 
     [Fact]
     public void Figures_and_tables_from_the_library_display_with_their_mime_types_in_every_notebook_of_a_run()
     {
         var runner = new NotebookRunner(NoPng);
-        // Twice in one runner: the second run follows Formatter.ResetToDefault(), and Figure's static
-        // registration has already happened — the TypeFormatterSource attribute must bring it back.
+        // Twice in one runner: the second run follows Formatter.ResetToDefault(); the library's
+        // formatting-by-convention attribute (no registration call) must bring the formatters back.
         for (int run = 0; run < 2; run++)
         {
             var result = runner.Run(_fx["figure.ipynb"]);

@@ -67,9 +67,20 @@ public sealed class FigureTests
         var fig = Figure.Line("t", "x", "y").AddLine("a", [1, 2], [3, 4]);
         var preferred = Formatter.GetPreferredMimeTypesFor(typeof(Figure)).ToList();
         Assert.Contains(Figure.PlotlyMime, preferred);
+        Assert.Contains("text/plain", preferred); // the kernel emits only the preferred types
         Assert.DoesNotContain("text/html", preferred);
         Assert.Equal(fig.ToJson(), fig.ToDisplayString(Figure.PlotlyMime));
         Assert.Equal("Figure \"t\": 1 trace(s) [scatter]", fig.ToDisplayString("text/plain"));
+    }
+
+    [Fact]
+    public void The_engine_references_no_notebook_or_aspnet_assembly()
+    {
+        // Figure and Table reach the kernel's Formatter by convention (Reports/NotebookDisplay.cs), not by reference.
+        var names = typeof(Figure).Assembly.GetReferencedAssemblies().Select(a => a.Name!).ToList();
+        Assert.Contains("System.Runtime", names);
+        Assert.DoesNotContain(names, n => n.StartsWith("Microsoft.DotNet.Interactive", StringComparison.Ordinal)
+                                         || n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal));
     }
 
     [Fact]

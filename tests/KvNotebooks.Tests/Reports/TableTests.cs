@@ -21,7 +21,7 @@ public sealed class TableTests
     }
 
     [Fact]
-    public void Display_prefers_html_and_csv()
+    public void Display_prefers_html_csv_and_plain_text()
     {
         Formatter.ResetToDefault();
         var t = Table.Of(new[] { 1, 2 });
@@ -29,6 +29,7 @@ public sealed class TableTests
         var preferred = Formatter.GetPreferredMimeTypesFor(typeof(Table)).ToList();
         Assert.Contains("text/html", preferred);
         Assert.Contains("text/csv", preferred);
+        Assert.Contains("text/plain", preferred);
         Assert.StartsWith("<table>", t.ToDisplayString("text/html"));
         Assert.Equal("value\n1\n2\n", t.ToDisplayString("text/csv"));
     }
