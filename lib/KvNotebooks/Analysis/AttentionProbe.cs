@@ -61,10 +61,11 @@ public sealed class AttentionProbe : ILayerObserver
     }
 
     /// <summary>Attention mass each KV head (averaged over its query heads and over <paramref name="rows"/>)
-    /// puts on keys more than <paramref name="window"/> positions back: [layer, KV head]. Near 0 for a local
-    /// head; large for a head that retrieves from far away.</summary>
-    public double[,] FarMass(IReadOnlyList<int> rows, int window) =>
-        PerKvHead(rows, (w, r) => { double m = 0; for (int j = 0; j < r - window; j++) m += w[j]; return m; });
+    /// puts on keys more than <paramref name="window"/> positions back and not among the first <paramref name="sink"/>
+    /// tokens: [layer, KV head] — what a streaming head with that sink and window could not see. Near 0 for a local
+    /// head (or one that parks its attention on the sinks); large for a head that retrieves from far away.</summary>
+    public double[,] FarMass(IReadOnlyList<int> rows, int window, int sink = 0) =>
+        PerKvHead(rows, (w, r) => { double m = 0; for (int j = sink; j < r - window; j++) m += w[j]; return m; });
 
     /// <summary>Attention mass each KV head puts on the given key positions (e.g. where the answer is),
     /// averaged over its query heads and over <paramref name="rows"/>: [layer, KV head].</summary>

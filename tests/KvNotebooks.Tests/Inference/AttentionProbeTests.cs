@@ -47,11 +47,15 @@ public class AttentionProbeTests
             }
         var far = probe.FarMass([60, 69], window: 8);
         var near = probe.MassOn([69], Enumerable.Range(62, 8).ToArray());
+        // Without the sinks: what a streaming head with sink 3 and window 8 could not see.
+        var farNoSink = probe.FarMass([60, 69], window: 8, sink: 3);
+        var onSinks = probe.MassOn([60, 69], [0, 1, 2]);
         for (int l = 0; l < 2; l++)
             for (int g = 0; g < 2; g++)
             {
                 Assert.InRange(far[l, g], 0, 1);
                 Assert.InRange(near[l, g], 0, 1);
+                Assert.Equal(far[l, g] - onSinks[l, g], farNoSink[l, g], 9);
             }
     }
 }
