@@ -24,29 +24,9 @@ public class TorchGradientTests(ITestOutputHelper output)
         return d;
     }
 
-    private static readonly HeadMask Streaming = HeadMask.Streaming(1, 3);
-
-    private static TrainableLlama Build(string variant, bool wide)
-    {
-        var c = wide
-            ? new LlamaConfig { VocabSize = 40, HiddenSize = 64, IntermediateSize = 96, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 32,
-                                TieWordEmbeddings = variant == "tied", AttentionBias = variant == "bias", RopeTheta = 10000.0 }
-            : Training.TrainableLlamaTests.Tiny(tied: variant == "tied", bias: variant == "bias");
-        var m = new TrainableLlama(Training.TrainableLlamaTests.RandomWeights(c, 11, wide ? 0.15f : 0.3f));
-        if (variant == "streaming")
-        {
-            m.HeadMasks[0][1] = HeadMask.Streaming(1, 3);
-            m.HeadMasks[1][2] = HeadMask.Streaming(2, 2);
-            m.HeadMasks[1][3] = HeadMask.Streaming(0, 4);
-        }
-        if (variant.EndsWith("-reference")) m.UseBlockedAttention = false;
-        if (variant.StartsWith("gated"))
-        {
-            m.EnableGates(Streaming);
-            m.Gates![0][0] = 0.25f; m.Gates[0][1] = 0.9f; m.Gates[1][0] = 0.6f; m.Gates[1][1] = 0.1f;
-        }
-        return m;
-    }
+    private static TrainableLlama Build(string variant, bool wide) => Training.TrainableLlamaTests.Build(variant, 11, wide
+        ? new LlamaConfig { VocabSize = 40, HiddenSize = 64, IntermediateSize = 96, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, HeadDim = 32, RopeTheta = 10000.0 }
+        : null, wide ? 0.15f : 0.3f);
 
     /// <summary>Visibility [heads × T × T] of <paramref name="masks"/>: row i sees key j iff mask.Sees(i, j).</summary>
     internal static Tensor Visibility(IReadOnlyList<HeadMask> masks, int T)
@@ -82,7 +62,7 @@ public class TorchGradientTests(ITestOutputHelper output)
         {
             Visible = variant == "streaming" ? l => Visibility(m.HeadMasks[l], T) : null,
             Gates = gates,
-            GatedStreaming = gates is null ? null : Visibility([Streaming], T),
+            GatedStreaming = gates is null ? null : Visibility([Training.TrainableLlamaTests.GatedStreaming], T),
         };
         var rows = reference.Logits(tokens, options).index_select(0, tensor(positions.Select(p => (long)p).ToArray()));
         var torchLoss = nn.functional.cross_entropy(rows, tensor(targets.Select(t => (long)t).ToArray()));

@@ -29,10 +29,15 @@ public class TrainableLlamaTests
 
     public static TheoryData<string> Variants => new() { "untied", "tied", "bias", "streaming", "gated", "gated-reference" };
 
-    private static TrainableLlama Build(string variant, int seed = 11)
+    /// <summary>The streaming side of the gated variants' hybrid heads.</summary>
+    internal static readonly HeadMask GatedStreaming = HeadMask.Streaming(1, 3);
+
+    /// <summary>A model of <paramref name="variant"/> (untied, tied, bias, streaming, gated, gated-reference): on the tiny
+    /// config, or on <paramref name="config"/> with the variant's tying and biases.</summary>
+    internal static TrainableLlama Build(string variant, int seed = 11, LlamaConfig? config = null, float std = 0.3f)
     {
-        var c = Tiny(tied: variant == "tied", bias: variant == "bias");
-        var m = new TrainableLlama(RandomWeights(c, seed));
+        var c = (config ?? Tiny()) with { TieWordEmbeddings = variant == "tied", AttentionBias = variant == "bias" };
+        var m = new TrainableLlama(RandomWeights(c, seed, std));
         if (variant == "streaming")
         {
             m.HeadMasks[0][1] = HeadMask.Streaming(1, 3);
@@ -42,7 +47,7 @@ public class TrainableLlamaTests
         if (variant.EndsWith("-reference")) m.UseBlockedAttention = false;
         if (variant.StartsWith("gated"))
         {
-            m.EnableGates(HeadMask.Streaming(1, 3));
+            m.EnableGates(GatedStreaming);
             m.Gates![0][0] = 0.25f; m.Gates[0][1] = 0.9f; m.Gates[1][0] = 0.6f; m.Gates[1][1] = 0.1f;
         }
         return m;
