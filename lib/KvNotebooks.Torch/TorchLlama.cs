@@ -241,7 +241,11 @@ public sealed class TorchLlama : IDisposable
         {
             o.OnQueriesKeys?.Invoke(l, q, k);
             if (o.Gates is null)
-                return o.Visible is null ? Sdpa(q, k, v) : Eager(q, k, v, (a, b) => Rows(o.Visible(l), a, b));
+            {
+                if (o.Visible is null) return Sdpa(q, k, v);
+                var mask = o.Visible(l);
+                return Eager(q, k, v, (a, b) => Rows(mask, a, b));
+            }
             var streaming = o.GatedStreaming ?? throw new ArgumentException("gates need GatedStreaming");
             var z = RepeatKv(o.Gates[l].to(Dtype)).view(c.NumHeads, 1, 1);
             return z * Eager(q, k, v, Causal) + (1 - z) * Eager(q, k, v, (a, b) => Rows(streaming, a, b));
