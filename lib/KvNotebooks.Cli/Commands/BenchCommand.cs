@@ -10,13 +10,48 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Measure kernel and model speed against this machine's FMA peak");
+        var cmd = new Command("bench", "Measure kernel and model speed against this machine's FMA peak; --vs-torch: against LibTorch");
+        AddVsTorch(cmd);
         cmd.Subcommands.Add(Gemm());
         cmd.Subcommands.Add(Attention());
         cmd.Subcommands.Add(ModelCommand("prefill", "Single pre-fill of --tokens tokens (tokens/s)"));
         cmd.Subcommands.Add(ModelCommand("decode", "Greedy decode of --steps tokens after a --tokens pre-fill (tokens/s)"));
         cmd.Subcommands.Add(Train());
         return cmd;
+    }
+
+    /// <summary><c>kvnb bench --vs-torch</c>: ours, LibTorch's and the ratio for pre-fill, decode, training, one attention
+    /// layer and GEMM, on the same weights and threads, plus each side's peak memory at pre-fill.</summary>
+    private static void AddVsTorch(Command cmd)
+    {
+        var vsTorch = new Option<bool>("--vs-torch") { Description = "Run our engine and LibTorch 2.10 (TorchSharp, CPU) side by side on the same weights and threads" };
+        var model = new Option<string?>("--model") { Description = "Model folder (default: a random 4-layer d256 model, 8 heads of 32, SwiGLU 688, vocab 512: data/configs/bench-4l.json)" };
+        var tokens = new Option<int>("--tokens") { DefaultValueFactory = _ => 4096, Description = "Context of pre-fill and decode, training sequence and attention length" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 128, Description = "Decode steps timed" };
+        var gemm = new Option<int>("--gemm") { DefaultValueFactory = _ => 2048, Description = "GEMM size n (n × n × n)" };
+        var threads = Threads();
+        var json = Cli.JsonOption();
+        foreach (var o in new Option[] { vsTorch, model, tokens, steps, gemm, threads, json }) cmd.Options.Add(o);
+        cmd.SetAction(p => Cli.Run(() =>
+        {
+            if (!p.GetValue(vsTorch)) throw new ArgumentException("choose a benchmark (kvnb bench gemm|attention|prefill|decode|train) or --vs-torch");
+            if (p.GetValue(threads) < 1) throw new ArgumentException("--threads must be ≥ 1");
+            var peer = TorchPeerLoader.Load();
+            string? dir = p.GetValue(model);
+            var weights = dir is not null ? LlamaWeights.Load(dir) : LlamaWeights.Random(ModelBench.DefaultConfig(), seed: 1);
+            string name = dir is null ? "bench-4l (random)" : Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'));
+            bool asJson = p.GetValue(json);
+            var r = VsTorchBench.Run(peer, weights, name, p.GetValue(tokens), p.GetValue(steps), p.GetValue(threads), p.GetValue(gemm),
+                asJson ? null : what => Console.Error.WriteLine($"  {what} …"));
+            if (asJson) { Cli.WriteJson(r); return 0; }
+            Console.WriteLine($"{r.Model}, {r.Threads} threads; LibTorch: {r.Torch}");
+            Console.WriteLine($"| figure | unit | ours | TorchSharp | ratio |");
+            Console.WriteLine($"| --- | --- | --- | --- | --- |");
+            foreach (var row in r.Rows)
+                Console.WriteLine($"| {row.Figure} | {row.Unit} | {row.Ours:N0} | {row.Torch:N0} | {row.Ratio:F2}× |");
+            Console.WriteLine($"process peak memory at pre-fill: ours {r.OursPrefillPeakBytes / 1e6:N0} MB, TorchSharp {r.TorchPrefillPeakBytes / 1e6:N0} MB");
+            return 0;
+        }));
     }
 
     private static Option<int> Threads() => new("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };

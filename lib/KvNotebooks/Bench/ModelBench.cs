@@ -117,7 +117,8 @@ public static class ModelBench
         action();
     }
 
-    private static int[] RandomTokens(int n, int vocab)
+    /// <summary>The benchmarks' prompt: <paramref name="n"/> tokens drawn from a fixed seed.</summary>
+    internal static int[] RandomTokens(int n, int vocab)
     {
         var rng = new Random(1234);
         return Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();

@@ -35,13 +35,14 @@ public static class TrainBench
         var model = new TrainableLlama(weights, new ComputeContext(threads)) { LastLayerOnLossRows = lossRowsOnly };
         var rng = new Random(1234);
         var tokens = Enumerable.Range(0, seqLen * batch).Select(_ => rng.Next(c.VocabSize)).ToArray();
-        // P positions per sequence, increasing, spread over its second half (answer positions come late)
+        // P positions per sequence, increasing, spread over its second half (answer positions come late);
+        // every position when P is the sequence length (language-model pre-training's loss)
         var positions = new int[P * batch];
         var targets = new int[P * batch];
         for (int b = 0; b < batch; b++)
             for (int p = 0; p < P; p++)
             {
-                positions[b * P + p] = b * seqLen + seqLen - 1 - (P - 1 - p) * (seqLen / 2) / Math.Max(1, P);
+                positions[b * P + p] = b * seqLen + (P == seqLen ? p : seqLen - 1 - (P - 1 - p) * (seqLen / 2) / Math.Max(1, P));
                 targets[b * P + p] = rng.Next(c.VocabSize);
             }
         var opt = optimizerStep ? new AdamW(model.Parameters, AdamW.DefaultGroups(1e-4)) : null;

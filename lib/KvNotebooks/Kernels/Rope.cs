@@ -23,30 +23,35 @@ public sealed class Rope
     public int HeadDim { get; }
     public ReadOnlySpan<float> InvFreq => _invFreq;
 
-    /// <summary>inv_freq_i = theta^(−2i/headDim), then the llama3 rescaling when configured
-    /// (transformers' <c>_compute_llama3_parameters</c>).</summary>
+    /// <summary>inv_freq_i = 1 / theta^(2i/headDim), then the llama3 rescaling when configured, computed as transformers
+    /// computes them (<c>_compute_default_rope_parameters</c>, <c>_compute_llama3_parameters</c>): every step in fp32, in
+    /// its order. So positions·inv_freq are the angles Hugging Face and LibTorch rotate by (a frequency computed in double
+    /// and rounded once differs in the last bit, and the angle drifts with the position: at 4K tokens, 4e-4 of a logit).</summary>
     public static float[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling)
     {
         int half = headDim / 2;
         var inv = new float[half];
+        float thetaF = (float)theta;
         for (int i = 0; i < half; i++)
         {
-            // HF computes this in float32: 1 / theta ** (arange(0, d, 2).float() / d)
-            float exponent = (float)(2 * i) / headDim;
-            double f = 1.0 / Math.Pow(theta, exponent);
+            float exponent = (float)(2 * i) / headDim;               // arange(0, d, 2).float() / d
+            float f = 1f / MathF.Pow(thetaF, exponent);               // 1.0 / (base ** exponent): pow, then reciprocal
             if (scaling is { } s)
             {
-                double lowWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
-                double highWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
-                double wavelen = 2 * Math.PI / f;
-                if (wavelen > lowWavelen) f /= s.Factor;
-                else if (wavelen >= highWavelen)
+                float lowWavelen = (float)(s.OriginalMaxPositionEmbeddings / s.LowFreqFactor);
+                float highWavelen = (float)(s.OriginalMaxPositionEmbeddings / s.HighFreqFactor);
+                float wavelen = 1f / f * (float)(2 * Math.PI);        // 2π / inv_freq = inv_freq.reciprocal() · 2π
+                float factor = (float)s.Factor;
+                float llama = wavelen > lowWavelen ? f / factor : f;
+                if (!(wavelen < highWavelen) && !(wavelen > lowWavelen))
                 {
-                    double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-                    f = (1 - smooth) * f / s.Factor + smooth * f;
+                    float smooth = (1f / wavelen * s.OriginalMaxPositionEmbeddings - (float)s.LowFreqFactor)
+                                   / (float)(s.HighFreqFactor - s.LowFreqFactor);
+                    llama = (1f - smooth) * llama / factor + smooth * llama;
                 }
+                f = llama;
             }
-            inv[i] = (float)f;
+            inv[i] = f;
         }
         return inv;
     }

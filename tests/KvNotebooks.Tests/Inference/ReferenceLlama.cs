@@ -1,11 +1,14 @@
 using KvNotebooks.Model;
+using KvNotebooks.Tests.Torch;
+using KvNotebooks.Torch;
+using static TorchSharp.torch;
 
 namespace KvNotebooks.Tests.Inference;
 
 /// <summary>
-/// A deliberately naive Llama forward over a whole sequence in double precision, with an explicit
-/// attention mask: visible(layer, kvHead, queryPos, keyPos). Independent of the engine's kernels,
-/// cache and RoPE code, so it can catch their mistakes.
+/// The eviction and session tests' view of the one reference, <see cref="TorchLlama"/> (LibTorch, written from
+/// transformers' modeling code) in fp64, over a whole sequence with an explicit attention rule:
+/// visible(layer, head, queryPos, keyPos). Independent of the engine's kernels, cache and RoPE code.
 /// </summary>
 internal static class ReferenceLlama
 {
@@ -22,92 +25,31 @@ internal static class ReferenceLlama
     public static double[][] LogitsPerQueryHead(LlamaWeights w, int[] tokens, VisibleQ visible, Action<int, double[][], double[][]>? layerQk = null)
     {
         var c = w.Config;
-        int T = tokens.Length, d = c.HiddenSize, hd = c.HeadDim, H = c.NumHeads, G = c.GroupSize;
-        var x = new double[T][];
-        for (int t = 0; t < T; t++) x[t] = Enumerable.Range(0, d).Select(i => (double)w.Embedding[tokens[t] * d + i]).ToArray();
-        for (int l = 0; l < c.NumLayers; l++)
+        int T = tokens.Length, H = c.NumHeads;
+        TorchRuntime.Require();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var model = TorchLlama.FromWeights(w, ScalarType.Float64);
+        Tensor Mask(int layer)
         {
-            var lw = w.Layers[l];
-            var q = new double[T][]; var k = new double[T][]; var v = new double[T][];
-            for (int t = 0; t < T; t++)
-            {
-                var xn = Norm(x[t], lw.InputNorm, c.RmsNormEps);
-                q[t] = Rope(Linear(xn, lw.Wq, lw.Bq, c.QDim), t, c);
-                k[t] = Rope(Linear(xn, lw.Wk, lw.Bk, c.KvDim), t, c);
-                v[t] = Linear(xn, lw.Wv, lw.Bv, c.KvDim);
-            }
-            layerQk?.Invoke(l, q, k);
-            for (int t = 0; t < T; t++)
-            {
-                var attn = new double[c.QDim];
-                for (int h = 0; h < H; h++)
-                {
-                    int g = h / G;
-                    var keys = Enumerable.Range(0, t + 1).Where(j => visible(l, h, t, j)).ToArray();
-                    var s = keys.Select(j => Enumerable.Range(0, hd).Sum(i => q[t][h * hd + i] * k[j][g * hd + i]) / Math.Sqrt(hd)).ToArray();
-                    double max = s.Max();
-                    var p = s.Select(z => Math.Exp(z - max)).ToArray();
-                    double sum = p.Sum();
-                    for (int a = 0; a < keys.Length; a++)
-                        for (int i = 0; i < hd; i++) attn[h * hd + i] += p[a] / sum * v[keys[a]][g * hd + i];
-                }
-                var o = Linear(attn, lw.Wo, null, d);
-                for (int i = 0; i < d; i++) x[t][i] += o[i];
-                var xn2 = Norm(x[t], lw.PostNorm, c.RmsNormEps);
-                var gate = Linear(xn2, lw.WGate, null, c.IntermediateSize);
-                var up = Linear(xn2, lw.WUp, null, c.IntermediateSize);
-                var hmid = gate.Select((gv, i) => gv / (1 + Math.Exp(-gv)) * up[i]).ToArray();
-                var down = Linear(hmid, lw.WDown, null, d);
-                for (int i = 0; i < d; i++) x[t][i] += down[i];
-            }
+            var m = new bool[H * T * T];
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < T; i++)
+                    for (int j = 0; j <= i; j++) m[(h * T + i) * T + j] = visible(layer, h, i, j);
+            return tensor(m, [H, T, T]);
         }
-        return x.Select(xt => Linear(Norm(xt, w.FinalNorm, c.RmsNormEps), w.LmHead, null, c.VocabSize)).ToArray();
-    }
-
-    private static double[] Norm(double[] x, float[] weight, double eps)
-    {
-        double ms = x.Sum(z => z * z) / x.Length;
-        double inv = 1 / Math.Sqrt(ms + eps);
-        return x.Select((z, i) => z * inv * weight[i]).ToArray();
-    }
-
-    private static double[] Linear(double[] x, float[] w, float[]? bias, int outDim)
-    {
-        int inDim = x.Length;
-        var y = new double[outDim];
-        for (int o = 0; o < outDim; o++)
+        double[][] Rows(Tensor x) // [heads × T × hd] → [T][heads·hd]
         {
-            double s = bias?[o] ?? 0;
-            for (int i = 0; i < inDim; i++) s += w[o * inDim + i] * x[i];
-            y[o] = s;
+            var flat = TorchTensors.Doubles(x.transpose(0, 1).reshape(T, -1));
+            int width = flat.Length / T;
+            return Enumerable.Range(0, T).Select(t => flat.AsSpan(t * width, width).ToArray()).ToArray();
         }
-        return y;
-    }
-
-    /// <summary>Rotate-half RoPE at position <paramref name="pos"/> for every head packed in <paramref name="x"/>.</summary>
-    private static double[] Rope(double[] x, int pos, LlamaConfig c)
-    {
-        int hd = c.HeadDim, half = hd / 2;
-        var y = (double[])x.Clone();
-        for (int h = 0; h < x.Length / hd; h++)
-            for (int i = 0; i < half; i++)
-            {
-                double f = InvFreq(i, c);
-                double a = x[h * hd + i], b = x[h * hd + i + half];
-                y[h * hd + i] = a * Math.Cos(pos * f) - b * Math.Sin(pos * f);
-                y[h * hd + i + half] = b * Math.Cos(pos * f) + a * Math.Sin(pos * f);
-            }
-        return y;
-    }
-
-    private static double InvFreq(int i, LlamaConfig c)
-    {
-        double f = Math.Pow(c.RopeTheta, -2.0 * i / c.HeadDim);
-        if (c.RopeScaling is not { } s) return f;
-        double wavelen = 2 * Math.PI / f;
-        if (wavelen < s.OriginalMaxPositionEmbeddings / s.HighFreqFactor) return f;
-        if (wavelen > s.OriginalMaxPositionEmbeddings / s.LowFreqFactor) return f / s.Factor;
-        double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-        return (1 - smooth) * f / s.Factor + smooth * f;
+        var logits = TorchTensors.Doubles(model.Logits(tokens, new TorchForwardOptions
+        {
+            Visible = Mask,
+            OnQueriesKeys = layerQk is null ? null : (l, q, k) => layerQk(l, Rows(q), Rows(k)),
+        }));
+        int V = c.VocabSize;
+        return Enumerable.Range(0, T).Select(t => logits.AsSpan(t * V, V).ToArray()).ToArray();
     }
 }

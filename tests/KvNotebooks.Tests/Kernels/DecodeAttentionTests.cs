@@ -6,7 +6,7 @@ namespace KvNotebooks.Tests.Kernels;
 
 /// <summary>
 /// The few-rows path (<see cref="DecodeAttention"/>: one pass over a KV head for all its query vectors, long heads
-/// split into ranges and merged) against naive softmax: decode rows and tiny chunks, GQA groups of 1–8 and MQA,
+/// split into ranges and merged) against LibTorch's scaled_dot_product_attention: decode rows and tiny chunks, GQA groups of 1–8 and MQA,
 /// heads longer than a split, KV heads of different lengths, stale NaN past the end of reused pages, head sizes
 /// 16–128, 1 and 2 threads, AVX-512 and portable dispatch.
 /// </summary>
@@ -25,7 +25,7 @@ public class DecodeAttentionTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void DecodeKernelMatchesNaiveSoftmax(int rows, int[] prefix, int heads, int hd, int pageSize, int seed)
+    public void DecodeKernelMatchesTorch(int rows, int[] prefix, int heads, int hd, int pageSize, int seed)
     {
         var (cache, keys, values) = PagedFlashAttentionTests.Cache(rows, prefix, hd, pageSize, seed, stalePages: seed % 2 == 0);
         var q = Rand(rows * heads * hd, seed + 100, 3f);

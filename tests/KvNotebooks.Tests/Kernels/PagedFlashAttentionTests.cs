@@ -1,12 +1,13 @@
 using System.Runtime.Intrinsics;
 using KvNotebooks.Cache;
 using KvNotebooks.Kernels;
+using KvNotebooks.Tests.Torch;
 
 namespace KvNotebooks.Tests.Kernels;
 
 /// <summary>
 /// The fused pre-fill kernel (<see cref="PagedFlashAttention"/>, head size 32) and the paths it replaces, against
-/// naive softmax attention in double precision: odd row counts, earlier entries before the chunk (each KV head
+/// LibTorch's scaled_dot_product_attention in fp64: odd row counts, earlier entries before the chunk (each KV head
 /// its own count, as after per-head eviction), GQA and MQA, pages that do not divide the counts, pages reused
 /// after eviction (stale NaN past the end must not leak), scores that keep growing (the running max rises
 /// tile after tile), strided Q/O, 1 and 2 threads, AVX-512 and portable dispatch.
@@ -49,30 +50,31 @@ public class PagedFlashAttentionTests
         return (cache, keys, values);
     }
 
+    /// <summary>Asserts o equals LibTorch's <c>scaled_dot_product_attention</c> in fp64: query row i of the heads of KV
+    /// head g sees that head's first prefix[g] + i + 1 entries (the rows' own entries follow the prefix).</summary>
     internal static void Check(float[] q, int ldq, float[] o, int ldo, int rows, int heads, int[] prefix, int hd,
                               float[][] keys, float[][] values, float scale, string what)
     {
+        KvNotebooks.Torch.TorchRuntime.Require();
+        using var scope = TorchSharp.torch.NewDisposeScope();
         int group = heads / prefix.Length;
-        for (int i = 0; i < rows; i++)
-            for (int h = 0; h < heads; h++)
-            {
-                int g = h / group, visible = prefix[g] + i + 1;
-                var s = new double[visible];
-                for (int j = 0; j < visible; j++)
-                {
-                    double dot = 0;
-                    for (int d = 0; d < hd; d++) dot += (double)q[i * ldq + h * hd + d] * keys[g][j * hd + d];
-                    s[j] = dot * scale;
-                }
-                double max = s.Max(), sum = s.Sum(x => Math.Exp(x - max));
-                for (int d = 0; d < hd; d++)
-                {
-                    double expected = 0;
-                    for (int j = 0; j < visible; j++) expected += Math.Exp(s[j] - max) / sum * values[g][j * hd + d];
-                    float got = o[i * ldo + h * hd + d];
-                    Assert.True(Math.Abs(expected - got) <= 2e-5, $"{what}: row {i} head {h} dim {d}: expected {expected:G7}, got {got:G7}");
-                }
-            }
+        var qs = TorchTensors.F64(q, rows, ldq)[.., ..(heads * hd)].reshape(rows, heads, hd).transpose(0, 1);   // [heads × rows × hd]
+        for (int g = 0; g < prefix.Length; g++)
+        {
+            int n = prefix[g] + rows;
+            var k = TorchTensors.F64(keys[g], n, hd).unsqueeze(0);
+            var v = TorchTensors.F64(values[g], n, hd).unsqueeze(0);
+            var visible = TorchSharp.torch.arange(n).unsqueeze(0) <= TorchSharp.torch.arange(prefix[g], n).unsqueeze(1);   // [rows × n]
+            var qg = qs[(g * group)..((g + 1) * group)];
+            var expected = TorchSharp.torch.nn.functional.scaled_dot_product_attention(qg.unsqueeze(0) * (scale * Math.Sqrt(hd)), k, v, visible)
+                .squeeze(0).transpose(0, 1);                                                                            // [rows × group × hd]
+            var got = new float[rows * group * hd];
+            for (int i = 0; i < rows; i++) Array.Copy(o, i * ldo + g * group * hd, got, i * group * hd, group * hd);
+            var e = TorchTensors.Doubles(expected);
+            for (int x = 0; x < got.Length; x++)
+                Assert.True(Math.Abs(e[x] - got[x]) <= 2e-5,
+                    $"{what}: row {x / (group * hd)} head {g * group + x / hd % group} dim {x % hd}: torch {e[x]:G7}, ours {got[x]:G7}");
+        }
     }
 
     public static TheoryData<int, int[], int, int, int> Shapes() => new()
@@ -90,7 +92,7 @@ public class PagedFlashAttentionTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void FusedKernelMatchesNaiveSoftmax(int rows, int[] prefix, int heads, int pageSize, int seed)
+    public void FusedKernelMatchesTorch(int rows, int[] prefix, int heads, int pageSize, int seed)
     {
         const int hd = 32;
         var (cache, keys, values) = Cache(rows, prefix, hd, pageSize, seed, stalePages: seed % 2 == 0);

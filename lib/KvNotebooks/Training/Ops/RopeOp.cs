@@ -5,7 +5,8 @@ using KvNotebooks.Model;
 namespace KvNotebooks.Training.Ops;
 
 /// <summary>cos/sin of pos·inv_freq for a fixed list of positions, [rows × headDim/2] each,
-/// built once per (config, sequence length). Angles in fp32 as in <see cref="Rope"/>.</summary>
+/// built once per (config, sequence length): the frequencies of <see cref="Rope.InverseFrequencies"/> (fp32, as
+/// transformers computes them) and fp32 angles, so training rotates exactly as inference does.</summary>
 public sealed class RopeTable
 {
     public RopeTable(int headDim, double theta, RopeScaling? scaling, ReadOnlySpan<int> positions)
