@@ -103,7 +103,7 @@ public sealed class FigureTests
 public sealed class KvTimelineTests
 {
     [Fact]
-    public void TimelineHasOneLinePerRunWithOnePointPerStep()
+    public void TimelineHasOneLinePerRunWithTwoPointsPerStep_TheSawTooth()
     {
         var w = KvNotebooks.Tests.Inference.TinyModels.Weights(KvNotebooks.Tests.Inference.TinyModels.Config(), seed: 1);
         var model = new KvNotebooks.Model.LlamaModel(w);
@@ -117,15 +117,19 @@ public sealed class KvTimelineTests
         var fig = KvTimeline.Entries(("post-fill", post.Meter.Steps), ("naive", chunked.Meter.Steps));
         var data = ((JsonObject)JsonNode.Parse(fig.ToJson())!)["data"]!.AsArray();
         Assert.Equal(2, data.Count);
-        Assert.Equal([10.0, 20, 30, 40, 41, 42, 43], data[0]!["x"]!.AsArray().Select(v => v!.GetValue<double>()));
+        Assert.Equal([10.0, 10, 20, 20, 30, 30, 40, 40, 41, 41, 42, 42, 43, 43], data[0]!["x"]!.AsArray().Select(v => v!.GetValue<double>()));
         var postY = data[0]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
         var naiveY = data[1]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
-        Assert.Equal(4 * 40, postY[3]);                      // post-fill: the last chunk attends over the whole prompt
-        Assert.Equal(4 * (8 + 3), postY[^1]);                // then 8 kept + 3 decoded per head
+        Assert.Equal(4 * 40, postY[6]);                      // post-fill: the last chunk attends over the whole prompt…
+        Assert.Equal(4 * 8, postY[7]);                       // …and then keeps 8 per head
+        Assert.Equal(4 * (8 + 3), postY[^1]);                // 8 kept + 3 decoded per head
         Assert.True(naiveY.Max() < postY.Max());
+        // The saw-tooth: each naive chunk rises to 10 more per head while it attends, then drops to what it keeps.
+        for (int k = 0; k < 4; k++) Assert.True(naiveY[2 * k] > naiveY[2 * k + 1], $"chunk {k} evicted");
+        for (int k = 1; k < 4; k++) Assert.Equal(naiveY[2 * k - 1] + 4 * 10, naiveY[2 * k]);
         // Bytes: each step's own peak, at least what is held after it, the largest of them the run's peak.
         var bytes = KvTimeline.Bytes(("naive", chunked.Meter.Steps)).Data[0]!["y"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
-        Assert.Equal(chunked.Meter.Steps.Select(s => (double)s.StepPeakBytes), bytes);
+        Assert.Equal(chunked.Meter.Steps.SelectMany(s => new[] { (double)s.StepPeakBytes, s.AllocatedBytes }), bytes);
         Assert.All(chunked.Meter.Steps, s => Assert.True(s.StepPeakBytes >= s.AllocatedBytes));
         Assert.Equal(chunked.Cache.PeakAllocatedBytes, (long)bytes.Max());
     }
