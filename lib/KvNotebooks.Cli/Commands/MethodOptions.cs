@@ -93,22 +93,27 @@ internal sealed class StorageOptions
 {
     public readonly Option<string> Gqa = new("--gqa") { Description = "Score-based methods: shared (one kept set per KV head, scores averaged over the group; the paper's +C) | replicated (one copy per query head, as the original code)", DefaultValueFactory = _ => "shared" };
     public readonly Option<int?> KvBits = new("--kv-bits") { Description = "Store KVs quantized at 2 | 4 | 8 bits under any method (KIVI layout; default: full precision)" };
-    public readonly Option<int> KvGroup = new("--kv-group-size") { Description = "With --kv-bits: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
-    public readonly Option<int> KvResidual = new("--kv-residual") { Description = "With --kv-bits: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
+    public readonly Option<string?> KvDtype = new("--kv-dtype") { Description = "Store KVs as fp32 (default) | fp16 | bf16 under any method (whole groups of --kv-group-size tokens older than --kv-residual)" };
+    public readonly Option<int> KvGroup = new("--kv-group-size") { Description = "With --kv-bits or --kv-dtype: tokens per group (and channels per value group of codes)", DefaultValueFactory = _ => 32 };
+    public readonly Option<int?> KvResidual = new("--kv-residual") { Description = "With --kv-bits or --kv-dtype: newest tokens kept in fp32 (default 128 for codes, 0 for fp16/bf16)" };
 
-    public IEnumerable<Option> All => [Gqa, KvBits, KvGroup, KvResidual];
+    public IEnumerable<Option> All => [Gqa, KvBits, KvDtype, KvGroup, KvResidual];
 
     public KvStorage Create(ParseResult p)
     {
         string gqa = p.GetValue(Gqa)!.ToLowerInvariant();
         if (gqa is not ("shared" or "replicated")) throw new ArgumentException($"--gqa must be shared or replicated (got '{gqa}')");
         int? bits = p.GetValue(KvBits);
-        if (bits is null && (ScheduleOptions.Given(p, KvGroup) || ScheduleOptions.Given(p, KvResidual)))
-            throw new ArgumentException("--kv-group-size and --kv-residual apply with --kv-bits");
-        KvQuantization? q = bits is { } b ? new KvQuantization(b, p.GetValue(KvGroup), p.GetValue(KvResidual)) : null;
+        string dtype = (p.GetValue(KvDtype) ?? "fp32").ToLowerInvariant();
+        if (dtype is not ("fp32" or "fp16" or "bf16")) throw new ArgumentException($"--kv-dtype must be fp32, fp16 or bf16 (got '{dtype}')");
+        if (bits is not null && dtype != "fp32") throw new ArgumentException("give either --kv-bits (codes) or --kv-dtype (16-bit floats), not both");
+        if (bits is null && dtype == "fp32" && (ScheduleOptions.Given(p, KvGroup) || ScheduleOptions.Given(p, KvResidual)))
+            throw new ArgumentException("--kv-group-size and --kv-residual apply with --kv-bits or --kv-dtype fp16|bf16");
+        KvQuantization? q = bits is { } b ? new KvQuantization(b, p.GetValue(KvGroup), p.GetValue(KvResidual) ?? 128)
+            : dtype == "fp32" ? null : KvQuantization.Float16(dtype == "bf16", p.GetValue(KvGroup), p.GetValue(KvResidual) ?? 0);
         if (q is not null)
         {
-            if (q.Bits is not (2 or 4 or 8)) throw new ArgumentException($"--kv-bits must be 2, 4 or 8 (got {q.Bits})");
+            if (q.Format == KvFormat.Codes && q.Bits is not (2 or 4 or 8)) throw new ArgumentException($"--kv-bits must be 2, 4 or 8 (got {q.Bits})");
             if (q.GroupSize < 1) throw new ArgumentException($"--kv-group-size must be ≥ 1 (got {q.GroupSize})");
             if (q.Residual < 0) throw new ArgumentException($"--kv-residual must be ≥ 0 (got {q.Residual})");
         }

@@ -25,7 +25,7 @@ public static class SweepCommand
         var evict = new Option<string?>("--evict") { Description = "Eviction rates p: values and ranges start:end:step, e.g. 0.1:0.9:0.1 or 0.3,0.5,0.7 (default 0.5)" };
         var chunks = new Option<string>("--chunks", "--chunk") { Description = "Pre-fill chunk sizes, e.g. 512,1024 or 512:2048:512; none = a single pre-fill", DefaultValueFactory = _ => "none" };
         var gqa = new Option<string>("--gqa") { Description = "Score-based methods: shared and/or replicated (e.g. shared,replicated)", DefaultValueFactory = _ => "shared" };
-        var kvBits = new Option<string?>("--kv-bits") { Description = "Storage for methods that do not choose their own: full and/or bits, e.g. full,4 (default full precision)" };
+        var kvBits = new Option<string?>("--kv-bits") { Description = "Storage for methods that do not choose their own, a list of: full (fp32), fp16, bf16, 2, 4, 8 (codes), e.g. full,fp16,4 (default full)" };
         var kvGroup = new Option<int>("--kv-group-size") { Description = "With --kv-bits: tokens per key group, channels per value group", DefaultValueFactory = _ => 32 };
         var kvResidual = new Option<int>("--kv-residual") { Description = "With --kv-bits: newest tokens kept in full precision", DefaultValueFactory = _ => 128 };
         var contexts = new Option<string>("--contexts", "--context") { Description = "Context lengths, e.g. 2048,4096 (fixed sets in data/eval for 1024, 2048, 4096)", DefaultValueFactory = _ => "4096" };
@@ -71,9 +71,13 @@ public static class SweepCommand
             Needs(anyScored, gqa, "the score-based methods");
             Needs(descriptors.Any(d => d.Storage is null), kvBits, "methods that do not choose their own storage");
             var kvq = p.GetValue(kvBits) is { } kb
-                ? SweepRange.Words(kb, "--kv-bits").Select(w => w == "full" ? null : new KvQuantization(
-                    int.TryParse(w, out int bits) && bits is 2 or 4 or 8 ? bits : throw new ArgumentException($"--kv-bits: '{w}' is not full, 2, 4 or 8"),
-                    p.GetValue(kvGroup), p.GetValue(kvResidual))).ToList()
+                ? SweepRange.Words(kb, "--kv-bits").Select(w => w switch
+                {
+                    "full" or "fp32" => null,
+                    "fp16" or "bf16" => KvQuantization.Float16(w == "bf16", p.GetValue(kvGroup), Given(kvResidual) ? p.GetValue(kvResidual) : 0),
+                    _ => new KvQuantization(int.TryParse(w, out int bits) && bits is 2 or 4 or 8 ? bits
+                        : throw new ArgumentException($"--kv-bits: '{w}' is not full, fp16, bf16, 2, 4 or 8"), p.GetValue(kvGroup), p.GetValue(kvResidual)),
+                }).ToList()
                 : [null];
 
             var grid = new SweepGrid

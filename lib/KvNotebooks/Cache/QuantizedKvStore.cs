@@ -97,6 +97,20 @@ public sealed class QuantizedKvStore : IDisposable
             head.Value(first + t).CopyTo(_vBuf.AsSpan(t * hd, hd));
             positions[t] = head.Position(first + t);
         }
+        if (q.Format != KvFormat.Codes)
+        {
+            var fblock = new QuantizedBlock
+            {
+                KeyCodes = new byte[2 * n], ValueCodes = new byte[2 * n], KeyScale = [], KeyZero = [], ValueScale = [], ValueZero = [],
+                Positions = positions,
+            };
+            Float16.Encode(_kBuf.AsSpan(0, n), fblock.KeyCodes, q.Format);
+            Float16.Encode(_vBuf.AsSpan(0, n), fblock.ValueCodes, q.Format);
+            _blocks[layer][h].Add(fblock);
+            Bytes += fblock.Bytes;
+            _pool.TrackExternal(fblock.Bytes);
+            return;
+        }
         int packed = (n * bits + 7) / 8;
         var block = new QuantizedBlock
         {
@@ -124,6 +138,13 @@ public sealed class QuantizedKvStore : IDisposable
     {
         var block = _blocks[layer][head][b];
         int G = block.Count, hd = _headDim, bits = Quantization.Bits, gv = Quantization.ValueGroup(hd), n = G * hd;
+        if (Quantization.Format != KvFormat.Codes)
+        {
+            Float16.Decode(block.KeyCodes, keys[..n], Quantization.Format);
+            Float16.Decode(block.ValueCodes, values[..n], Quantization.Format);
+            block.Positions.CopyTo(positions);
+            return G;
+        }
         Unpack(block.KeyCodes, bits, keys[..n]);
         Unpack(block.ValueCodes, bits, values[..n]);
         Span<float> scale = stackalloc float[hd];
@@ -208,6 +229,21 @@ public sealed class QuantizedKvStore : IDisposable
     private QuantizedBlock Select(QuantizedBlock block, int[] slots, int hd, int bits, int vgs)
     {
         int n = block.Count, m = slots.Length;
+        if (Quantization.Format != KvFormat.Codes)
+        {
+            var kept = new QuantizedBlock
+            {
+                KeyCodes = new byte[2 * m * hd], ValueCodes = new byte[2 * m * hd], KeyScale = [], KeyZero = [], ValueScale = [], ValueZero = [],
+                Positions = new int[m],
+            };
+            for (int t = 0; t < m; t++)
+            {
+                block.KeyCodes.AsSpan(2 * slots[t] * hd, 2 * hd).CopyTo(kept.KeyCodes.AsSpan(2 * t * hd));
+                block.ValueCodes.AsSpan(2 * slots[t] * hd, 2 * hd).CopyTo(kept.ValueCodes.AsSpan(2 * t * hd));
+                kept.Positions[t] = block.Positions[slots[t]];
+            }
+            return kept;
+        }
         if (_codeBuf.Length < n * hd) _codeBuf = new byte[n * hd];
         var codes = _codeBuf.AsSpan(0, n * hd);
         var picked = new byte[m * hd];

@@ -107,7 +107,7 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
                 if (s.Budget.Kind == BudgetKind.Tokens) label += "/budget";
                 if (s.EvictDuringDecode) label += "/decode-evict";
             }
-            if (Method.Storage is null && Storage.Quantization is { } q) label += $"/kv{I(q.Bits)}";
+            if (Method.Storage is null && Storage.Quantization is { } q) label += q.Format == KvFormat.Codes ? $"/kv{I(q.Bits)}" : $"/{q.Name}";
             return label;
         }
     }
@@ -144,7 +144,8 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
             }
         }
         if (Method.Storage is null && Storage.Quantization is { } q)
-            parts.Add($"kv-bits={I(q.Bits)};kv-group={I(q.GroupSize)};kv-residual={I(q.Residual)}");
+            parts.Add(q.Format == KvFormat.Codes ? $"kv-bits={I(q.Bits)};kv-group={I(q.GroupSize)};kv-residual={I(q.Residual)}"
+                : $"kv-dtype={q.Name};kv-group={I(q.GroupSize)};kv-residual={I(q.Residual)}");
         parts.Add($"chunk={chunking}");
         return string.Join(';', parts);
     }

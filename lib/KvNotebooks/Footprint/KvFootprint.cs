@@ -110,8 +110,8 @@ public static class KvFootprint
     /// </summary>
     public static FootprintResult Quantized(ChunkPlan plan, int m, KvQuantization q)
     {
-        if (q.Bits is not (2 or 4 or 8) || q.GroupSize < 1 || q.Residual < 0)
-            throw new ArgumentException("quantization needs bits 2, 4 or 8, group size ≥ 1 and residual ≥ 0");
+        if ((q.Format == KvFormat.Codes ? q.Bits is not (2 or 4 or 8) : q.Bits != 16) || q.GroupSize < 1 || q.Residual < 0)
+            throw new ArgumentException("quantization needs bits 2, 4 or 8 (16 for fp16/bf16), group size ≥ 1 and residual ≥ 0");
         var a = HeadAccount.QuantizedBits(plan, m, q.Bits, q.GroupSize, q.Residual);
         long T = plan.PromptTokens + (long)m, F = T * (T + 1) / 2;
         long peak = a.PeakPoints.Max();

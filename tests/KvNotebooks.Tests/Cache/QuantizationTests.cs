@@ -302,5 +302,45 @@ public class QuantizationTests
         Assert.Contains("decided by scores", Assert.Throws<ArgumentException>(() => KvFootprint.Scheduled(new ChunkPlan(80, 16), 2, schedule, q)).Message);
     }
 
+    [Theory]
+    [InlineData(1.0f, (ushort)0x3F80)]
+    [InlineData(-2.5f, (ushort)0xC020)]
+    [InlineData(1.00390625f, (ushort)0x3F80)]   // exactly half way between 0x3F80 and 0x3F81: to the even one
+    [InlineData(1.01171875f, (ushort)0x3F82)]   // half way between 0x3F81 and 0x3F82: to the even one
+    [InlineData(1.0078125f, (ushort)0x3F81)]    // representable
+    public void Bf16_rounds_to_nearest_even(float x, ushort bits) => Assert.Equal(bits, Float16.ToBf16(x));
+
+    [Fact]
+    public void Sixteen_bit_storage_halves_the_bytes_keeps_the_footprint_and_stays_close()
+    {
+        var c = TinyModels.Config() with { HeadDim = 16 };
+        var model = new LlamaModel(TinyModels.Weights(c, seed: 99));
+        var prompt = TinyModels.Tokens(200, c.VocabSize, seed: 100);
+        int V = c.VocabSize;
+        var schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5), window: 4);
+        float[] Run(KvStorage? storage, out RunResult r)
+        {
+            var s = new Session(model, new ScheduledEviction(new SnapKV(), schedule), 32, storage, pageSize: 8);
+            var all = new float[prompt.Length * V];
+            s.Prefill(prompt, all);
+            s.Generate(4);
+            r = s.Result(prompt.Length, [], 0, 0);
+            return all;
+        }
+        var fp32 = Run(null, out var r32);
+        double scale = fp32.Max(Math.Abs);
+        foreach (var (q, tol) in new[] { (KvQuantization.Float16(false, 8), 2e-3), (KvQuantization.Float16(true, 8), 2e-2) })
+        {
+            var x = Run(new KvStorage(Quantization: q), out var r16);
+            double err = fp32.Zip(x, (a, b) => Math.Abs(a - b)).Max() / scale;
+            Assert.True(err < tol, $"{q.Name}: logits differ by {err:E2} of the scale");
+            Assert.True(err > 0, $"{q.Name}: the values really were rounded");
+            Assert.Equal(r32.Footprint, r16.Footprint, 12);        // a 16-bit entry is the paper's unit: the footprint is the same…
+            Assert.True(r16.FinalBytes < 0.6 * r32.FinalBytes, $"{q.Name}: {r16.FinalBytes} bytes vs fp32 {r32.FinalBytes}");   // …the bytes about half
+        }
+        Assert.Equal(KvFootprint.Scheduled(new ChunkPlan(200, 32), 4, schedule).Footprint,
+                     KvFootprint.Scheduled(new ChunkPlan(200, 32), 4, schedule, KvQuantization.Float16(false, 8)).Footprint, 12);
+    }
+
     private static KvStorage Quantized(int bits, int group, int residual) => new(Quantization: new KvQuantization(bits, group, residual));
 }
