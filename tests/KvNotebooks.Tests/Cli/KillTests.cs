@@ -103,10 +103,33 @@ public sealed class KillTests : IDisposable
             };
         });
 
-    /// <summary>Every resumable command. `kvnb masks train` joins as one more entry when it lands.</summary>
+    private static readonly KillCase Masks = new(
+        "masks",
+        dir =>
+        {
+            string model = Path.Combine(dir, "model");
+            KvNotebooks.Tests.Training.TrainableLlamaTests.RandomWeights(KvNotebooks.Tests.HeadMasks.TinyMaskModel.Config(), 3, std: 0.3f).Save(model);
+            var config = KvNotebooks.Tests.HeadMasks.TinyMaskModel.Train("prulong", model, steps: 14) with { TargetSparsity = 0.5 };
+            File.WriteAllText(Path.Combine(dir, "masks.json"), config.ToJson());
+        },
+        dir => ["masks", "train", "--config", Path.Combine(dir, "masks.json"), "--out", Path.Combine(dir, "run"), "--threads", "1"],
+        CheckpointStep,
+        dir =>
+        {
+            string run = Path.Combine(dir, "run");
+            return new Dictionary<string, string>
+            {
+                ["checkpoint.bin"] = Sha(Path.Combine(run, "checkpoint.bin")),
+                ["masks.tsv"] = File.ReadAllText(Path.Combine(run, "masks.tsv")),
+                ["log.csv"] = WithoutColumns(Path.Combine(run, "log.csv"), "seconds"),
+                ["gates.csv"] = File.ReadAllText(Path.Combine(run, "gates.csv")),
+            };
+        });
+
+    /// <summary>Every resumable command.</summary>
     public static TheoryData<string> Cases() => new(AllCases.Select(c => c.Name));
 
-    private static readonly KillCase[] AllCases = [Train, Sweep];
+    private static readonly KillCase[] AllCases = [Train, Sweep, Masks];
 
     private static (int Code, string Output) RunToEnd(string[] args)
     {
