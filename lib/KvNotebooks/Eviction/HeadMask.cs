@@ -77,35 +77,23 @@ public sealed class HeadMask : IEvictionMethod
     }
 
     /// <summary>
-    /// Reads the PruLong / DuoAttention export: one row per layer, one tab- (or space-) separated
-    /// 0/1 column per KV head, 1 = full head. Errors name the file, line and problem.
+    /// Reads a 0/1 head mask (PruLong's and DuoAttention's export; any scores TSV whose values are all 0 or 1): one row per
+    /// layer, one tab- (or space-) separated column per KV head, 1 = full head. Read by <see cref="HeadMasks.HeadScores.Load"/>,
+    /// so errors are <see cref="Validation.InputException"/>s naming the file, line, column and rule.
     /// </summary>
     public static bool[,] LoadTsv(string path, LlamaConfig? config = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"mask file '{path}' does not exist", path);
-        var lines = File.ReadAllLines(path).Where(l => l.Trim().Length > 0).ToArray();
-        if (lines.Length == 0) throw new InvalidDataException($"{path}: the mask file is empty");
-        int cols = -1;
-        var rows = new List<bool[]>();
-        for (int r = 0; r < lines.Length; r++)
-        {
-            var cells = lines[r].Split(['\t', ' ', ','], StringSplitOptions.RemoveEmptyEntries);
-            if (cols < 0) cols = cells.Length;
-            else if (cells.Length != cols)
-                throw new InvalidDataException($"{path}: line {r + 1} has {cells.Length} columns, line 1 has {cols}");
-            var row = new bool[cols];
-            for (int c = 0; c < cols; c++)
+        var scores = HeadMasks.HeadScores.Load(path, config);
+        var mask = new bool[scores.NumLayers, scores.NumKvHeads];
+        for (int l = 0; l < scores.NumLayers; l++)
+            for (int h = 0; h < scores.NumKvHeads; h++)
             {
-                if (!double.TryParse(cells[c], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || (v != 0 && v != 1))
-                    throw new InvalidDataException($"{path}: line {r + 1}, column {c + 1} is '{cells[c]}'; a head mask holds only 0 (streaming) or 1 (full)");
-                row[c] = v == 1;
+                double v = scores[l, h];
+                if (v != 0 && v != 1)
+                    throw new Validation.InputException(path, $"line {l + 1}.column {h + 1}",
+                        $"{v.ToString(CultureInfo.InvariantCulture)}: a head mask holds only 0 (streaming) or 1 (full); continuous scores go to --method duo or prulong with --head-sparsity");
+                mask[l, h] = v == 1;
             }
-            rows.Add(row);
-        }
-        if (config is { } cfg && (rows.Count != cfg.NumLayers || cols != cfg.NumKvHeads))
-            throw new InvalidDataException($"{path}: mask is {rows.Count} layers × {cols} KV heads, the model has {cfg.NumLayers} × {cfg.NumKvHeads}");
-        var mask = new bool[rows.Count, cols];
-        for (int r = 0; r < rows.Count; r++) for (int c = 0; c < cols; c++) mask[r, c] = rows[r][c];
         return mask;
     }
 

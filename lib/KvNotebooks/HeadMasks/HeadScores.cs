@@ -98,39 +98,49 @@ public sealed class HeadScores
         return best;
     }
 
-    /// <summary>Reads a scores TSV. Errors name the file, the line and column, and the problem (empty file, ragged rows,
-    /// a cell that is not a number, NaN or infinity, a shape that does not match <paramref name="config"/>).</summary>
+    /// <summary>Largest scores file read (a model of 1,024 layers × 4,096 KV heads at 20 characters a score is 80 MB).</summary>
+    public const long MaxFileBytes = 128 << 20;
+
+    /// <summary>Reads a scores TSV through the validation layer: every error is an <see cref="Validation.InputException"/>
+    /// naming the file, the line and column and the rule (empty file, ragged rows, a cell that is not a number, NaN or
+    /// infinity, more lines or columns than the model has — checked before anything larger is allocated).</summary>
     public static HeadScores Load(string path, LlamaConfig? config = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"head scores '{path}' do not exist", path);
+        string text = Validation.InputFile.ReadAllText(path, "head scores", MaxFileBytes);
         var rows = new List<double[]>();
         int cols = -1, firstLine = 0, lineNo = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in text.Split('\n'))
         {
             lineNo++;
             if (line.Trim().Length == 0) continue;
-            var cells = line.Split(['\t', ' ', ','], StringSplitOptions.RemoveEmptyEntries);
+            var cells = line.Split(['\t', ' ', ',', '\r'], StringSplitOptions.RemoveEmptyEntries);
             if (cols < 0) { cols = cells.Length; firstLine = lineNo; }
             else if (cells.Length != cols)
-                throw new InvalidDataException($"{path}: line {lineNo} has {cells.Length} columns, line {firstLine} has {cols} (one column per KV head on every line)");
+                throw new Validation.InputException(path, $"line {lineNo}", $"{cells.Length} columns, line {firstLine} has {cols} (one column per KV head on every line)");
+            if (config is { } c && (cols != c.NumKvHeads || rows.Count >= c.NumLayers))
+                throw new Validation.InputException(path, $"line {lineNo}", cols != c.NumKvHeads
+                    ? $"{cols} columns, the model has {c.NumKvHeads} KV heads"
+                    : $"more lines than the model's {c.NumLayers} layers");
             var row = new double[cols];
-            for (int c = 0; c < cols; c++)
+            for (int col = 0; col < cols; col++)
             {
-                if (!double.TryParse(cells[c], NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
-                    throw new InvalidDataException($"{path}: line {lineNo}, column {c + 1} is '{cells[c]}', not a number");
+                if (!double.TryParse(cells[col], NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+                    throw new Validation.InputException(path, $"line {lineNo}.column {col + 1}", $"'{Clip(cells[col])}' is not a number");
                 if (!double.IsFinite(v))
-                    throw new InvalidDataException($"{path}: line {lineNo}, column {c + 1} is {cells[c]}; head scores must be finite");
-                row[c] = v;
+                    throw new Validation.InputException(path, $"line {lineNo}.column {col + 1}", $"{Clip(cells[col])}: head scores must be finite");
+                row[col] = v;
             }
             rows.Add(row);
         }
-        if (rows.Count == 0) throw new InvalidDataException($"{path}: the file is empty (expected one line of KV-head scores per layer)");
-        if (config is { } cfg && (rows.Count != cfg.NumLayers || cols != cfg.NumKvHeads))
-            throw new InvalidDataException($"{path}: {rows.Count} layers × {cols} KV heads, the model has {cfg.NumLayers} layers × {cfg.NumKvHeads} KV heads");
+        if (rows.Count == 0) throw new Validation.InputException(path, "", "the file is empty (expected one line of KV-head scores per layer)");
+        if (config is { } cfg && rows.Count != cfg.NumLayers)
+            throw new Validation.InputException(path, "", $"{rows.Count} layers × {cols} KV heads, the model has {cfg.NumLayers} layers × {cfg.NumKvHeads} KV heads");
         var values = new double[rows.Count, cols];
         for (int l = 0; l < rows.Count; l++) for (int h = 0; h < cols; h++) values[l, h] = rows[l][h];
         return new HeadScores(values, path);
     }
+
+    private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
 
     /// <summary>Writes the TSV atomically, each value in the shortest form that reads back to the same double.</summary>
     public void Save(string path) => AtomicFile.WriteAllText(path, ToTsv(_values));

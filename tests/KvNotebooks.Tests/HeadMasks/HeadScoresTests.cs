@@ -42,16 +42,16 @@ public class HeadScoresTests
     [Theory]
     [InlineData("", "the file is empty")]
     [InlineData("\n\n", "the file is empty")]
-    [InlineData("1\t0\t1\n1\t0\n", "line 2 has 2 columns, line 1 has 3")]
-    [InlineData("1\t0\t1\n\n1\tNaN\t0\n", "line 3, column 2 is NaN; head scores must be finite")]
-    [InlineData("1\t0\tInfinity\n1\t0\t1\n", "line 1, column 3 is Infinity")]
-    [InlineData("1\t0\t1\n1\tabc\t1\n", "line 2, column 2 is 'abc', not a number")]
-    [InlineData("1\t0\t1\n1\t0\t1\n1\t1\t1\n", "3 layers × 3 KV heads, the model has 2 layers × 3 KV heads")]
-    [InlineData("1\t0\n1\t0\n", "2 layers × 2 KV heads, the model has 2 layers × 3 KV heads")]
+    [InlineData("1\t0\t1\n1\t0\n", "line 2: 2 columns, line 1 has 3")]
+    [InlineData("1\t0\t1\n\n1\tNaN\t0\n", "line 3.column 2: NaN: head scores must be finite")]
+    [InlineData("1\t0\tInfinity\n1\t0\t1\n", "line 1.column 3: Infinity")]
+    [InlineData("1\t0\t1\n1\tabc\t1\n", "line 2.column 2: 'abc' is not a number")]
+    [InlineData("1\t0\t1\n1\t0\t1\n1\t1\t1\n", "line 3: more lines than the model's 2 layers")]
+    [InlineData("1\t0\n1\t0\n", "line 1: 2 columns, the model has 3 KV heads")]
     public void BadFilesNameTheFileLineColumnAndProblem(string text, string expected)
     {
         string path = Temp(text);
-        var e = Assert.Throws<InvalidDataException>(() => HeadScores.Load(path, TwoByThree));
+        var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => HeadScores.Load(path, TwoByThree));
         Assert.StartsWith(path + ":", e.Message);
         Assert.Contains(expected, e.Message);
         Assert.Throws<FileNotFoundException>(() => HeadScores.Load(path + ".missing"));

@@ -160,12 +160,14 @@ public class SessionTests
         HeadMask.SaveTsv(path, mask);
         Assert.Equal(mask, HeadMask.LoadTsv(path));
         File.WriteAllText(path, "1\t0\n1\n");
-        Assert.Contains("line 2 has 1 columns", Assert.Throws<InvalidDataException>(() => HeadMask.LoadTsv(path)).Message);
+        Assert.Contains("line 2: 1 columns, line 1 has 2", Assert.Throws<KvNotebooks.Validation.InputException>(() => HeadMask.LoadTsv(path)).Message);
         File.WriteAllText(path, "1\t0.5\n");
-        Assert.Contains("only 0 (streaming) or 1 (full)", Assert.Throws<InvalidDataException>(() => HeadMask.LoadTsv(path)).Message);
+        var half = Assert.Throws<KvNotebooks.Validation.InputException>(() => HeadMask.LoadTsv(path));
+        Assert.Contains("only 0 (streaming) or 1 (full)", half.Message);
+        Assert.Equal("line 1.column 2", half.Field);
         File.WriteAllText(path, "1\t0\n0\t1\n");
-        var e = Assert.Throws<InvalidDataException>(() => HeadMask.LoadTsv(path, TinyModels.Config() with { NumLayers = 3 }));
-        Assert.Contains("the model has 3 × 2", e.Message);
+        var e = Assert.Throws<KvNotebooks.Validation.InputException>(() => HeadMask.LoadTsv(path, TinyModels.Config() with { NumLayers = 3 }));
+        Assert.Contains("the model has 3 layers × 2 KV heads", e.Message);
         dir.Delete(true);
     }
 }

@@ -23,7 +23,7 @@ public static class LibraryFuzzFormats
     };
 
     public static IReadOnlyList<FuzzFormat> All { get; } =
-        [Config(), Safetensors(), Tokenizer(), TrainConfig(), Checkpoint(), EvalSetFormat(), Results(), Sidecar()];
+        [Config(), Safetensors(), Tokenizer(), TrainConfig(), Checkpoint(), EvalSetFormat(), Results(), Sidecar(), HeadScoresFormat(), HeadMaskFormat()];
 
     private static IReadOnlyList<Mutator> JsonMutators => [.. Mutators.Bytes, .. Mutators.Json, .. Mutators.Json];
 
@@ -354,6 +354,39 @@ public static class LibraryFuzzFormats
           ]
         }
         """;
+
+    /// <summary>Continuous head scores (DuoAttention's gates, PruLong's masks), checked against the tiny model's shape.</summary>
+    private static FuzzFormat HeadScoresFormat() => new()
+    {
+        Name = "head-scores",
+        Target = "scores.tsv",
+        Seed = () => new Dictionary<string, byte[]> { ["scores.tsv"] = System.Text.Encoding.UTF8.GetBytes(ScoresText(TinyConfig, v => 0.125 * v)) },
+        Mutators = [.. Mutators.Bytes, .. Mutators.Lines("nan\t0", "1\t2\t3", "-0.5\t1e400", "1e309", "\t\t", "0x10")],
+        Load = dir => HeadMasks.HeadScores.Load(Path.Combine(dir, "scores.tsv"), TinyConfig),
+        Check = v =>
+        {
+            var s = (HeadMasks.HeadScores)v!;
+            if (s.NumLayers != TinyConfig.NumLayers || s.NumKvHeads != TinyConfig.NumKvHeads) return $"{s.NumLayers} × {s.NumKvHeads} scores for the model's {TinyConfig.NumLayers} × {TinyConfig.NumKvHeads}";
+            for (int l = 0; l < s.NumLayers; l++) for (int h = 0; h < s.NumKvHeads; h++) if (!double.IsFinite(s[l, h])) return "a score that is not finite";
+            return null;
+        },
+    };
+
+    /// <summary>A 0/1 head mask (the headmask method's file).</summary>
+    private static FuzzFormat HeadMaskFormat() => new()
+    {
+        Name = "head-mask",
+        Target = "mask.tsv",
+        Seed = () => new Dictionary<string, byte[]> { ["mask.tsv"] = System.Text.Encoding.UTF8.GetBytes(ScoresText(TinyConfig, v => v % 2)) },
+        Mutators = [.. Mutators.Bytes, .. Mutators.Lines("0.5\t1", "1 1 1 1 1 1 1 1", "2", "-0", "1e0\t0")],
+        Load = dir => Eviction.HeadMask.LoadTsv(Path.Combine(dir, "mask.tsv"), TinyConfig),
+        Check = v => ((bool[,])v!) is var m && m.GetLength(0) == TinyConfig.NumLayers && m.GetLength(1) == TinyConfig.NumKvHeads ? null
+            : "a mask whose shape is not the model's",
+    };
+
+    /// <summary>layers × KV heads values f(0), f(1), … as a TSV.</summary>
+    private static string ScoresText(LlamaConfig c, Func<int, double> f) => string.Concat(Enumerable.Range(0, c.NumLayers).Select(l =>
+        string.Join('\t', Enumerable.Range(0, c.NumKvHeads).Select(h => f(l * c.NumKvHeads + h).ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "\n"));
 
     private static FuzzFormat Sidecar() => new()
     {
