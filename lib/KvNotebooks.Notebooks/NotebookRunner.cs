@@ -14,6 +14,9 @@ public sealed record RunnerOptions
     public bool RenderPng { get; init; } = true;
     /// <summary>Write the executed notebook (in place for .ipynb, as a sibling .ipynb for .dib).</summary>
     public bool WriteNotebook { get; init; } = true;
+    /// <summary>Write executed notebooks into this folder (same file name) instead of in place: the notebook still runs
+    /// from its own folder, so its relative paths hold (a quick check must not overwrite committed outputs).</summary>
+    public string? OutDir { get; init; }
     /// <summary>Write an HTML report: true → next to the notebook, unless <see cref="HtmlDir"/> is set.</summary>
     public bool WriteHtml { get; init; } = true;
     public string? HtmlDir { get; init; }
@@ -141,7 +144,9 @@ public sealed class NotebookRunner
         string? outPath = null, htmlPath = null;
         if (_options.WriteNotebook)
         {
-            outPath = notebook.OutputPath;
+            outPath = _options.OutDir is null ? notebook.OutputPath
+                : Path.Combine(Path.GetFullPath(_options.OutDir), Path.GetFileName(notebook.OutputPath));
+            if (_options.OutDir is not null) Directory.CreateDirectory(Path.GetFullPath(_options.OutDir));
             IpynbFormat.Write(notebook, outPath);
         }
         if (_options.WriteHtml)

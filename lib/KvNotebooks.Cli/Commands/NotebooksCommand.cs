@@ -29,6 +29,7 @@ public static class NotebooksCommand
         var files = new Argument<string[]>("files") { Description = "Notebooks (.ipynb or .dib); default: notebooks/*.ipynb of the repository, in name order", Arity = ArgumentArity.ZeroOrMore };
         var noPng = new Option<bool>("--no-png") { Description = "Do not render figures to PNG (no chromium needed)" };
         var htmlDir = new Option<string?>("--html-dir") { Description = "Write the HTML reports here instead of next to each notebook" };
+        var outDir = new Option<string?>("--out-dir") { Description = "Write the executed notebooks here instead of in place (they still run from their own folder)" };
         var cellTimeout = new Option<double>("--cell-timeout")
         {
             Description = "Seconds a cell may run before it is cancelled and fails its notebook (0: no limit)",
@@ -39,14 +40,15 @@ public static class NotebooksCommand
         cmd.Arguments.Add(files);
         cmd.Options.Add(noPng);
         cmd.Options.Add(htmlDir);
+        cmd.Options.Add(outDir);
         cmd.Options.Add(cellTimeout);
         cmd.Options.Add(json);
         cmd.SetAction(parse => Cli.Run(() => Run(parse.GetValue(files) ?? [], parse.GetValue(noPng), parse.GetValue(htmlDir),
-            parse.GetValue(cellTimeout), parse.GetValue(json))));
+            parse.GetValue(outDir), parse.GetValue(cellTimeout), parse.GetValue(json))));
         return cmd;
     }
 
-    private static int Run(string[] files, bool noPng, string? htmlDir, double cellTimeout, bool json)
+    private static int Run(string[] files, bool noPng, string? htmlDir, string? outDir, double cellTimeout, bool json)
     {
         if (!double.IsFinite(cellTimeout) || cellTimeout < 0)
             throw new ArgumentException($"--cell-timeout must be a number of seconds ≥ 0 (0: no limit), not {cellTimeout}");
@@ -59,7 +61,7 @@ public static class NotebooksCommand
         var log = json ? Console.Error : Console.Out;
         var runner = new NotebookRunner(new RunnerOptions
         {
-            RepoRoot = root, RenderPng = !noPng, HtmlDir = htmlDir,
+            RepoRoot = root, RenderPng = !noPng, HtmlDir = htmlDir, OutDir = outDir,
             CellTimeout = cellTimeout > 0 ? TimeSpan.FromSeconds(cellTimeout) : null,
         });
         runner.CellDone += p => log.WriteLine($"  cell {p.CellNumber}/{p.CellCount} (code {p.CodeCellNumber}/{p.CodeCellCount}) {p.Seconds,6:0.00} s{(p.Ok ? "" : "  FAILED")}");

@@ -46,6 +46,18 @@ public sealed class NotebooksCommandTests : IDisposable
     }
 
     [Fact]
+    public void Out_dir_keeps_the_source_notebook_untouched()
+    {
+        string before = File.ReadAllText(_fx["state.ipynb"]);
+        string outDir = Path.Combine(_fx.Dir, "executed");
+        var (code, _, stderr) = Invoke("notebooks", "run", _fx["state.ipynb"], "--no-png", "--out-dir", outDir, "--html-dir", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(before, File.ReadAllText(_fx["state.ipynb"]));
+        var executed = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "state.ipynb")))!;
+        Assert.Contains(executed["cells"]!.AsArray(), c => c!["outputs"] is JsonArray { Count: > 0 });
+    }
+
+    [Fact]
     public void Missing_notebook_is_a_user_error()
     {
         var (code, _, stderr) = Invoke("notebooks", "run", _fx["nope.ipynb"]);
