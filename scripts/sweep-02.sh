@@ -5,6 +5,8 @@
 #   bash scripts/sweep-02.sh [MODEL_DIR] [EXAMPLES]         default: data/models/kvnb-small 10
 #   MODEL_NAME=kvnb-small bash scripts/sweep-02.sh /path/to/export   # name the rows when the folder name is not the model's
 #   THREADS=1 …                                            # leave a core free
+#   RESULTS_DIR=DIR  the CSV's folder (default data/results); NO_NOTEBOOK=1 skip the notebook;
+#   QUICK=1          a tiny grid (2 rates, one task per category) to check the pipeline (scripts/reproduce.sh --quick)
 #
 # Rows go to data/results/sweep-NAME.csv (+ .config.json: every invocation, model hash, commit);
 # notebook 02 reads data/results/sweep-kvnb-small.csv. About 15 min on 2 cores with the defaults
@@ -15,22 +17,26 @@ model=${1:-data/models/kvnb-small}
 examples=${2:-10}
 name=${MODEL_NAME:-$(basename "$(cd "$model" && pwd)")}
 threads=${THREADS:-$(nproc)}
-csv=data/results/sweep-$name.csv
+csv=${RESULTS_DIR:-data/results}/sweep-$name.csv
+mkdir -p "$(dirname "$csv")"
+rates=0.1:0.9:0.2; tasks=json_kv,niah_mk,rag,rerank,icl_few,var_track,freq,table; recall=json_kv,niah_mk
+[ -n "${QUICK:-}" ] && { rates=0.5,0.9; tasks=niah_mk,rag,icl_few,var_track; recall=niah_mk; }
 [ -f lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll ] || dotnet build KvNotebooks.sln -c Release -nologo -clp:ErrorsOnly
 kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
-common=(--model "$model" --model-name "$name" --examples "$examples" --threads "$threads" --csv "$csv" --evict 0.1:0.9:0.2)
+common=(--model "$model" --model-name "$name" --examples "$examples" --threads "$threads" --csv "$csv" --evict "$rates")
 
 echo "== every method at 5 eviction rates, 2K context, 512-token chunks, one or two tasks per category"
 kvnb sweep "${common[@]}" \
   --methods full,pyramidkv:postfill,pyramidkv:naive,pyramidkv:patched,snapkv:patched,h2o:naive,l2:naive,zigzag:patched,quantized \
   --bits 2,4,8 --skip-layers 0 --chunks 512 --contexts 2048 \
-  --tasks json_kv,niah_mk,rag,rerank,icl_few,var_track,freq,table
+  --tasks "$tasks"
 echo "== chunk size on Recall (512 is already done and skipped)"
-kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 256,512,1024 --contexts 2048 --tasks json_kv,niah_mk
+kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 256,512,1024 --contexts 2048 --tasks "$recall"
 echo "== the GQA layout of the original code (one KV copy per query head) on Recall"
-kvnb sweep "${common[@]}" --methods snapkv:patched --gqa replicated --chunks 512 --contexts 2048 --tasks json_kv,niah_mk
+kvnb sweep "${common[@]}" --methods snapkv:patched --gqa replicated --chunks 512 --contexts 2048 --tasks "$recall"
 echo "== Recall at 4K, 1K chunks"
-kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 1024 --contexts 4096 --tasks json_kv,niah_mk
+kvnb sweep "${common[@]}" --methods full,pyramidkv:naive,pyramidkv:patched --chunks 1024 --contexts 4096 --tasks "$recall"
 
+[ -n "${NO_NOTEBOOK:-}" ] && exit 0
 echo "== notebook 02"
 kvnb notebooks run notebooks/02-post-fill-vs-chunked.ipynb

@@ -4,6 +4,8 @@
 #
 #   bash scripts/sweep-03.sh [EXAMPLES]          default: 10 examples per task
 #   THREADS=1 …                                   leave a core free
+#   RESULTS_DIR=DIR  the CSV's folder (default data/results); NO_NOTEBOOK=1 skip the notebook;
+#   QUICK=1          a tiny grid (2 sparsities, 2K only, one task per category) to check the pipeline
 #
 # Rows go to data/results/sweep-kvnb-small.csv beside notebook 02's, one curve per --curve name:
 #   duo              DuoAttention (gates trained on passkeys) at head sparsity 0.1 … 0.9
@@ -19,7 +21,8 @@ cd "$(dirname "$0")/.."
 examples=${1:-10}
 threads=${THREADS:-$(nproc)}
 masks=data/models/kvnb-small/masks
-csv=data/results/sweep-kvnb-small.csv
+csv=${RESULTS_DIR:-data/results}/sweep-kvnb-small.csv
+mkdir -p "$(dirname "$csv")"
 [ -f lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll ] || dotnet build KvNotebooks.sln -c Release -nologo -clp:ErrorsOnly
 kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
 read -r sink window < <(python3 -c "
@@ -27,27 +30,29 @@ import json, re
 text = open('data/configs/masks/streaming.json').read()
 c = json.loads(re.sub(r'^\s*//.*$', '', text, flags=re.M))
 print(c['sink'], c['window'])")
-tasks=json_kv,niah_mk,rag,rerank,icl_few,var_track,freq,table
+tasks=json_kv,niah_mk,rag,rerank,icl_few,var_track,freq,table; sparsities=0.1:0.9:0.1; rates=0.1:0.9:0.2
+[ -n "${QUICK:-}" ] && { tasks=niah_mk,rag,icl_few,var_track; sparsities=0.3,0.7; rates=0.5,0.9; }
 common=(--model data/models/kvnb-small --model-name kvnb-small --examples "$examples" --threads "$threads" --csv "$csv" --tasks "$tasks")
 heads=(--sink "$sink" --window "$window")
 # The main setting (2K tokens, chunks of a quarter) and 4K with chunks of a quarter.
 settings=("2048 512" "4096 1024")
+[ -n "${QUICK:-}" ] && settings=("2048 512")
 
 for s in "${settings[@]}"; do
   read -r ctx chunk <<<"$s"
   echo "== ${ctx} tokens, chunks of ${chunk}: full attention, DuoAttention, PruLong, Locret"
   kvnb sweep "${common[@]}" --methods full --chunks "$chunk" --contexts "$ctx"
   kvnb sweep "${common[@]}" --methods duo --curve duo --masks "$masks/duo-passkeys/masks.tsv" "${heads[@]}" \
-    --head-sparsity 0.1:0.9:0.1 --chunks "$chunk" --contexts "$ctx"
+    --head-sparsity "$sparsities" --chunks "$chunk" --contexts "$ctx"
   for t in 0.3 0.5 0.7 0.9; do
     kvnb sweep "${common[@]}" --methods prulong --curve prulong --masks "$masks/prulong-t$t/masks.tsv" "${heads[@]}" \
       --head-sparsity "$t" --chunks "$chunk" --contexts "$ctx"
   done
   kvnb sweep "${common[@]}" --methods prulong --curve prulong@0.7 --masks "$masks/prulong-t0.7/masks.tsv" "${heads[@]}" \
-    --head-sparsity 0.1:0.9:0.1 --chunks "$chunk" --contexts "$ctx"
+    --head-sparsity "$sparsities" --chunks "$chunk" --contexts "$ctx"
   # Locret at our scale: the code's 2,500 stabilizers and 100-token tail at 128K are 2 % and 0.08 % of the prompt.
   kvnb sweep "${common[@]}" --methods locret --curve locret --heads "$masks/locret/retaining_heads.safetensors" \
-    --stabilizers $((ctx / 52)) --local-len 2 --evict 0.1:0.9:0.2 --budget-rule accounting --chunks "$chunk" --contexts "$ctx"
+    --stabilizers $((ctx / 52)) --local-len 2 --evict "$rates" --budget-rule accounting --chunks "$chunk" --contexts "$ctx"
 done
 
 echo "== Table 3 analog: 70 % streaming heads, 2K tokens in chunks of 128 (1/16 of the prompt)"
@@ -76,4 +81,5 @@ for chunk in 128 512 none; do
     --methods prulong --curve prulong --masks "$weights/masks.tsv" "${heads[@]}" --head-sparsity 0.7 --chunks "$chunk" --contexts 2048
 done
 
+[ -n "${NO_NOTEBOOK:-}" ] && exit 0
 kvnb notebooks run notebooks/03-head-masks.ipynb
