@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
 
-echo "== Analytic footprint: PruLong at 70% head sparsity, 128K prompt in 32K chunks (PAPER.md §1.2)"
+echo "== Analytic footprint: PruLong at 70% head sparsity, 128K prompt in 32K chunks (docs/footprint.md)"
 kvnb footprint --method prulong --head-sparsity 0.7 --prompt-tokens 131072 --gen-tokens 100 --chunk 32768
 
 echo "== A random model (data/configs/bench-4l.json), measured footprint of a streaming run"

@@ -5,8 +5,9 @@ using KvNotebooks.Footprint;
 namespace KvNotebooks.Cli.Commands;
 
 /// <summary><c>kvnb footprint</c>: the analytic footprint and peak KV of any method of the registry, by the paper's
-/// accounting (docs/footprint.md). A token scorer is counted with the accountant's budget rule, round((1 − p)·c) +
-/// window per chunk, unless a schedule option says how the engine runs it (then the engine's rules).</summary>
+/// accounting (docs/footprint.md). A token scorer is counted with the accounting rule, round((1 − p)·c) + window per
+/// chunk, the default everywhere (<c>--budget-rule code</c>: the paper code's int((1 − p)·c)); with a schedule option it
+/// is counted as the engine runs that schedule.</summary>
 public static class FootprintCommand
 {
     public static Command Create(MethodRegistry registry)
@@ -30,7 +31,7 @@ public static class FootprintCommand
             var s = methodOptions.Schedule;
             bool asRun = ScheduleOptions.Given(r, s.Schedule) || ScheduleOptions.Given(r, s.Budget) || ScheduleOptions.Given(r, s.BudgetRule);
             var chunking = c >= n ? Chunking.None : Chunking.Of(c);
-            var spec = methodOptions.Spec(r, chunked: !chunking.IsNone, defaultBudgetRule: asRun ? "code" : "accounting");
+            var spec = methodOptions.Spec(r, chunked: !chunking.IsNone);
             var shape = new FootprintShape(n, m, chunking, r.GetValue(kvHeads));
             var result = spec.Footprint(shape);
             string config = spec.Describe(chunking);

@@ -51,7 +51,7 @@ internal sealed class MethodOptions
     }
 
     /// <summary>The method and every knob as plain data (validated except for model-dependent checks).</summary>
-    public MethodSpec Spec(ParseResult p, bool chunked, string defaultBudgetRule = "code")
+    public MethodSpec Spec(ParseResult p, bool chunked)
     {
         var method = Registry.Get(p.GetValue(Method)!);
         var values = KnobValues.Empty;
@@ -67,7 +67,7 @@ internal sealed class MethodOptions
             throw new ArgumentException($"--schedule, --evict, --budget and the decode options apply to the score-based methods ({Registry.NamesOf(MethodKind.ScoresTokens)}), not '{method.Name}'");
         var spec = new MethodSpec(method, values)
         {
-            Schedule = scored ? Schedule.Create(p, chunked, defaultBudgetRule) : null,
+            Schedule = scored ? Schedule.Create(p, chunked) : null,
             Storage = Storage.Create(p),
             Curve = p.GetValue(Curve) is { } curve ? CheckCurve(curve) : null,
         };

@@ -9,7 +9,7 @@ internal sealed class ScheduleOptions
     public readonly Option<string?> Schedule = new("--schedule") { Description = "Score-based methods: postfill | naive | patched (default: postfill for a single pre-fill, naive with --chunk)" };
     public readonly Option<double?> Evict = new("--evict") { Description = "Fraction p of each chunk's KVs evicted, in [0, 1) (default 0.5)" };
     public readonly Option<int?> Budget = new("--budget") { Description = "Absolute budget: prompt KVs kept per head (instead of --evict)" };
-    public readonly Option<string?> BudgetRule = new("--budget-rule") { Description = "With --evict: code (the paper's code: int((1−p)·c) per chunk) | accounting (the paper's footprint formula: round((1−p)·c) + window); default: code (kvnb footprint: accounting unless a schedule option is given)" };
+    public readonly Option<string?> BudgetRule = new("--budget-rule") { Description = "With --evict: accounting (the default: the paper's footprint formula, round((1−p)·c) + window per chunk) | code (the paper's code: int((1−p)·c); rows labelled /code)" };
     public readonly Option<int> ObsWindow = new("--obs-window", "--patch-window") { Description = "Observation window k: scoring queries, always-kept KVs, patch length", DefaultValueFactory = _ => 64 };
     public readonly Option<int> CapacityMultiple = new("--capacity-multiple") { Description = "Post-fill capacity rounded up to a multiple of this (paper code: 64)", DefaultValueFactory = _ => 64 };
     public readonly Option<bool> DecodeEvict = new("--decode-evict") { Description = "Also evict while decoding (re-scoring every KV a head holds)" };
@@ -26,7 +26,7 @@ internal sealed class ScheduleOptions
     /// <summary>The fraction evicted (--evict, default 0.5), for formulas that take p.</summary>
     public double EvictFraction(ParseResult p) => p.GetValue(Evict) ?? 0.5;
 
-    public EvictionSchedule Create(ParseResult p, bool chunked, string defaultRule = "code")
+    public EvictionSchedule Create(ParseResult p, bool chunked)
     {
         string kind = (p.GetValue(Schedule) ?? (chunked ? "naive" : "postfill")).ToLowerInvariant();
         var scheduleKind = kind switch
@@ -39,7 +39,7 @@ internal sealed class ScheduleOptions
         double? evict = p.GetValue(Evict);
         int? budget = p.GetValue(Budget);
         if (evict is not null && budget is not null) throw new ArgumentException("give either --evict or --budget, not both");
-        string rule = (p.GetValue(BudgetRule) ?? defaultRule).ToLowerInvariant();
+        string rule = (p.GetValue(BudgetRule) ?? "accounting").ToLowerInvariant();
         if (rule is not ("code" or "accounting")) throw new ArgumentException($"--budget-rule must be code or accounting (got '{rule}')");
         if (budget is not null && Given(p, BudgetRule)) throw new ArgumentException("--budget-rule applies to --evict, not to --budget");
         var b = budget is { } tokens ? EvictionBudget.Absolute(tokens)

@@ -31,18 +31,20 @@ public static class SweepCommand
         var contexts = new Option<string>("--contexts", "--context") { Description = "Context lengths, e.g. 2048,4096 (fixed sets in data/eval for 1024, 2048, 4096)", DefaultValueFactory = _ => "4096" };
         var tasks = new Option<string>("--tasks") { Description = "all | categories and task names, comma-separated (e.g. recall,rag,table)", DefaultValueFactory = _ => "all" };
         var examples = new Option<int>("--examples") { Description = "Examples per task (the first N of the fixed set)", DefaultValueFactory = _ => 5 };
+        var seed = new Option<int?>("--seed") { Description = "Score examples generated from this seed base instead of the fixed sets; rows carry example_set seed:N and are kept apart from the fixed sets'" };
+        var heldOut = new Option<bool>("--held-out") { Description = $"Score the held-out examples (--seed {EvalSet.HeldOutSeed}: a seed base used nowhere in training or design), rows beside the fixed sets'" };
         var evalDir = new Option<string>("--eval-dir") { Description = "Folder of the fixed evaluation sets", DefaultValueFactory = _ => "data/eval" };
         var csv = new Option<string?>("--csv") { Description = "Results CSV: finished rows are skipped, new ones added after each run; FILE.config.json records each invocation" };
         var dryRun = new Option<bool>("--dry-run") { Description = "List the runs (and which are already done) without running them" };
         var threads = new Option<int>("--threads") { Description = "Compute threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var obsWindow = new Option<int>("--obs-window") { Description = "Score-based: observation window k (scoring queries, always-kept KVs, patch length)", DefaultValueFactory = _ => 64 };
-        var budgetRule = new Option<string>("--budget-rule") { Description = "code (the paper's code: int((1−p)·c) per chunk) | accounting (the paper's footprint formula: round((1−p)·c) + window)", DefaultValueFactory = _ => "code" };
+        var budgetRule = new Option<string>("--budget-rule") { Description = "accounting (the default: the paper's footprint formula, round((1−p)·c) + window per chunk) | code (the paper's code: int((1−p)·c); rows labelled /code)", DefaultValueFactory = _ => "accounting" };
         var knobs = new KnobListOptions(registry);
         var curve = new Option<string?>("--curve") { Description = "Name of the curve the rows belong to (with one entry in --methods; default: the method and schedule)" };
         var json = Cli.JsonOption();
 
         var cmd = new Command("sweep", "Evaluate a grid of KV methods and settings on the task suite; one CSV row per (config, context, task), resumable");
-        foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, gqa, kvBits, kvGroup, kvResidual, contexts, tasks, examples, evalDir, csv,
+        foreach (var o in new Option[] { model, modelName, methods, schedules, evict, chunks, gqa, kvBits, kvGroup, kvResidual, contexts, tasks, examples, seed, heldOut, evalDir, csv,
                      dryRun, threads, obsWindow, budgetRule, curve })
             cmd.Options.Add(o);
         foreach (var (_, o) in knobs.Options) cmd.Options.Add(o);
@@ -55,6 +57,7 @@ public static class SweepCommand
             if (t < 1) throw new ArgumentException($"--threads must be ≥ 1 (got {t})");
             string rule = p.GetValue(budgetRule)!.ToLowerInvariant();
             if (rule is not ("code" or "accounting")) throw new ArgumentException($"--budget-rule must be code or accounting (got '{rule}')");
+            if (p.GetValue(seed) is not null && p.GetValue(heldOut)) throw new ArgumentException($"give --seed or --held-out (= --seed {EvalSet.HeldOutSeed}), not both");
             var gqaList = SweepRange.Words(p.GetValue(gqa)!, "--gqa");
             if (gqaList.Any(g => g is not ("shared" or "replicated"))) throw new ArgumentException($"--gqa: each item must be shared or replicated (got '{p.GetValue(gqa)}')");
 
@@ -95,6 +98,7 @@ public static class SweepCommand
                 Contexts = SweepRange.Ints(p.GetValue(contexts)!, "--contexts"),
                 Tasks = TaskSuite.Parse(p.GetValue(tasks)!),
                 Examples = p.GetValue(examples),
+                SeedBase = p.GetValue(heldOut) ? EvalSet.HeldOutSeed : p.GetValue(seed),
                 ObsWindow = p.GetValue(obsWindow),
                 AccountingRule = rule == "accounting",
                 Curve = p.GetValue(curve) is { } name ? MethodOptions.CheckCurve(name) : null,
@@ -112,16 +116,16 @@ public static class SweepCommand
             int skipped = plan.Points.Count - todo.Count;
             if (!asJson)
                 Console.Error.WriteLine($"kvnb sweep: {plan.Configs.Count} configuration(s) × {grid.Contexts.Count} context(s) × {grid.Tasks.Count} task(s) = " +
-                    $"{plan.Points.Count} rows of {grid.Examples} example(s); {skipped} already in {options.CsvPath ?? "(no CSV)"}, {todo.Count} to run");
+                    $"{plan.Points.Count} rows of {grid.Examples} example(s) ({(grid.SeedBase is null ? "fixed sets" : grid.ExampleSet)}); {skipped} already in {options.CsvPath ?? "(no CSV)"}, {todo.Count} to run");
             if (p.GetValue(dryRun))
             {
                 var done = plan.Points.Except(todo).ToHashSet();
                 if (asJson)
                     Cli.WriteJson(new { planned = plan.Points.Count, skipped, toRun = todo.Count, notes = plan.Notes,
-                        points = plan.Points.Select(x => new { method = x.Spec.Label, config = x.Config, context = x.Context, chunk = x.Chunk.Size, task = x.Task.Name, done = done.Contains(x) }) });
+                        points = plan.Points.Select(x => new { method = x.Spec.Label, config = x.Config, context = x.Context, chunk = x.Chunk.Size, task = x.Task.Name, exampleSet = x.ExampleSet, done = done.Contains(x) }) });
                 else
                     foreach (var x in plan.Points)
-                        Console.WriteLine($"{(done.Contains(x) ? "done" : "todo")}  {x.Context,5}  {x.Task.Name,-10} {x.Config}");
+                        Console.WriteLine($"{(done.Contains(x) ? "done" : "todo")}  {x.Context,5}  {x.Task.Name,-10} {x.Spec.Label,-24} {x.Config}");
                 return 0;
             }
 

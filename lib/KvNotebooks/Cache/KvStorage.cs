@@ -3,7 +3,7 @@ namespace KvNotebooks.Cache;
 /// <summary>
 /// How a cache stores KVs. The default is one fp32 copy per (layer, KV head). <see cref="ReplicatePerQueryHead"/>
 /// stores one copy per query head instead (what the original SnapKV / PyramidKV code does after
-/// <c>repeat_kv</c>, PAPER.md §2.4 "GQA fix"): group-size times the memory, and each copy can keep its
+/// <c>repeat_kv</c>; docs/methods.md, "GQA"): group-size times the memory, and each copy can keep its
 /// own entries. <see cref="Quantization"/> stores KVs as low-bit codes (KIVI layout) behind a
 /// full-precision recent window.
 /// </summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CsvHelper;
+using KvNotebooks.Eviction;
 using KvNotebooks.Model;
 using KvNotebooks.Validation;
 
@@ -8,7 +9,8 @@ namespace KvNotebooks.Evaluation;
 /// <summary>
 /// One result row: a (model, method + configuration, context, chunk, task) with its mean score and
 /// measured footprint, peak KV (fraction, entries, bytes) and throughput, plus the git commit that
-/// produced it. The CSV columns are these properties in snake_case.
+/// produced it, which examples it was scored on (<see cref="ExampleSet"/>) and each example's score
+/// (<see cref="ExampleScores"/>, for confidence intervals). The CSV columns are these properties in snake_case.
 /// </summary>
 public sealed record EvalRow
 {
@@ -30,26 +32,42 @@ public sealed record EvalRow
     public double PrefillTokensPerSecond { get; init; }
     public double DecodeTokensPerSecond { get; init; }
     public double Seconds { get; init; }
+    /// <summary>Which examples: <see cref="FixedSet"/> (the first <see cref="Examples"/> of the fixed set for the
+    /// context, data/eval) or "seed:N" (<see cref="SeedSet"/>: generated from seed base N, e.g. the held-out seeds).</summary>
+    public string ExampleSet { get; init; } = FixedSet;
+    /// <summary>Each example's score in example order; null in rows written before they were recorded (no confidence
+    /// interval can be computed for those).</summary>
+    public ExampleScores? ExampleScores { get; init; }
+
+    /// <summary>The <see cref="ExampleSet"/> of rows scored on the fixed evaluation sets.</summary>
+    public const string FixedSet = "fixed";
+    /// <summary>The <see cref="ExampleSet"/> of rows scored on examples generated from <paramref name="seedBase"/>.</summary>
+    public static string SeedSet(int seedBase) => "seed:" + seedBase.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>What identifies a row for resuming a sweep: finished keys are skipped.</summary>
-    public string Key => MakeKey(Model, Method, MethodConfig, Context, Chunk, Task);
+    public string Key => MakeKey(Model, Method, MethodConfig, Context, Chunk, Task, ExampleSet);
 
-    /// <summary>The <see cref="Key"/> a row with these fields has (a sweep computes it before running).</summary>
-    public static string MakeKey(string model, string method, string methodConfig, int context, int chunk, string task) =>
-        $"{model}|{method}|{methodConfig}|{context}|{chunk}|{task}";
+    /// <summary>The <see cref="Key"/> a row with these fields has (a sweep computes it before running). Rows on the
+    /// fixed sets keep the key they always had; rows on other examples add their set, so the two never replace each other.</summary>
+    public static string MakeKey(string model, string method, string methodConfig, int context, int chunk, string task, string exampleSet = FixedSet) =>
+        $"{model}|{method}|{methodConfig}|{context}|{chunk}|{task}" + (exampleSet == FixedSet ? "" : "|" + exampleSet);
 
     public static readonly string[] Columns =
     [
         "model", "commit", "method", "method_config", "context", "chunk", "task", "category", "examples", "score", "chance",
         "footprint", "peak_kv", "peak_kv_entries", "peak_kv_bytes", "prefill_tokens_per_second", "decode_tokens_per_second", "seconds",
+        "example_set", "example_scores",
     ];
+
+    /// <summary>Columns a file written before they existed may lack: example_set is then "fixed" and example_scores empty.</summary>
+    public static readonly string[] OptionalColumns = ["example_set", "example_scores"];
 
     private string[] Fields()
     {
         static string D(double x) => x.ToString("R", CultureInfo.InvariantCulture);
         return [Model, Commit, Method, MethodConfig, Context.ToString(CultureInfo.InvariantCulture), Chunk.ToString(CultureInfo.InvariantCulture),
             Task, Category, Examples.ToString(CultureInfo.InvariantCulture), D(Score), D(Chance), D(Footprint), D(PeakKv), D(PeakKvEntries),
-            D(PeakKvBytes), D(PrefillTokensPerSecond), D(DecodeTokensPerSecond), D(Seconds)];
+            D(PeakKvBytes), D(PrefillTokensPerSecond), D(DecodeTokensPerSecond), D(Seconds), ExampleSet, ExampleScores?.ToString() ?? ""];
     }
 
     /// <summary>Writes rows to a CSV file atomically (temp file + rename).</summary>
@@ -70,7 +88,10 @@ public sealed record EvalRow
     public const int MaxRecordBytes = 1 << 20;
 
     /// <summary>Reads a CSV written by <see cref="Save"/>. Checked: valid UTF-8, every column once, every row as wide
-    /// as the header, numbers in range (scores and chance in [0, 1], counts ≥ 0, nothing NaN), one row per key.
+    /// as the header, numbers in range (scores and chance in [0, 1], counts ≥ 0, nothing NaN), one row per key; the
+    /// per-example scores, when given, one per example, each in [0, 1], averaging to the row's score. Files from before
+    /// example_set and example_scores load as fixed-set rows without per-example scores, and rows from before the budget
+    /// rule was written into method_config are read as what they are (<see cref="MethodSpec.ReadLegacyRule"/>).
     /// Errors are <see cref="InputException"/>s naming the row and column ("row 12.score"). An empty file has no rows.</summary>
     public static List<EvalRow> Load(string path)
     {
@@ -85,7 +106,7 @@ public sealed record EvalRow
             var header = Enumerable.Range(0, r.FieldCount).Select(r.GetString).ToArray();
             var duplicate = header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1);
             if (duplicate is not null) throw new InputException(path, "header", $"column '{StrictJson.Printable(duplicate.Key)}' appears twice");
-            var missing = Columns.Except(header).ToArray();
+            var missing = Columns.Except(OptionalColumns).Except(header).ToArray();
             if (missing.Length > 0) throw new InputException(path, "header", $"missing columns {string.Join(", ", missing)}");
             var col = Columns.ToDictionary(c => c, c => Array.IndexOf(header, c));
             var keys = new Dictionary<string, long>();
@@ -108,17 +129,31 @@ public sealed record EvalRow
                         throw new InputException(path, At(c), $"must be a {(allowInfinity ? "" : "finite ")}number in [0, {(max == double.MaxValue ? "∞" : max)}] (got {S(c)})");
                     return v;
                 }
+                string? Optional(string c) => col[c] < 0 ? null : S(c);
+                var (method, methodConfig) = MethodSpec.ReadLegacyRule(Text("method"), Text("method_config"));
                 var row = new EvalRow
                 {
-                    Model = Text("model"), Commit = S("commit"), Method = Text("method"), MethodConfig = Text("method_config"),
+                    Model = Text("model"), Commit = S("commit"), Method = method, MethodConfig = methodConfig,
                     Context = I("context", 1), Chunk = I("chunk", 0), Task = Text("task"), Category = S("category"), Examples = I("examples", 0),
                     Score = D("score", 1), Chance = D("chance", 1), Footprint = D("footprint"), PeakKv = D("peak_kv"),
                     PeakKvEntries = D("peak_kv_entries"), PeakKvBytes = D("peak_kv_bytes"),
                     PrefillTokensPerSecond = D("prefill_tokens_per_second", allowInfinity: true),
                     DecodeTokensPerSecond = D("decode_tokens_per_second", allowInfinity: true), Seconds = D("seconds"),
+                    ExampleSet = Optional("example_set") is { } set ? CheckSet(set, At("example_set")) : FixedSet,
                 };
+                if (Optional("example_scores") is { Length: > 0 } text)
+                {
+                    ExampleScores scores;
+                    try { scores = ExampleScores.Parse(text); }
+                    catch (FormatException e) { throw new InputException(path, At("example_scores"), e.Message); }
+                    if (scores.Count != row.Examples)
+                        throw new InputException(path, At("example_scores"), $"holds {scores.Count} scores, the row has {row.Examples} examples");
+                    if (Math.Abs(scores.Mean - row.Score) > 1e-9)
+                        throw new InputException(path, At("example_scores"), $"average {scores.Mean.ToString("R", CultureInfo.InvariantCulture)}, the row's score is {S("score")}");
+                    row = row with { ExampleScores = scores };
+                }
                 if (!keys.TryAdd(row.Key, line))
-                    throw new InputException(path, $"row {line}", $"repeats the key of row {keys[row.Key]} ({StrictJson.Printable(row.Key)}): one row per (model, method, config, context, chunk, task)");
+                    throw new InputException(path, $"row {line}", $"repeats the key of row {keys[row.Key]} ({StrictJson.Printable(row.Key)}): one row per (model, method, config, context, chunk, task, example set)");
                 rows.Add(row);
             }
         }
@@ -127,5 +162,10 @@ public sealed record EvalRow
             throw new InputException(path, $"row {r.RowNumber}", $"malformed CSV ({e.Message})", e);
         }
         return rows;
+
+        string CheckSet(string set, string field) =>
+            set == FixedSet || (set.StartsWith("seed:", StringComparison.Ordinal)
+                                && int.TryParse(set.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out int b) && SeedSet(b) == set)
+                ? set : throw new InputException(path, field, $"'{StrictJson.Printable(set)}' is neither fixed nor seed:N (N a seed base, no leading zeros)");
     }
 }

@@ -17,6 +17,17 @@ public sealed class EvalSet
     /// <summary>Seed base of the shipped sets (kept apart from training seeds, which come from <see cref="Pretrainer.SeedOf"/>).</summary>
     public const int DefaultSeed = 77_000_000;
 
+    /// <summary>
+    /// Seed base of the held-out examples (<c>kvnb eval --held-out</c>, <c>kvnb sweep --held-out</c>): distinct from every
+    /// base used in training or while designing the model and the workbook — training (run seed 1, hashed per step and
+    /// batch index), the teacher-forced evaluations during training (raw seeds 1,000,000 + i) and <c>kvnb probe</c>
+    /// (2,000,000 + i), the held-out checks of the training log (bases 3,000,000 and 5,000,000), the fixed sets
+    /// (<see cref="DefaultSeed"/>) and the follow-up questions (<see cref="DefaultSeed"/> + 1). A test checks that none of
+    /// its first seeds is one of those. Rows scored on it carry example_set "seed:91000000" and are kept apart from the
+    /// fixed sets' rows.
+    /// </summary>
+    public const int HeldOutSeed = 91_000_000;
+
     public EvalSet(int length, IReadOnlyList<TaskExample> examples)
     {
         Length = length;
@@ -52,6 +63,13 @@ public sealed class EvalSet
         }
         return Create(tasks, length, perTask);
     }
+
+    /// <summary>The examples a row's <paramref name="exampleSet"/> names: the fixed set (<see cref="LoadOrCreate"/>) or,
+    /// for "seed:N", <paramref name="perTask"/> examples per task generated from seed base N.</summary>
+    public static EvalSet For(string exampleSet, string evalDir, IReadOnlyList<LongContextTask> tasks, int length, int perTask) =>
+        exampleSet == EvalRow.FixedSet ? LoadOrCreate(evalDir, tasks, length, perTask)
+        : exampleSet.StartsWith("seed:", StringComparison.Ordinal) && int.TryParse(exampleSet.AsSpan(5), out int seed) ? Create(tasks, length, perTask, seed)
+        : throw new ArgumentException($"example set '{exampleSet}' is neither fixed nor seed:N");
 
     /// <summary>The shipped file name for a length: eval-4096.jsonl.gz.</summary>
     public static string FileName(int length) => $"eval-{length}.jsonl.gz";

@@ -28,7 +28,7 @@ public sealed record ExampleResult(string Task, int Seed, int[] Generated, doubl
 /// <summary>
 /// Runs tasks through the real engine: chunked pre-fill of the prompt with the method evicting as it
 /// goes, greedy decoding until &lt;eos&gt; or the task's answer budget, scoring, and the measured
-/// footprint, peak KV and bytes of each run (PAPER.md §1.1; averaged over examples as the paper does).
+/// footprint, peak KV and bytes of each run (docs/footprint.md; averaged over examples as the paper does).
 /// </summary>
 public static class Evaluator
 {
@@ -40,9 +40,11 @@ public static class Evaluator
         return new ExampleResult(task.Name, ex.Seed, run.Generated, task.Score(ex.Questions[0], run.Generated), run) { Steps = session.Meter.Steps };
     }
 
-    /// <summary>Every example of one task: the mean score and measurements as one CSV row.</summary>
+    /// <summary>Every example of one task: the mean score and measurements as one CSV row, with each example's score.
+    /// <paramref name="exampleSet"/> names where the examples come from (<see cref="EvalRow.FixedSet"/>: the first ones of
+    /// the fixed set; <see cref="EvalRow.SeedSet"/> for generated ones), in order.</summary>
     public static EvalRow EvaluateTask(LlamaModel model, string modelName, EvalMethod method, Chunking chunk, LongContextTask task,
-        IReadOnlyList<TaskExample> examples, Action<ExampleResult>? onExample = null)
+        IReadOnlyList<TaskExample> examples, Action<ExampleResult>? onExample = null, string exampleSet = EvalRow.FixedSet)
     {
         if (examples.Count == 0) throw new ArgumentException($"no examples of task {task.Name}");
         var results = new List<ExampleResult>();
@@ -65,10 +67,11 @@ public static class Evaluator
             PrefillTokensPerSecond = results.Sum(r => r.Run.PromptTokens) / results.Sum(r => r.Run.PrefillSeconds),
             DecodeTokensPerSecond = results.Sum(r => r.Run.GenTokens) / Math.Max(1e-9, results.Sum(r => r.Run.DecodeSeconds)),
             Seconds = sw.Elapsed.TotalSeconds,
+            ExampleSet = exampleSet, ExampleScores = new ExampleScores(results.Select(r => r.Score)),
         };
     }
 
-    /// <summary>Category scores: the mean of the category's task scores (PAPER.md §1.2 aggregation).</summary>
+    /// <summary>Category scores: the mean of the category's task scores (docs/footprint.md, "Aggregation").</summary>
     public static IReadOnlyList<(string Category, double Score, double Footprint)> Categories(IEnumerable<EvalRow> rows) =>
         TaskSuite.Categories
             .Select(c => (c, rows.Where(r => r.Category == c).ToList()))

@@ -14,7 +14,7 @@ public sealed record FollowUpResult(string Task, int Seed, int[] AnswerA, double
     long EntriesWhenAskedB, RunResult Run);
 
 /// <summary>
-/// The case the paper leaves aside (PAPER.md §7: multi-turn conversations are out of scope): one
+/// The case the paper leaves aside (it puts multi-turn conversations out of its scope): one
 /// compressed cache asked a second, different question. The prompt is context + question A; the method
 /// evicts while pre-filling as usual (a query-aware method such as SnapKV scores KVs with question A's
 /// queries); the model answers A; then &lt;eos&gt; and question B are fed as further steps (the format the model

@@ -38,7 +38,7 @@ public sealed record SweepResult(IReadOnlyList<EvalRow> Rows, int Planned, int S
 
 /// <summary>
 /// Runs a <see cref="SweepGrid"/> through <see cref="Evaluator"/>, one <see cref="EvalRow"/> per point, and
-/// is resumable: a point whose row (same key and example count) is already in the CSV is skipped, and the
+/// is resumable: a point whose row (same key and example count, with per-example scores) is already in the CSV is skipped, and the
 /// CSV is rewritten atomically after every finished row, so a killed sweep loses at most the row it was
 /// running. A sidecar <c>FILE.config.json</c> records, per invocation, the command line, model (path,
 /// name, SHA-256 of its weights), commit, start and end, and the grid.
@@ -86,11 +86,10 @@ public static class Sweep
             {
                 cancel.ThrowIfCancellationRequested();
                 if (!sets.TryGetValue(point.Context, out var set))
-                    sets[point.Context] = set = EvalSet.LoadOrCreate(options.EvalDir,
-                        grid.Tasks.ToList(), point.Context, grid.Examples);
+                    sets[point.Context] = set = EvalSet.For(point.ExampleSet, options.EvalDir, grid.Tasks.ToList(), point.Context, grid.Examples);
                 var examples = set.For(point.Task.Name).Take(grid.Examples).ToList();
                 var row = Evaluator.EvaluateTask(model, options.Name, EvalMethod.For(point.Spec, point.Chunk), point.Chunk, point.Task,
-                    examples, onExample is null ? null : r => onExample(point, r));
+                    examples, onExample is null ? null : r => onExample(point, r), point.ExampleSet);
                 if (index.TryGetValue(row.Key, out int at)) rows[at] = row;
                 else
                 {
@@ -129,11 +128,12 @@ public static class Sweep
         }
     }
 
-    /// <summary>Keys of the rows in <paramref name="csv"/> that hold <paramref name="examples"/> examples
-    /// (a row from a run with another example count is redone and replaced).</summary>
+    /// <summary>Keys of the rows in <paramref name="csv"/> that hold <paramref name="examples"/> examples and their
+    /// per-example scores (a row from a run with another example count, or written before per-example scores were
+    /// recorded, is redone and replaced).</summary>
     private static HashSet<string> Finished(string? csv, int examples) =>
         csv is not null && File.Exists(csv)
-            ? EvalRow.Load(csv).Where(r => r.Examples == examples).Select(r => r.Key).ToHashSet()
+            ? EvalRow.Load(csv).Where(r => r.Examples == examples && r.ExampleScores is not null).Select(r => r.Key).ToHashSet()
             : [];
 
     /// <summary>A relative cost for the time estimate: pre-fill work grows a little faster than linearly
@@ -170,6 +170,7 @@ public static class Sweep
                 ["contexts"] = Arr(grid.Contexts),
                 ["tasks"] = Arr(grid.Tasks.Select(t => t.Name)),
                 ["examples"] = grid.Examples,
+                ["example_set"] = grid.ExampleSet,
                 ["obs_window"] = grid.ObsWindow,
                 ["budget_rule"] = grid.AccountingRule ? "accounting" : "code",
             },

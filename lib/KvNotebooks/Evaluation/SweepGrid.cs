@@ -6,14 +6,18 @@ using KvNotebooks.Tasks;
 
 namespace KvNotebooks.Evaluation;
 
-/// <summary>One run of a sweep: a method configuration at one chunking and context, on one task.</summary>
+/// <summary>One run of a sweep: a method configuration at one chunking and context, on one task, on the examples
+/// <see cref="ExampleSet"/> names.</summary>
 public sealed record SweepPoint(MethodSpec Spec, Chunking Chunk, int Context, LongContextTask Task)
 {
+    /// <summary>The row's <c>example_set</c>: the fixed sets, or "seed:N".</summary>
+    public string ExampleSet { get; init; } = EvalRow.FixedSet;
+
     /// <summary>The row's <c>method_config</c>.</summary>
     public string Config => Spec.Describe(Chunk);
 
     /// <summary>The <see cref="EvalRow.Key"/> this point's row has for <paramref name="model"/>.</summary>
-    public string Key(string model) => EvalRow.MakeKey(model, Spec.Label, Config, Context, Chunk.Size, Task.Name);
+    public string Key(string model) => EvalRow.MakeKey(model, Spec.Label, Config, Context, Chunk.Size, Task.Name, ExampleSet);
 }
 
 /// <summary>A grid expanded: its points in run order, and notes on combinations left out.</summary>
@@ -55,12 +59,19 @@ public sealed record SweepGrid
     /// <summary>Context lengths (the fixed sets in data/eval exist for 1024, 2048, 4096).</summary>
     public IReadOnlyList<int> Contexts { get; init; } = [4096];
     public IReadOnlyList<LongContextTask> Tasks { get; init; } = TaskSuite.Scored.ToList();
-    /// <summary>Examples per task (the first N of the fixed set).</summary>
+    /// <summary>Examples per task (the first N of the fixed set, or of the seed base's examples).</summary>
     public int Examples { get; init; } = 5;
+    /// <summary>Which examples: null = the fixed sets (data/eval); a seed base = examples generated from it
+    /// (<see cref="EvalSet.HeldOutSeed"/> for the held-out ones), rows keyed apart from the fixed sets'.</summary>
+    public int? SeedBase { get; init; }
+
+    /// <summary>The rows' <c>example_set</c>.</summary>
+    public string ExampleSet => SeedBase is { } s ? EvalRow.SeedSet(s) : EvalRow.FixedSet;
     /// <summary>Observation window k of the token scorers (scoring queries, always-kept KVs, patch length).</summary>
     public int ObsWindow { get; init; } = 64;
-    /// <summary>Budget rule for rates: false = the paper code's int((1 − p)·c), true = the accountant's round((1 − p)·c) + window.</summary>
-    public bool AccountingRule { get; init; }
+    /// <summary>Budget rule for rates: true (the default) = the accounting rule, round((1 − p)·c) + window per chunk;
+    /// false = the paper code's int((1 − p)·c) (the code rule; curves labelled "/code").</summary>
+    public bool AccountingRule { get; init; } = true;
     /// <summary>The curve name of every configuration (<see cref="MethodSpec.Curve"/>; null: each method's default).</summary>
     public string? Curve { get; init; }
 
@@ -76,6 +87,7 @@ public sealed record SweepGrid
     {
         if (Methods.Count == 0) throw new ArgumentException("--methods: no methods");
         if (Examples < 1) throw new ArgumentException($"--examples must be ≥ 1 (got {Examples})");
+        if (SeedBase is < 0) throw new ArgumentException($"--seed must be ≥ 0 (got {SeedBase})");
         if (Tasks.Count == 0) throw new ArgumentException("--tasks: no tasks");
         if (Contexts.Count == 0) throw new ArgumentException("--contexts: no context lengths");
         foreach (int c in Contexts)
@@ -138,7 +150,7 @@ public sealed record SweepGrid
                 foreach (int context in Contexts)
                     foreach (var task in Tasks)
                     {
-                        var point = new SweepPoint(spec, chunk, context, task);
+                        var point = new SweepPoint(spec, chunk, context, task) { ExampleSet = ExampleSet };
                         if (seen.Add(point.Key(""))) points.Add(point);
                     }
         }

@@ -19,7 +19,7 @@ public readonly record struct Compression(int Candidates, int Window, int Capaci
     public int Evicted => Candidates - Kept + (DropWindow ? Window : 0);
 }
 
-/// <summary>When a score-based method evicts during pre-fill (the paper's §2.4; docs/methods.md).</summary>
+/// <summary>When a score-based method evicts during pre-fill (docs/methods.md, "Schedules").</summary>
 public enum ScheduleKind
 {
     /// <summary>Evict once, after the whole prompt is pre-filled, scoring every prompt KV with the
@@ -38,13 +38,13 @@ public enum ScheduleKind
 /// <summary>How a budget is given.</summary>
 public enum BudgetKind
 {
-    /// <summary>A fraction p of each chunk's KVs is evicted, with the paper code's integer rules:
-    /// per-chunk capacity int((1 − p)·c), window included (+ the patch for a patched chunk); a single
-    /// pre-fill keeps max(int((1 − p)·n), window) rounded up to a multiple of 64.</summary>
+    /// <summary>A fraction p of each chunk's KVs is evicted by the paper code's integer rule (the "code rule",
+    /// <c>--budget-rule code</c>): per-chunk capacity int((1 − p)·c), window included (+ the patch for a patched
+    /// chunk); a single pre-fill keeps max(int((1 − p)·n), window) rounded up to a multiple of 64.</summary>
     Evict,
-    /// <summary>A fraction p, with PAPER.md §1.2's accounting: each chunk keeps round((1 − p)·c) of
-    /// its own KVs plus a window of w (at most the chunk), exactly what <c>KvFootprint.TokenEviction</c>
-    /// counts; a single pre-fill keeps round((1 − p)·n) + w (no rounding to 64).</summary>
+    /// <summary>A fraction p by the accounting rule (the default; docs/footprint.md): each chunk keeps
+    /// round((1 − p)·c) of its own KVs plus a window of w (at most the chunk), exactly what
+    /// <c>KvFootprint.TokenEviction</c> counts; a single pre-fill keeps round((1 − p)·n) + w (no rounding to 64).</summary>
     EvictPlusWindow,
     /// <summary>An absolute number of prompt KVs per head (averaged over layers). Chunked schedules
     /// split it over chunks in proportion to their length: chunk k gets round(B·b_k/n) − round(B·b_{k−1}/n).</summary>
@@ -67,9 +67,10 @@ public sealed record EvictionBudget
     /// <summary>B, the prompt KVs kept per head (Tokens).</summary>
     public int Tokens { get; }
 
-    /// <summary>Evict a fraction <paramref name="p"/> per chunk, with the paper code's rules.</summary>
+    /// <summary>Evict a fraction <paramref name="p"/> per chunk by the paper code's rule (the code rule: int((1 − p)·c)).</summary>
     public static EvictionBudget Fraction(double p) => new(BudgetKind.Evict, CheckP(p), 0);
-    /// <summary>Evict a fraction <paramref name="p"/>, keeping round((1 − p)·c) + window per chunk (PAPER.md §1.2).</summary>
+    /// <summary>Evict a fraction <paramref name="p"/> by the accounting rule, keeping round((1 − p)·c) + window per chunk
+    /// (the default; docs/footprint.md).</summary>
     public static EvictionBudget FractionPlusWindow(double p) => new(BudgetKind.EvictPlusWindow, CheckP(p), 0);
     /// <summary>Keep <paramref name="tokens"/> prompt KVs per head.</summary>
     public static EvictionBudget Absolute(int tokens) =>
@@ -80,8 +81,8 @@ public sealed record EvictionBudget
 
     public override string ToString() => Kind switch
     {
-        BudgetKind.Evict => $"evict {Evict.ToString(CultureInfo.InvariantCulture)}",
-        BudgetKind.EvictPlusWindow => $"evict {Evict.ToString(CultureInfo.InvariantCulture)} (+window)",
+        BudgetKind.Evict => $"evict {Evict.ToString(CultureInfo.InvariantCulture)} (code rule)",
+        BudgetKind.EvictPlusWindow => $"evict {Evict.ToString(CultureInfo.InvariantCulture)}",
         _ => $"budget {Tokens}",
     };
 }
@@ -95,7 +96,8 @@ public sealed record EvictionBudget
 public sealed record EvictionSchedule
 {
     public ScheduleKind Kind { get; init; } = ScheduleKind.Naive;
-    public EvictionBudget Budget { get; init; } = EvictionBudget.Fraction(0.5);
+    /// <summary>The budget (default: evict half of each chunk by the accounting rule).</summary>
+    public EvictionBudget Budget { get; init; } = EvictionBudget.FractionPlusWindow(0.5);
     /// <summary>Observation window k: queries that score, KVs always kept, patch length (paper: 64).</summary>
     public int Window { get; init; } = 64;
     /// <summary>Post-fill capacity is rounded up to a multiple of this (paper code: 64).</summary>

@@ -75,6 +75,8 @@ public interface IKvScorer
     void OnKept(int layer, int head, ReadOnlySpan<int> kept) { }
     /// <summary>Scores of candidates [From, To): <paramref name="scores"/>[i − From].</summary>
     void Score(in ScoreInput input, Span<float> scores);
-    /// <summary>Scored entries each layer keeps (the window comes on top); default: the same for all.</summary>
+    /// <summary>Scored entries each layer keeps (the window comes on top); default: the same for all. Called whenever the
+    /// capacity is below the candidates, also when it does not exceed the window (<see cref="BudgetInput.Average"/> ≤ 0:
+    /// a layer that is pruned then keeps none).</summary>
     void LayerBudgets(in BudgetInput input, Span<int> keep) => LayerBudget.Uniform(input, keep);
 }

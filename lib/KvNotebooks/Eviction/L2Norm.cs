@@ -1,10 +1,12 @@
 namespace KvNotebooks.Eviction;
 
 /// <summary>
-/// L2-norm key eviction (Devoto et al. 2024; PAPER.md §2.6): keep the recent window plus the keys with
-/// the lowest L2 norm (low-norm keys tend to draw high attention). No queries are needed. As in the
-/// paper's <c>L2KVCache</c>, the first <see cref="SkipLayers"/> layers are never pruned (so with skipped
-/// layers the per-head average is above the budget; use 0 to compare with the footprint accountant).
+/// L2-norm key eviction (Devoto et al. 2024; docs/methods.md, "L2 norm"): keep the recent window plus the keys with
+/// the lowest L2 norm (in the models it was found on, low-norm keys draw high attention). No queries are needed. As in
+/// the paper's <c>L2KVCache</c>, the first <see cref="SkipLayers"/> layers are never pruned, whatever the budget (so
+/// with skipped layers the per-head average is above the budget; use 0 to compare with the footprint accountant).
+/// On our model the premise fails: the keys with the largest norms are the delimiters of layers 0–1 and &lt;bos&gt; in
+/// layers 2–3, and they are the ones that matter (docs/methods.md).
 /// </summary>
 public sealed class L2Norm : IKvScorer
 {

@@ -39,13 +39,14 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
     /// <summary>A copy with <paramref name="knob"/> set.</summary>
     public MethodSpec With<T>(Knob<T> knob, T value) where T : notnull => this with { Knobs = Knobs.With(knob, value) };
 
-    /// <summary>The schedule a token scorer runs on (post-fill, evict 0.5 when none was given); null for other methods.</summary>
+    /// <summary>The schedule a token scorer runs on (post-fill, evict 0.5 by the accounting rule when none was given; a
+    /// method that fixes part of its schedule, Locret, applies it); null for other methods.</summary>
     public EvictionSchedule? ScheduleOrDefault
     {
         get
         {
             if (!IsScored) return null;
-            var given = Schedule ?? EvictionSchedule.PostFill(EvictionBudget.Fraction(0.5));
+            var given = Schedule ?? EvictionSchedule.PostFill(EvictionBudget.FractionPlusWindow(0.5));
             return Method.OwnSchedule is { } own ? own(this, given) : given;
         }
     }
@@ -89,8 +90,9 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
 
     /// <summary>
     /// The curve this configuration belongs to: the method's name, or for a score-based method "name/schedule"
-    /// (e.g. "pyramidkv/patched"), with "/replicated" (GQA copies per query head), "/accounting" (the accountant's
-    /// budget rule), "/budget" (absolute budgets) and "/decode-evict" when set; "/kv4" etc. over quantized storage.
+    /// (e.g. "pyramidkv/patched"), with "/replicated" (GQA copies per query head), "/code" (rates by the paper code's
+    /// budget rule instead of the accounting rule, docs/footprint.md), "/budget" (absolute budgets) and "/decode-evict"
+    /// when set; "/kv4" etc. over quantized storage.
     /// </summary>
     public string Label
     {
@@ -103,7 +105,7 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
                 var s = EffectiveSchedule;
                 label += $"/{s.Kind.ToString().ToLowerInvariant()}";
                 if (Storage.ReplicatePerQueryHead) label += "/replicated";
-                if (s.Budget.Kind == BudgetKind.EvictPlusWindow) label += "/accounting";
+                if (s.Budget.Kind == BudgetKind.Evict) label += "/code";
                 if (s.Budget.Kind == BudgetKind.Tokens) label += "/budget";
                 if (s.EvictDuringDecode) label += "/decode-evict";
             }
@@ -114,7 +116,9 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
 
     /// <summary>
     /// The canonical configuration line, e.g.
-    /// <c>pyramidkv;schedule=patched;evict=0.7;obs=64;pool=5;beta=20;gqa=shared;chunk=1024</c>.
+    /// <c>pyramidkv;schedule=patched;evict=0.7;rule=accounting;obs=64;pool=5;beta=20;gqa=shared;chunk=1024</c>.
+    /// A rate always names its budget rule (rule=accounting or rule=code); lines written before it did are read by
+    /// <see cref="ReadLegacyRule"/>.
     /// </summary>
     public string Describe(Chunking chunking)
     {
@@ -127,7 +131,7 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
             {
                 BudgetKind.Tokens => $"budget={I(sc.Budget.Tokens)}",
                 BudgetKind.EvictPlusWindow => $"evict={D(sc.Budget.Evict)};rule=accounting",
-                _ => $"evict={D(sc.Budget.Evict)}",
+                _ => $"evict={D(sc.Budget.Evict)};rule=code",
             });
             parts.Add($"obs={I(sc.Window)}");
             if (sc.Kind == ScheduleKind.PostFill && sc.CapacityMultiple != 64) parts.Add($"capacity-multiple={I(sc.CapacityMultiple)}");
@@ -164,6 +168,29 @@ public sealed record MethodSpec(MethodDescriptor Method, KnobValues Knobs)
     }
 
     public override string ToString() => Describe(Chunking.None);
+
+    /// <summary>
+    /// A result row's (method, method_config) in today's canonical form. Until the accounting rule became the default,
+    /// a rate by the paper code's rule was written without a rule ("evict=0.7", label "pyramidkv/patched") and one by
+    /// the accounting rule as "evict=0.7;rule=accounting" with the label ".../accounting". Those rows are read as what
+    /// they are: the first gains ";rule=code" and "/code", the second loses "/accounting". Current lines pass unchanged,
+    /// so reading twice changes nothing.
+    /// </summary>
+    public static (string Label, string Config) ReadLegacyRule(string label, string config)
+    {
+        var parts = config.Split(';').ToList();
+        int evict = parts.FindIndex(x => x.StartsWith("evict=", StringComparison.Ordinal));
+        if (evict < 0) return (label, config);
+        var segments = label.Split('/').ToList();
+        if (!parts.Any(x => x.StartsWith("rule=", StringComparison.Ordinal)))
+        {
+            parts.Insert(evict + 1, "rule=code");
+            if (segments.Count >= 2 && !segments.Contains("code"))
+                segments.Insert(segments.Count > 2 && segments[2] == "replicated" ? 3 : 2, "code");
+        }
+        else if (parts.Contains("rule=accounting")) segments.Remove("accounting");
+        return (string.Join('/', segments), string.Join(';', parts));
+    }
 
     private static string I(int x) => x.ToString(CultureInfo.InvariantCulture);
     private static string D(double x) => x.ToString("R", CultureInfo.InvariantCulture);

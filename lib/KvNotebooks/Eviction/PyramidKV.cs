@@ -1,7 +1,7 @@
 namespace KvNotebooks.Eviction;
 
 /// <summary>
-/// PyramidKV (Cai et al. 2024; PAPER.md §2.4): SnapKV's scores, with budgets that decrease linearly over
+/// PyramidKV (Cai et al. 2024; docs/methods.md, "PyramidKV"): SnapKV's scores, with budgets that decrease linearly over
 /// layers. As in the paper's code: with average a = capacity − window and β = 20, min = a // β and
 /// max = 2a − min (max clipped to the candidates, min then 2a − max); a chunk shorter than 2a gets
 /// SnapKV's equal budgets. Layer l's target is max − l·(max − min)/(L − 1). The code's integer step makes

@@ -137,12 +137,12 @@ public sealed class ScheduledEviction : IEvictionMethod
         Scorer.Begin(_numLayers, _numHeads);
     }
 
-    /// <summary>Scored entries each layer keeps: all if the capacity reaches the candidates, none
-    /// (window only) if it does not exceed the window, else the scorer's split of capacity − window.</summary>
+    /// <summary>Scored entries each layer keeps: all if the capacity reaches the candidates, else the scorer's split of
+    /// capacity − window (none, window only, when the capacity does not exceed the window — except in layers a scorer
+    /// never prunes, such as L2's skipped first layers).</summary>
     private void Budgets(LayerPlan plan, Span<int> budgets)
     {
         if (plan.Capacity >= plan.Candidates) budgets.Fill(plan.NonWindow);
-        else if (plan.Capacity <= plan.Window) budgets.Clear();
         else Scorer.LayerBudgets(new BudgetInput(plan.Capacity, plan.Candidates, plan.Window, _numLayers), budgets);
     }
 

@@ -1,7 +1,7 @@
 namespace KvNotebooks.Eviction;
 
 /// <summary>
-/// SnapKV (Li et al. 2024; PAPER.md §2.4): a KV's score is the attention it receives from the last k
+/// SnapKV (Li et al. 2024; docs/methods.md, "SnapKV"): a KV's score is the attention it receives from the last k
 /// queries (the observation window), summed over the window and smoothed by an average pool of width
 /// <see cref="PoolKernel"/> (zero padding, divided by the kernel as <c>F.avg_pool1d</c> does); the
 /// window's own KVs are always kept. Every layer gets the same budget. With GQA the pooled scores are

@@ -40,7 +40,7 @@ public sealed class ChunkPlan
         PromptTokens = sizes.Sum();
     }
 
-    /// <summary>Locret's plan (PAPER.md §2.5): chunks of C over the first n − localLen tokens, then the
+    /// <summary>Locret's plan (docs/methods.md, "Locret"): chunks of C over the first n − localLen tokens, then the
     /// last <paramref name="localLen"/> prompt tokens as their own final chunk.</summary>
     public static ChunkPlan Locret(int promptTokens, int chunkSize, int localLen = 100)
     {

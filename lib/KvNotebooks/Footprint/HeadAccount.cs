@@ -1,7 +1,7 @@
 namespace KvNotebooks.Footprint;
 
 /// <summary>
-/// One head's account under the paper code's conventions (PAPER.md §1.2): <see cref="Entries"/> is the
+/// One head's account under the paper code's conventions (docs/footprint.md): <see cref="Entries"/> is the
 /// area, Σ over query rows of the entries not evicted; <see cref="PeakPoints"/> holds the entries held
 /// at each time point the paper samples: one per pre-fill chunk, then one at the end of decoding (m &gt; 0).
 /// </summary>

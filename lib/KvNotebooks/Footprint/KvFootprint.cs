@@ -19,7 +19,7 @@ public sealed record FootprintResult(long Entries, long FullEntries, long PeakEn
 }
 
 /// <summary>
-/// The analytic accountant: PAPER.md §1.2, the formulas of the paper's <c>eval/viz/kv_footprint.py</c>.
+/// The analytic accountant: the formulas of the paper's <c>eval/viz/kv_footprint.py</c> (docs/footprint.md).
 /// Everything is per head; T = n + m; full attention counts T(T+1)/2.
 /// </summary>
 public static class KvFootprint
@@ -71,7 +71,7 @@ public static class KvFootprint
     }
 
     /// <summary>
-    /// Token eviction in chunks (PyramidKV / SnapKV, naive or patched, PAPER.md §2.4): each chunk keeps
+    /// Token eviction in chunks (PyramidKV / SnapKV, naive or patched; docs/footprint.md): each chunk keeps
     /// round((1 − p)·c) of its tokens plus <paramref name="window0"/> (the always-kept window / patch), at
     /// most the chunk; nothing is evicted while decoding. A single pre-fill is a one-chunk plan.
     /// </summary>
@@ -121,7 +121,7 @@ public static class KvFootprint
         };
     }
 
-    /// <summary>Locret (PAPER.md §2.5): its own chunk plan (last <paramref name="localLen"/> prompt tokens
+    /// <summary>Locret (docs/footprint.md): its own chunk plan (last <paramref name="localLen"/> prompt tokens
     /// alone), P_k = P_{k−1} + min(round((1 − s)·c_k) + stabilizers, c_k).</summary>
     public static FootprintResult Locret(int n, int m, int chunkSize, double sparsity, int stabilizers = 2500, int localLen = 100)
     {

@@ -3,7 +3,7 @@ using KvNotebooks.Cache;
 namespace KvNotebooks.Inference;
 
 /// <summary>
-/// Measures the KV footprint of a run as it happens (PAPER.md §1.1). For each stored head and each query
+/// Measures the KV footprint of a run as it happens (docs/footprint.md). For each stored head and each query
 /// row, it counts the entries that row's attention could see: within a block of r rows appended to a head
 /// holding n entries (the block included), row i sees n − r + i + 1. Summed over heads and rows, divided
 /// by heads × T(T+1)/2, that is the footprint. The peak adds, per step (a pre-fill chunk or a decode

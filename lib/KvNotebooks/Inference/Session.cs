@@ -10,7 +10,7 @@ namespace KvNotebooks.Inference;
 /// One generation: chunked pre-fill of a prompt (chunk size C; C ≥ prompt length is a single
 /// pre-fill), then greedy decoding. After each layer's attention in every chunk and decode step, the
 /// meter records what each head held and the eviction method trims that layer.
-/// As in the paper's accounting (PAPER.md §1.2, T = n + m), every generated token is also a query
+/// As in the paper's accounting (docs/footprint.md, T = n + m), every generated token is also a query
 /// row: its key and value are appended, the last generated token's included.
 /// The cache is laid out as the session is told (<see cref="KvStorage"/>: precision, quantized, replicated per
 /// query head), whatever the method; a method that patches (<see cref="IEvictionMethod.PatchLength"/>) gets the
@@ -198,7 +198,7 @@ public sealed class Session : ILayerObserver, IDisposable
 }
 
 /// <summary>The outcome of <see cref="Session.Run"/>: generated ids, the measured footprint and peak
-/// KV (fractions, PAPER.md §1.1), their integer entry counts, and the peak bytes the cache held.
+/// KV (fractions, docs/footprint.md), their integer entry counts, and the peak bytes the cache held.
 /// <see cref="PeakKvBytes"/> is the cache's real allocation at its peak (pages + quantized blocks), not a
 /// formula; <see cref="PeakHeldEntries"/> the most entries it held at once over all layers and heads.</summary>
 public sealed record RunResult(

@@ -3,7 +3,7 @@ namespace KvNotebooks.Tasks;
 /// <summary>
 /// A synthetic long-context task: a deterministic generator (seed, length) → context + questions +
 /// gold answers, and a scorer of generated answers in [0, 1]. Each task is the analog of one HELMET
-/// dataset; <see cref="Category"/> names its HELMET category (PAPER.md §4).
+/// dataset; <see cref="Category"/> names its HELMET category (docs/statistics.md, "What is scored").
 /// </summary>
 public abstract class LongContextTask
 {

@@ -2,7 +2,7 @@ namespace KvNotebooks.Tasks;
 
 /// <summary>
 /// The task suite: one synthetic task per HELMET dataset family, grouped in HELMET's categories
-/// (PAPER.md §4). A category's score is the mean of its tasks' scores, as in the paper.
+/// (docs/statistics.md, "What is scored"). A category's score is the mean of its tasks' scores, as in the paper.
 /// </summary>
 public static class TaskSuite
 {

@@ -135,7 +135,8 @@ public sealed class CliTests : IDisposable
             "--method", "pyramidkv", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4", "--json");
         Assert.True(code == 0, stderr);
         var run = JsonDocument.Parse(stdout).RootElement;
-        var schedule = KvNotebooks.Eviction.EvictionSchedule.Patched(KvNotebooks.Eviction.EvictionBudget.Fraction(0.5), 4);
+        // The accounting rule is the default: round((1 − p)·c) + window per chunk.
+        var schedule = KvNotebooks.Eviction.EvictionSchedule.Patched(KvNotebooks.Eviction.EvictionBudget.FractionPlusWindow(0.5), 4);
         var expected = KvFootprint.Scheduled(new ChunkPlan(40, 12), 3, schedule);
         int heads = 2 * 2;
         Assert.Equal(heads * expected.Entries, run.GetProperty("entries").GetInt64());
@@ -143,6 +144,14 @@ public sealed class CliTests : IDisposable
         Assert.Equal(3 * 4, run.GetProperty("patchRows").GetInt64());
         Assert.StartsWith("patched", run.GetProperty("schedule").GetString());
         Assert.True(run.GetProperty("peakKvBytes").GetInt64() > 0);
+        // --budget-rule code still runs the paper code's int((1 − p)·c).
+        var codeRun = Kvnb("run", "--model", model, "--tokens", tokens, "--gen-tokens", "3", "--chunk", "12",
+            "--method", "pyramidkv", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4", "--budget-rule", "code", "--json");
+        Assert.True(codeRun.code == 0, codeRun.stderr);
+        var codeExpected = KvFootprint.Scheduled(new ChunkPlan(40, 12), 3,
+            KvNotebooks.Eviction.EvictionSchedule.Patched(KvNotebooks.Eviction.EvictionBudget.Fraction(0.5), 4));
+        Assert.Equal(heads * codeExpected.Entries, JsonDocument.Parse(codeRun.stdout).RootElement.GetProperty("entries").GetInt64());
+        Assert.NotEqual(codeExpected.Entries, expected.Entries);
 
         // kvnb footprint --schedule counts the same run analytically; without it, the paper's formula.
         var fp = Kvnb("footprint", "--method", "pyramidkv", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4",
@@ -237,11 +246,12 @@ public sealed class CliTests : IDisposable
             "--eval-dir", Path.Combine(_dir, "none"), "--csv", csv];
         var first = Kvnb(args);
         Assert.True(first.code == 0, first.stderr);
-        Assert.Contains("5 configuration(s) × 1 context(s) × 1 task(s) = 5 rows of 1 example(s); 0 already in", first.stderr);
+        Assert.Contains("5 configuration(s) × 1 context(s) × 1 task(s) = 5 rows of 1 example(s) (fixed sets); 0 already in", first.stderr);
         Assert.Contains("[   5/5]", first.stderr); // one line per finished row (stderr is not a terminal here)
         var rows = KvNotebooks.Evaluation.EvalRow.Load(csv);
         Assert.Equal(["full", "pyramidkv/naive", "pyramidkv/naive", "pyramidkv/patched", "pyramidkv/patched"], rows.Select(r => r.Method));
-        Assert.Contains("evict=0.6", rows[4].MethodConfig);
+        Assert.Contains("evict=0.6;rule=accounting", rows[4].MethodConfig);
+        Assert.All(rows, r => Assert.Equal(r.Score, Assert.Single(r.ExampleScores!)));
         byte[] before = File.ReadAllBytes(csv);
         var sidecar = JsonDocument.Parse(File.ReadAllText(csv + ".config.json")).RootElement.GetProperty("runs")[0];
         Assert.Contains("--evict 0.3:0.6:0.3", sidecar.GetProperty("command").GetString());
@@ -275,19 +285,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void EvalWithASeedScoresFreshExamplesButWritesNoCsvRows()
+    public void EvalWithASeedWritesRowsKeptApartFromTheFixedSets()
     {
         string model = TaskModel(), csv = Path.Combine(_dir, "seeded.csv");
-        string[] args = ["eval", "--model", model, "--tasks", "niah_mk", "--context", "256", "--examples", "2", "--seed", "5", "--eval-dir", Path.Combine(_dir, "none")];
-        var (code, stdout, _) = Kvnb([.. args, "--json"]);
+        string[] args = ["eval", "--model", model, "--tasks", "niah_mk", "--context", "256", "--examples", "2", "--eval-dir", Path.Combine(_dir, "none")];
+        var (code, stdout, _) = Kvnb([.. args, "--seed", "5", "--json"]);
         Assert.Equal(0, code);
         using var doc = System.Text.Json.JsonDocument.Parse(stdout);
         var row = Assert.Single(doc.RootElement.GetProperty("rows").EnumerateArray());
         Assert.Equal(2, row.GetProperty("examples").GetInt32());
-        var refused = Kvnb([.. args, "--csv", csv]);
-        Assert.Equal(2, refused.code);
-        Assert.Contains("--seed with --csv", refused.stderr);
-        Assert.False(File.Exists(csv));
+        Assert.Equal("seed:5", row.GetProperty("exampleSet").GetString());
+        Assert.Equal(2, row.GetProperty("exampleScores").GetArrayLength());
+
+        Assert.Equal(0, Kvnb([.. args, "--seed", "5", "--csv", csv]).code);
+        Assert.Equal(0, Kvnb([.. args, "--csv", csv]).code);
+        Assert.Equal(0, Kvnb([.. args, "--held-out", "--csv", csv]).code);
+        var rows = KvNotebooks.Evaluation.EvalRow.Load(csv);
+        Assert.Equal(["seed:5", "fixed", "seed:91000000"], rows.Select(r => r.ExampleSet));
+        Assert.Equal(3, rows.Select(r => r.Key).Distinct().Count());
+        Assert.All(rows, r => Assert.Equal(2, r.ExampleScores!.Count));
+        var both = Kvnb([.. args, "--held-out", "--seed", "5"]);
+        Assert.Equal(2, both.code);
+        Assert.Contains("not both", both.stderr);
     }
 
     [Fact]

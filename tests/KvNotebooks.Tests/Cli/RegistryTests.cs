@@ -61,7 +61,7 @@ public sealed class RegistryTests : IDisposable
             "--schedule", "patched", "--evict", "0.5", "--obs-window", "4", "--json");
         Assert.True(run.code == 0, run.stderr);
         var measured = JsonDocument.Parse(run.stdout).RootElement;
-        var expected = KvFootprint.Scheduled(new ChunkPlan(40, 12), 3, EvictionSchedule.Patched(EvictionBudget.Fraction(0.5), 4));
+        var expected = KvFootprint.Scheduled(new ChunkPlan(40, 12), 3, EvictionSchedule.Patched(EvictionBudget.FractionPlusWindow(0.5), 4));
         Assert.Equal(expected.Footprint, measured.GetProperty("footprint").GetDouble(), 12);
         var fp = Kvnb("footprint", "--method", "parity", "--parity", "1", "--schedule", "patched", "--evict", "0.5", "--obs-window", "4",
             "--prompt-tokens", "40", "--gen-tokens", "3", "--chunk", "12", "--json");
@@ -78,7 +78,7 @@ public sealed class RegistryTests : IDisposable
             Registry = Registry, Methods = ["full", "parity:naive"], Evicts = [0.5], Chunks = [128], Contexts = [256],
             Knobs = new Dictionary<string, IReadOnlyList<object>> { ["parity"] = [0, 1] }, Tasks = [TaskSuite.Get("niah_mk")], Examples = 1,
         }.Expand();
-        Assert.Contains("parity;schedule=naive;evict=0.5;obs=64;parity=1;gqa=shared;chunk=128", plan.Configs);
+        Assert.Contains("parity;schedule=naive;evict=0.5;rule=accounting;obs=64;parity=1;gqa=shared;chunk=128", plan.Configs);
         Assert.Equal(3, plan.Configs.Count);
         var dry = Kvnb("sweep", "--model", model, "--methods", "full,parity:naive", "--parity", "0,1", "--evict", "0.5", "--chunks", "128",
             "--contexts", "256", "--tasks", "niah_mk", "--examples", "1", "--dry-run");

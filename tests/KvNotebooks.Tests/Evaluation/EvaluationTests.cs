@@ -34,6 +34,71 @@ public class EvaluationTests
         }
     }
 
+    /// <summary>
+    /// No held-out example is one used in training or design. Example i of task t is generated from seed
+    /// SeedOf(base, t, i) at the evaluation length, so it can equal another example only with the same seed, task and
+    /// length. Checked for the first 2,000 held-out examples per task: no seed of the same task under the fixed sets', the
+    /// follow-up questions' or the training log's held-out bases (3,000,000 and 5,000,000), none of the raw seeds of the
+    /// teacher-forced evaluations and probes (1,000,000 + i, 2,000,000 + i, i &lt; 1,000), and every training draw of every
+    /// shipped config whose seed is a held-out seed (31-bit seeds do meet by chance: about 15 of 657,676) was made at a
+    /// length that is not an evaluation length.
+    /// </summary>
+    [Fact]
+    public void Held_out_examples_are_distinct_from_every_example_used_in_training_or_design()
+    {
+        const int PerTask = 2000;
+        int tasks = TaskSuite.All.Count();
+        static int Seed(int b, int t, int i) => KvNotebooks.Training.Pretraining.Pretrainer.SeedOf(b, t, i);
+        var heldOut = new HashSet<int>();
+        var perTask = new HashSet<int>[tasks];
+        for (int t = 0; t < tasks; t++)
+        {
+            perTask[t] = Enumerable.Range(0, PerTask).Select(i => Seed(EvalSet.HeldOutSeed, t, i)).ToHashSet();
+            heldOut.UnionWith(perTask[t]);
+        }
+        foreach (int b in new[] { EvalSet.DefaultSeed, FollowUp.SeedBase, 3_000_000, 5_000_000 })
+            for (int t = 0; t < tasks; t++)
+                for (int i = 0; i < PerTask; i++)
+                    if (perTask[t].Contains(Seed(b, t, i))) Assert.Fail($"base {b}, task {t}, example {i} has a held-out example's seed");
+        for (int i = 0; i < 1000; i++)
+            if (heldOut.Contains(1_000_000 + i) || heldOut.Contains(2_000_000 + i)) Assert.Fail($"raw seed 1,000,000 or 2,000,000 + {i} is a held-out seed");
+        string masksDir = Path.Combine(Repo(), "data", "configs", "masks");
+        var configs = Directory.GetFiles(Path.Combine(Repo(), "data", "configs"), "*.json", SearchOption.AllDirectories)
+            .Where(f => !f.EndsWith("bench-4l.json", StringComparison.Ordinal) && !f.StartsWith(masksDir, StringComparison.Ordinal))
+            .Append(Path.Combine(Repo(), "data", "models", "kvnb-small", "train_config.json"));
+        int[] evalLengths = [1024, 2048, 4096];
+        long draws = 0, shared = 0;
+        foreach (var path in configs)
+        {
+            var cfg = KvNotebooks.Training.Pretraining.PretrainConfig.Load(path);
+            int step = 0;
+            foreach (var stage in cfg.Stages)
+                for (int s = 0; s < stage.Steps; s++, step++)
+                    for (int b = 0; b < stage.Batch; b++, draws++)
+                        if (heldOut.Contains(Seed(cfg.Seed, step, b)))
+                        {
+                            shared++;
+                            if (evalLengths.Contains(stage.Length))
+                                Assert.Fail($"{Path.GetFileName(path)}: training step {step}, batch index {b} draws a held-out seed at {stage.Length} tokens");
+                        }
+        }
+        // The head-mask trainers draw task examples too (one sequence per (step, batch index) at the config's length).
+        foreach (var path in Directory.GetFiles(masksDir, "*.json").Where(f => !f.EndsWith("streaming.json", StringComparison.Ordinal)))
+        {
+            var m = KvNotebooks.HeadMasks.MaskTrainConfig.Load(path);
+            for (int step = 0; step < m.Steps; step++)
+                for (int b = 0; b < m.Batch; b++, draws++)
+                    if (heldOut.Contains(Seed(m.Seed, step, b)))
+                    {
+                        shared++;
+                        if (evalLengths.Contains(m.Length))
+                            Assert.Fail($"{Path.GetFileName(path)}: mask-training step {step}, batch index {b} draws a held-out seed at {m.Length} tokens");
+                    }
+        }
+        Assert.True(draws > 5_000_000);
+        Assert.InRange(shared, 1, draws / 10_000); // the check above did meet shared seeds, at the birthday rate
+    }
+
     [Fact]
     public void A_corrupt_eval_set_is_named()
     {
@@ -108,7 +173,7 @@ public class EvaluationTests
             var cats = Evaluator.Categories(rows);
             Assert.Equal(("Recall", 0.75, 1.0), cats[0]);
             Assert.Equal(("RAG", 0.25, 0.5), cats[1]);
-            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1\n");
+            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1,fixed,\n");
             Assert.Contains("context", Assert.Throws<KvNotebooks.Validation.InputException>(() => EvalRow.Load(path)).Message);
         }
         finally { File.Delete(path); }

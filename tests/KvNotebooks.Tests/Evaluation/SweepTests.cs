@@ -57,8 +57,8 @@ public sealed class SweepTests : IDisposable
         Assert.Equal((1 + 2 + 2 + 2 + 3) * 2 * 2, plan.Points.Count);
         Assert.Equal(plan.Points.Count, plan.Points.Select(p => p.Key("m")).Distinct().Count());
         Assert.Contains("full;chunk=256", plan.Configs);
-        Assert.Contains("pyramidkv;schedule=patched;evict=0.6;obs=64;pool=5;beta=20;gqa=shared;chunk=512", plan.Configs);
-        Assert.Contains("l2;schedule=naive;evict=0.3;obs=64;skip-layers=2;gqa=shared;chunk=256", plan.Configs);
+        Assert.Contains("pyramidkv;schedule=patched;evict=0.6;rule=accounting;obs=64;pool=5;beta=20;gqa=shared;chunk=512", plan.Configs);
+        Assert.Contains("l2;schedule=naive;evict=0.3;rule=accounting;obs=64;skip-layers=2;gqa=shared;chunk=256", plan.Configs);
         Assert.Contains("quantized;bits=8;group=32;residual=128;chunk=512", plan.Configs);
         Assert.DoesNotContain(plan.Configs, c => c.StartsWith("l2;schedule=patched"));
         Assert.Contains(plan.Notes, n => n.Contains("l2 × patched left out"));
@@ -72,7 +72,13 @@ public sealed class SweepTests : IDisposable
     public void A_score_based_method_without_a_schedule_follows_kvnb_run_post_fill_single_naive_chunked()
     {
         var plan = (Grid("snapkv") with { Chunks = [Chunking.None, 512], Evicts = [0.5] }).Expand();
-        Assert.Equal(["snapkv;schedule=postfill;evict=0.5;obs=64;pool=5;gqa=shared;chunk=none", "snapkv;schedule=naive;evict=0.5;obs=64;pool=5;gqa=shared;chunk=512"], plan.Configs);
+        Assert.Equal(["snapkv;schedule=postfill;evict=0.5;rule=accounting;obs=64;pool=5;gqa=shared;chunk=none", "snapkv;schedule=naive;evict=0.5;rule=accounting;obs=64;pool=5;gqa=shared;chunk=512"], plan.Configs);
+        var code = (Grid("snapkv") with { Chunks = [512], Evicts = [0.5], AccountingRule = false }).Expand();
+        Assert.Equal(["snapkv;schedule=naive;evict=0.5;rule=code;obs=64;pool=5;gqa=shared;chunk=512"], code.Configs);
+        Assert.Equal(["snapkv/naive/code"], code.Points.Select(p => p.Spec.Label).Distinct());
+        var heldOut = (Grid("full") with { SeedBase = EvalSet.HeldOutSeed }).Expand();
+        Assert.All(heldOut.Points, p => Assert.Equal("seed:91000000", p.ExampleSet));
+        Assert.Empty(heldOut.Points.Select(p => p.Key("m")).Intersect(Grid("full").Expand().Points.Select(p => p.Key("m"))));
         var gqa = (Grid("snapkv:patched") with { Evicts = [0.5], Chunks = [256], Replicated = [false, true] }).Expand();
         Assert.Equal(["snapkv/patched", "snapkv/patched/replicated"], gqa.Points.Select(p => p.Spec.Label).Distinct());
     }
@@ -108,19 +114,47 @@ public sealed class SweepTests : IDisposable
     [Fact]
     public void Configurations_that_differ_in_any_setting_have_different_keys()
     {
-        var a = MethodSpec.Of("pyramidkv") with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) };
-        var b = a with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.7)) };
-        var c = a with { Schedule = EvictionSchedule.Naive(EvictionBudget.Fraction(0.5)) };
+        var a = MethodSpec.Of("pyramidkv") with { Schedule = EvictionSchedule.Patched(EvictionBudget.FractionPlusWindow(0.5)) };
+        var b = a with { Schedule = EvictionSchedule.Patched(EvictionBudget.FractionPlusWindow(0.7)) };
+        var c = a with { Schedule = EvictionSchedule.Naive(EvictionBudget.FractionPlusWindow(0.5)) };
         var d = a.With(PyramidKV.BetaKnob, 10);
         var e = a with { Storage = new KvStorage(ReplicatePerQueryHead: true) };
         var f = a with { Storage = new KvStorage(Quantization: new KvQuantization(4)) };
-        Assert.Equal(6, new[] { a, b, c, d, e, f }.Select(s => s.Describe(512)).Distinct().Count());
+        var g = a with { Schedule = EvictionSchedule.Patched(EvictionBudget.Fraction(0.5)) };
+        Assert.Equal(7, new[] { a, b, c, d, e, f, g }.Select(s => s.Describe(512)).Distinct().Count());
         Assert.NotEqual(a.Describe(512), a.Describe(Chunking.None));
         Assert.EndsWith("chunk=none", a.Describe(Chunking.None));
-        Assert.Equal("pyramidkv;schedule=patched;evict=0.5;obs=64;pool=5;beta=20;gqa=shared;kv-bits=4;kv-group=32;kv-residual=128;chunk=512", f.Describe(512));
+        Assert.Equal("pyramidkv;schedule=patched;evict=0.5;rule=accounting;obs=64;pool=5;beta=20;gqa=shared;kv-bits=4;kv-group=32;kv-residual=128;chunk=512", f.Describe(512));
         Assert.Equal("pyramidkv/patched/kv4", f.Label);
         Assert.Equal("pyramidkv/patched", a.Label);
         Assert.Equal("p=0.5", a.Point);
+        // The code rule is labelled on the curve and in the line.
+        Assert.Equal("pyramidkv/patched/code", g.Label);
+        Assert.Equal("pyramidkv;schedule=patched;evict=0.5;rule=code;obs=64;pool=5;beta=20;gqa=shared;chunk=512", g.Describe(512));
+        Assert.Equal("pyramidkv/patched/replicated/code", (g with { Storage = new KvStorage(ReplicatePerQueryHead: true) }).Label);
+        // The default rule is the accounting rule everywhere a rate is given.
+        Assert.Equal(BudgetKind.EvictPlusWindow, MethodSpec.Of("snapkv").EffectiveSchedule.Budget.Kind);
+        Assert.Equal(BudgetKind.EvictPlusWindow, new EvictionSchedule().Budget.Kind);
+        Assert.True(new SweepGrid().AccountingRule);
+    }
+
+    [Theory]
+    // Before the rule was written, a rate was the code rule: it is read as such, and a current line passes unchanged.
+    [InlineData("pyramidkv/patched", "pyramidkv;schedule=patched;evict=0.7;obs=64;pool=5;beta=20;gqa=shared;chunk=512",
+                "pyramidkv/patched/code", "pyramidkv;schedule=patched;evict=0.7;rule=code;obs=64;pool=5;beta=20;gqa=shared;chunk=512")]
+    [InlineData("snapkv/patched/replicated", "snapkv;schedule=patched;evict=0.1;obs=64;pool=5;gqa=replicated;chunk=512",
+                "snapkv/patched/replicated/code", "snapkv;schedule=patched;evict=0.1;rule=code;obs=64;pool=5;gqa=replicated;chunk=512")]
+    [InlineData("h2o/naive/accounting", "h2o;schedule=naive;evict=0.5;rule=accounting;obs=64;gqa=shared;chunk=512",
+                "h2o/naive", "h2o;schedule=naive;evict=0.5;rule=accounting;obs=64;gqa=shared;chunk=512")]
+    [InlineData("pyramidkv/patched/code", "pyramidkv;schedule=patched;evict=0.7;rule=code;obs=64;chunk=512",
+                "pyramidkv/patched/code", "pyramidkv;schedule=patched;evict=0.7;rule=code;obs=64;chunk=512")]
+    [InlineData("h2o/naive/budget", "h2o;schedule=naive;budget=512;obs=64;gqa=shared;chunk=512", "h2o/naive/budget", "h2o;schedule=naive;budget=512;obs=64;gqa=shared;chunk=512")]
+    [InlineData("full", "full;chunk=512", "full", "full;chunk=512")]
+    [InlineData("quantized", "quantized;bits=4;group-size=32;residual=128;chunk=512", "quantized", "quantized;bits=4;group-size=32;residual=128;chunk=512")]
+    public void Rows_written_before_the_budget_rule_was_explicit_are_read_as_what_they_are(string label, string config, string newLabel, string newConfig)
+    {
+        Assert.Equal((newLabel, newConfig), MethodSpec.ReadLegacyRule(label, config));
+        Assert.Equal((newLabel, newConfig), MethodSpec.ReadLegacyRule(newLabel, newConfig));
     }
 
     // ---- running and resuming ----
@@ -305,6 +339,111 @@ public sealed class SweepTests : IDisposable
         Assert.Equal("p=0.7", SweepAnalysis.PointOf("pyramidkv;schedule=patched;evict=0.7;obs=64;chunk=1024"));
         Assert.Equal("window=256", SweepAnalysis.PointOf("streaming;sink=16;window=256;chunk=1024"));
         Assert.Equal("", SweepAnalysis.PointOf("full;chunk=1024"));
+    }
+
+    // ---- intervals ----
+
+    /// <summary>A row holding per-example scores (its score their mean).</summary>
+    private static EvalRow Scored(string method, string config, string task, string category, double footprint, params double[] scores) =>
+        Row(method, config, task, category, scores.Average(), footprint) with { Examples = scores.Length, ExampleScores = new ExampleScores(scores) };
+
+    [Fact]
+    public void Critical_footprint_intervals_resample_every_point_and_the_baseline_together()
+    {
+        // Full attention gets half of 20 examples right. The method equals it, example for example, at footprint 0.9 and
+        // gets nothing at 0.5. With one resample shared by the baseline and every point, the 0.9 point always holds and
+        // the crossing is always 0.5 + 0.9·0.4 = 0.86: a zero-width interval. Independent resamples would spread it.
+        double[] half = [.. Enumerable.Repeat(1.0, 10), .. Enumerable.Repeat(0.0, 10)];
+        var full = new[] { Scored("full", "full;chunk=1024", "rag", "RAG", 1, half) };
+        var method = new[]
+        {
+            Scored("pyramidkv/patched", "p=0.1", "rag", "RAG", 0.9, half),
+            Scored("pyramidkv/patched", "p=0.5", "rag", "RAG", 0.5, new double[20]),
+        };
+        var rag = Assert.Single(SweepAnalysis.CriticalFootprints(method, full));
+        Assert.Equal(0.86, rag.Critical!.Value, 12);
+        Assert.NotNull(rag.Interval);
+        Assert.Null(rag.NoInterval);
+        Assert.Equal(0.86, rag.Interval!.Lo.Value, 12);
+        Assert.Equal(0.86, rag.Interval.Hi.Value, 12);
+        Assert.Equal(CriticalKind.Exact, rag.Interval.Hi.Kind);
+        Assert.Equal("86.0 [86.0, 86.0]", rag.Text);
+    }
+
+    [Fact]
+    public void Critical_footprint_intervals_bracket_the_value_and_say_when_they_cannot_be_drawn()
+    {
+        var rng = new Random(4);
+        double[] Draw(double p, int n = 30) => Enumerable.Range(0, n).Select(_ => rng.NextDouble() < p ? 1.0 : 0.0).ToArray();
+        var full = new[] { Scored("full", "full;chunk=1024", "json_kv", "Recall", 1, Draw(0.9)), Scored("full", "full;chunk=1024", "niah_mk", "Recall", 1, Draw(0.9)) };
+        var method = new List<EvalRow>();
+        foreach (var (p, footprint, score) in new[] { ("p=0.1", 0.9, 0.9), ("p=0.3", 0.7, 0.85), ("p=0.5", 0.5, 0.6), ("p=0.7", 0.3, 0.3) })
+            foreach (var task in new[] { "json_kv", "niah_mk" })
+                method.Add(Scored("pyramidkv/patched", p, task, "Recall", footprint, Draw(score)));
+        var recall = Assert.Single(SweepAnalysis.CriticalFootprints(method, full));
+        var (lo, hi) = (recall.Interval!.Lo, recall.Interval.Hi);
+        Assert.True(CriticalFootprintResult.Compare(lo, recall.Critical!) <= 0 && CriticalFootprintResult.Compare(recall.Critical!, hi) <= 0,
+            $"{recall.Critical} outside {recall.Interval}");
+        Assert.True(hi.Value > lo.Value);
+        Assert.True(recall.Interval.StandardError > 0);
+        Assert.Equal(recall.Interval, Assert.Single(SweepAnalysis.CriticalFootprints(method, full)).Interval); // seeded
+        var table = SweepAnalysis.CriticalTable([.. full, .. method]);
+        Assert.Matches(@"^\d+\.\d \[[<>]?\d+\.\d, [<>]?\d+\.\d\]$", (string)table.Rows[0][3]!);
+        Assert.DoesNotContain(table.Rows, r => ((string)r[0]!).StartsWith("(no 95 %"));
+
+        // Rows without per-example scores (older CSVs): the value alone, and a closing line saying why.
+        var old = SweepAnalysis.CriticalTable([.. full.Select(r => r with { ExampleScores = null }), .. method]);
+        Assert.DoesNotContain("[", (string)old.Rows[0][3]!);
+        Assert.Contains(old.Rows, r => (string)r[0]! == "(no 95 % interval: rows without per-example scores)");
+        // Unequal example counts cannot be resampled together.
+        var uneven = SweepAnalysis.CriticalFootprints(method, full.Select(r => r with { Examples = 4, ExampleScores = new ExampleScores([1, 1, 1, 0]), Score = 0.75 }));
+        Assert.Contains("cannot be resampled together", Assert.Single(uneven).NoInterval);
+    }
+
+    [Fact]
+    public void Held_out_rows_form_their_own_curves_and_baselines()
+    {
+        double[] s = [1, 0, 1, 1];
+        var fixedRows = new[] { Scored("full", "full;chunk=1024", "rag", "RAG", 1, s), Scored("h2o/naive", "p=0.5", "rag", "RAG", 0.5, s) };
+        var heldOut = fixedRows.Select(r => r with { ExampleSet = EvalRow.SeedSet(EvalSet.HeldOutSeed), Score = 0.5, ExampleScores = new ExampleScores([1, 0, 1, 0]) }).ToList();
+        var points = SweepAnalysis.CategoryPoints([.. fixedRows, .. heldOut]);
+        Assert.Equal(4, points.Count);
+        Assert.Equal(2, points.Count(p => p.ExampleSet == "seed:91000000"));
+        var table = SweepAnalysis.CriticalTable([.. fixedRows, .. heldOut]);
+        Assert.Equal(["h2o/naive", "h2o/naive [seed:91000000]"], table.Rows.Take(2).Select(r => (string)r[0]!));
+        Assert.Contains(table.Rows, r => (string)r[0]! == "(full attention score) [seed:91000000]");
+        Assert.Contains("2 curves", Assert.Throws<ArgumentException>(() => SweepAnalysis.CriticalFootprints([fixedRows[1], heldOut[1]], fixedRows)).Message);
+    }
+
+    [Fact]
+    public void Category_points_carry_their_score_interval()
+    {
+        var rows = new[]
+        {
+            Scored("h2o/naive", "p=0.5", "json_kv", "Recall", 0.5, 1, 0, 1, 1),
+            Scored("h2o/naive", "p=0.5", "niah_mk", "Recall", 0.5, 1, 1, 0, 0, 1, 0),
+        };
+        var p = Assert.Single(SweepAnalysis.CategoryPoints(rows));
+        Assert.Equal(Statistics.CategoryMean([rows[0].ExampleScores!, rows[1].ExampleScores!]), p.ScoreEstimate);
+        Assert.Equal(p.Score, p.ScoreEstimate!.Value, 12);
+        Assert.Null(Assert.Single(SweepAnalysis.CategoryPoints(rows.Select(r => r with { ExampleScores = null }))).ScoreEstimate);
+    }
+
+    [Fact]
+    public void Naive_and_patched_are_compared_pairwise_on_the_same_examples()
+    {
+        // Patched gets right what naive does, plus five more of 20; the examples differ a lot from each other.
+        double[] naive = [1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0];
+        var patched = naive.Select((x, i) => i is 2 or 3 or 5 or 7 or 8 ? 1.0 : x).ToArray();
+        var a = new[] { Scored("pyramidkv/patched", "pyramidkv;schedule=patched;evict=0.5;rule=accounting;chunk=1024", "rag", "RAG", 0.5, patched) };
+        var b = new[] { Scored("pyramidkv/naive", "pyramidkv;schedule=naive;evict=0.5;rule=accounting;chunk=1024", "rag", "RAG", 0.5, naive) };
+        var c = Assert.Single(SweepAnalysis.Compare(a, b));
+        Assert.Equal(("RAG", "p=0.5", 4096, 1024), (c.Category, c.Point, c.Context, c.Chunk));
+        Assert.Equal(0.25, c.Paired.Value, 12);
+        Assert.Equal(patched.Average(), c.A, 12);
+        // Pairing sees that patched never does worse: its interval excludes 0, the unpaired one does not.
+        Assert.True(c.Paired.Lo > 0 && c.Unpaired.Lo < 0 && c.Paired.Hi - c.Paired.Lo < c.Unpaired.Hi - c.Unpaired.Lo, $"paired {c.Paired}, unpaired {c.Unpaired}");
+        Assert.Empty(SweepAnalysis.Compare(a, b.Select(r => r with { ExampleScores = null })));
     }
 
     /// <summary>Knob lists for a grid: ("bits", [2, 4, 8]).</summary>

@@ -7,7 +7,7 @@ namespace KvNotebooks.Tests.Eviction;
 
 /// <summary>
 /// The engine's meter against the analytic accountant for score-based methods. The engine follows the
-/// paper's code (capacity int((1 − p)·c), the patch's KVs dropped); PAPER.md §1.2's formula instead
+/// paper's code (capacity int((1 − p)·c), the patch's KVs dropped); the paper's formula (docs/footprint.md) instead
 /// keeps round((1 − p)·c) + w₀ per chunk. So: (1) with the code's rules the meter equals
 /// <see cref="KvFootprint.Scheduled"/> to the entry; (2) with the accounting rule
 /// (<see cref="BudgetKind.EvictPlusWindow"/>) it equals the paper's <see cref="KvFootprint.TokenEviction"/>

@@ -24,7 +24,7 @@ public class ScheduleTests
         // Single pre-fill: max(int((1 − p)·n), 64) rounded up to a multiple of 64.
         Assert.Equal(512, EvictionSchedule.PostFill(EvictionBudget.Fraction(0.5)).Capacity(0, 1000, 1000, 0));
         Assert.Equal(64, EvictionSchedule.PostFill(EvictionBudget.Fraction(0.99)).Capacity(0, 1000, 1000, 0));
-        // PAPER.md §1.2's accounting: round((1 − p)·c) + w.
+        // The accounting rule (docs/footprint.md): round((1 − p)·c) + w.
         Assert.Equal(50 + 64, EvictionSchedule.Naive(EvictionBudget.FractionPlusWindow(0.5)).Capacity(0, 100, 1000, 0));
         // An absolute budget splits over chunks in proportion to their length and sums exactly.
         var abs = EvictionSchedule.Naive(EvictionBudget.Absolute(300));

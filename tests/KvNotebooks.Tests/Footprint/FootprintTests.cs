@@ -41,7 +41,7 @@ public class FootprintTests
     [Fact]
     public void WorkedExampleIs26Of36()
     {
-        // PAPER.md §1.1, Fig. 1: 8 tokens, each row keeps at most 4 entries (itself and 3 before).
+        // docs/footprint.md, the paper's Fig. 1: 8 tokens, each row keeps at most 4 entries (itself and 3 before).
         var r = KvFootprint.HeadMix(new ChunkPlan(8, 1), m: 0, streamingHeads: 1, totalHeads: 1, sink: 0, window: 3);
         Assert.Equal(26, r.Entries);
         Assert.Equal(36, r.FullEntries);
@@ -160,13 +160,45 @@ public class FootprintTests
         Assert.Equal(CriticalKind.Exact, r.Kind);
         Assert.Equal(0.5, r.Value, 12);
         Assert.Equal("50.0", r.ToString());
+        Assert.Equal((0.5, 90.0), r.Crossing);
+        Assert.False(r.DipsAbove);
         var above = CriticalFootprint.Find([(0.5, 10), (0.93, 80)], 100);
         Assert.Equal(">93.0", above.ToString());
-        // Non-monotone: a lucky low point below a failing one does not count.
-        var nm = CriticalFootprint.Find([(0.2, 95), (0.4, 50), (0.6, 95), (0.8, 96)], 100);
-        Assert.Equal(CriticalKind.Exact, nm.Kind);
-        Assert.InRange(nm.Value, 0.4, 0.6);
+        Assert.Null(above.Crossing);
         Assert.Throws<ArgumentException>(() => CriticalFootprint.Find([], 100));
+    }
+
+    [Fact]
+    public void The_critical_footprint_is_the_smallest_footprint_that_reaches_the_target_on_the_interpolated_curve()
+    {
+        // Uneven: the curve reaches 90 between 0.2 and 0.4, falls to 50 at 0.6 and recovers. The smallest footprint that
+        // still scores ≥ 90 % of full attention is on the first rise: 0.2 + (90 − 60)/(95 − 60)·0.2.
+        var r = CriticalFootprint.Find([(0.8, 96), (0.6, 50), (0.4, 95), (0.2, 60)], 100);
+        Assert.Equal(CriticalKind.Exact, r.Kind);
+        Assert.Equal(0.2 + 30.0 / 35 * 0.2, r.Value, 12);
+        Assert.True(r.DipsAbove);
+        Assert.Equal(90, r.Target, 12);
+        // A point below the smallest that already holds: a bound, even if a larger footprint fails (the issue's Summ case:
+        // 32.5 % scores above full attention, 40 % below the target).
+        var summ = CriticalFootprint.Find([(0.325, 101), (0.40, 80), (0.729, 95), (1.0, 100)], 100);
+        Assert.Equal("<32.5", summ.ToString());
+        Assert.True(summ.DipsAbove);
+        // Exactly on the target counts as reaching it.
+        Assert.Equal(0.5, CriticalFootprint.Find([(0.3, 10), (0.5, 90), (0.7, 10)], 100).Value, 12);
+        Assert.Equal(CriticalKind.Exact, CriticalFootprint.Find([(0.3, 10), (0.5, 90), (0.7, 10)], 100).Kind);
+    }
+
+    [Fact]
+    public void Critical_results_order_bounds_outside_the_values_they_bound()
+    {
+        var below = new CriticalFootprintResult(0.3, CriticalKind.Below);
+        var atMin = new CriticalFootprintResult(0.3, CriticalKind.Exact);
+        var mid = new CriticalFootprintResult(0.5, CriticalKind.Exact);
+        var atMax = new CriticalFootprintResult(0.9, CriticalKind.Exact);
+        var above = new CriticalFootprintResult(0.9, CriticalKind.Above);
+        var shuffled = new[] { mid, above, atMin, below, atMax };
+        Array.Sort(shuffled, CriticalFootprintResult.Compare);
+        Assert.Equal([below, atMin, mid, atMax, above], shuffled);
     }
 
     /// <summary>Issue item 7: the engine's meter equals the accountant, integer for integer, for Full,

@@ -67,7 +67,7 @@ public class SessionTests
         }
     }
 
-    /// <summary>The streaming visibility rule of PAPER.md §1.2, written directly: a pre-fill row sees its
+    /// <summary>The streaming visibility rule of docs/footprint.md, written directly: a pre-fill row sees its
     /// chunk causally plus the first S and last W tokens before the chunk; a decode row at position a
     /// sees itself plus the first S and last W tokens before a.</summary>
     private static bool StreamingVisible(int query, int key, int n, int chunk, int sink, int window)

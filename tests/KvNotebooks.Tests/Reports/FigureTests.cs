@@ -134,3 +134,63 @@ public sealed class KvTimelineTests
         Assert.Equal(chunked.Cache.PeakAllocatedBytes, (long)bytes.Max());
     }
 }
+
+public sealed class SweepFigureTests
+{
+    private static KvNotebooks.Evaluation.CategoryPoint Point(string method, string point, double footprint, double score, double? lo = null, double? hi = null) =>
+        new(method, point, point, 2048, 512, "Recall", score, footprint, footprint, 0, 2)
+        {
+            ScoreEstimate = lo is null ? null : new KvNotebooks.Evaluation.Estimate(score, 0.05, lo.Value, hi!.Value, 20),
+        };
+
+    private static double[] Doubles(JsonNode? a) => a!.AsArray().Select(v => v is null ? double.NaN : v.GetValue<double>()).ToArray();
+
+    [Fact]
+    public void Score_figures_carry_error_bars_reference_lines_in_their_own_colours_and_the_crossing()
+    {
+        var points = new[]
+        {
+            Point("pyramidkv/patched", "p=0.1", 0.9, 0.95, 0.85, 1.0), Point("pyramidkv/patched", "p=0.5", 0.5, 0.5, 0.4, 0.6),
+            Point("pyramidkv/naive", "p=0.1", 0.9, 0.6), Point("pyramidkv/naive", "p=0.5", 0.5, 0.3),
+        };
+        var fig = SweepFigures.ScoreVs(points, "Recall", fullScore: 1.0, chance: 0.05);
+        var data = ((JsonObject)JsonNode.Parse(fig.ToJson())!)["data"]!.AsArray();
+        var patched = data.Single(t => (string)t!["name"]! == "pyramidkv/patched")!;
+        Assert.Equal([50.0, 90], Doubles(patched["x"]));
+        var err = patched["error_y"]!;
+        Assert.Equal("data", (string)err["type"]!);
+        Assert.False((bool)err["symmetric"]!);
+        Assert.Equal([10.0, 5], Doubles(err["array"]).Select(v => Math.Round(v, 9)));       // hi − score, in points, sorted by footprint
+        Assert.Equal([10.0, 10], Doubles(err["arrayminus"]).Select(v => Math.Round(v, 9))); // score − lo
+        Assert.Null(data.Single(t => (string)t!["name"]! == "pyramidkv/naive")!["error_y"]); // no per-example scores, no bars
+
+        // Reference lines: colours no method curve uses.
+        var methodColors = data.Where(t => t!["mode"]?.GetValue<string>() == "lines+markers").Select(t => (string)t!["line"]!["color"]!).ToList();
+        Assert.Equal([SweepFigures.MethodColors[0], SweepFigures.MethodColors[1]], methodColors);
+        foreach (var (name, color) in new[] { ("full attention", SweepFigures.FullAttentionColor), ($"{0.9:P0} of full attention", SweepFigures.ThresholdColor), ("chance", SweepFigures.ChanceColor) })
+        {
+            var line = data.Single(t => (string)t!["name"]! == name)!;
+            Assert.Equal(color, (string)line["line"]!["color"]!);
+            Assert.DoesNotContain(color, SweepFigures.MethodColors);
+        }
+
+        // The crossing: patched reaches 90 (of 100) between (50, 50) and (90, 95): at 50 + 40/45·40.
+        var crossing = data.Single(t => (string)t!["name"]! == "pyramidkv/patched: reaches " + $"{0.9:P0}")!;
+        Assert.False((bool)crossing["showlegend"]!);
+        Assert.Equal(50 + 40.0 / 45 * 40, Doubles(crossing["x"])[0], 9);
+        Assert.Equal(90, Doubles(crossing["y"])[0], 9);
+        Assert.Equal(SweepFigures.MethodColors[0], (string)crossing["marker"]!["color"]!);
+        Assert.DoesNotContain(data, t => ((string)t!["name"]!).StartsWith("pyramidkv/naive: reaches")); // naive never reaches 90
+
+        // With the critical footprint's interval, the crossing gets a horizontal bar.
+        var crit = new KvNotebooks.Evaluation.CategoryCritical("Recall", 1, 0.05, 2, new KvNotebooks.Footprint.CriticalFootprintResult(0.855, KvNotebooks.Footprint.CriticalKind.Exact))
+        {
+            Interval = new(new(0.8, KvNotebooks.Footprint.CriticalKind.Exact), new(0.9, KvNotebooks.Footprint.CriticalKind.Above), 0.02, 2000),
+        };
+        var withCi = ((JsonObject)JsonNode.Parse(SweepFigures.ScoreVs(points, "Recall", 1.0, criticals: new Dictionary<string, KvNotebooks.Evaluation.CategoryCritical> { ["pyramidkv/patched"] = crit }).ToJson())!)["data"]!.AsArray();
+        var bar = withCi.Single(t => ((string)t!["name"]!).StartsWith("pyramidkv/patched: reaches"))!["error_x"]!;
+        double at = 50 + 40.0 / 45 * 40;
+        Assert.Equal(at - 80, Doubles(bar["arrayminus"])[0], 9);
+        Assert.Equal(90 - at, Doubles(bar["array"])[0], 9);
+    }
+}

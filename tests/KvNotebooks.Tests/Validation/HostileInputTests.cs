@@ -334,8 +334,35 @@ public sealed class HostileInputTests : IDisposable
     [InlineData("m,c,full,x,1024,0,t,R,1,0.5,0,1,1,1,1,1,1,1\nm,c,full,x,1024,0,t,R,2,0.6,0,1,1,1,1,1,1,1", "row 3", "repeats the key of row 2")]
     public void Result_rows_are_checked(string rows, string field, string rule)
     {
+        // A file from before the per-example columns: they are optional.
+        string path = Write("r.csv", string.Join(',', EvalRow.Columns.Except(EvalRow.OptionalColumns)) + "\n" + rows + "\n");
+        Fails(() => EvalRow.Load(path), field, rule);
+    }
+
+    [Theory]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 0 1", "row 2.example_scores", "holds 3 scores, the row has 2 examples")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 1", "row 2.example_scores", "average 1, the row's score is 0.5")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1  0", "row 2.example_scores", "example 1: '' is not a number")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 NaN", "row 2.example_scores", "example 1")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,-0 1", "row 2.example_scores", "example 0: '-0' is not a number")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,held-out,1 0", "row 2.example_set", "neither fixed nor seed:N")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:007,1 0", "row 2.example_set", "no leading zeros")]
+    [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:7,1 0\nm,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:7,0 1", "row 3", "repeats the key of row 2")]
+    public void Per_example_columns_are_checked(string rows, string field, string rule)
+    {
         string path = Write("r.csv", string.Join(',', EvalRow.Columns) + "\n" + rows + "\n");
         Fails(() => EvalRow.Load(path), field, rule);
+    }
+
+    [Fact]
+    public void Rows_on_the_fixed_sets_and_on_a_seed_base_are_kept_apart()
+    {
+        string path = Write("r.csv", string.Join(',', EvalRow.Columns) + "\n" +
+            "m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 0\nm,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:91000000,0 1\n");
+        var rows = EvalRow.Load(path);
+        Assert.Equal([EvalRow.FixedSet, "seed:91000000"], rows.Select(r => r.ExampleSet));
+        Assert.NotEqual(rows[0].Key, rows[1].Key);
+        Assert.Equal(EvalRow.MakeKey("m", "full", "x", 1024, 0, "t"), rows[0].Key); // fixed-set keys are what they always were
     }
 
     // ---- sweep sidecar ----

@@ -304,8 +304,10 @@ public static class LibraryFuzzFormats
                 try
                 {
                     EvalRow.Save(path, [
-                        new EvalRow { Model = "m", Commit = "abc", Method = "full", MethodConfig = "full;chunk=none", Context = 1024, Chunk = 0, Task = "json_kv", Category = "Recall", Examples = 4, Score = 0.5, Chance = 0.01, Footprint = 1, PeakKv = 1, PeakKvEntries = 100, PeakKvBytes = 4096, PrefillTokensPerSecond = 1234.5, DecodeTokensPerSecond = 50.25, Seconds = 1.5 },
-                        new EvalRow { Model = "m", Commit = "abc", Method = "snapkv", MethodConfig = "snapkv;p=0.5,chunk=256", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Examples = 4, Score = 0.25, Chance = 0.1, Footprint = 0.6, PeakKv = 0.7, PeakKvEntries = 70.5, PeakKvBytes = 2048, PrefillTokensPerSecond = 1000, DecodeTokensPerSecond = 40, Seconds = 2 },
+                        new EvalRow { Model = "m", Commit = "abc", Method = "full", MethodConfig = "full;chunk=none", Context = 1024, Chunk = 0, Task = "json_kv", Category = "Recall", Examples = 4, Score = 0.5, Chance = 0.01, Footprint = 1, PeakKv = 1, PeakKvEntries = 100, PeakKvBytes = 4096, PrefillTokensPerSecond = 1234.5, DecodeTokensPerSecond = 50.25, Seconds = 1.5, ExampleScores = new ExampleScores([1, 0, 1, 0]) },
+                        new EvalRow { Model = "m", Commit = "abc", Method = "snapkv/patched", MethodConfig = "snapkv;schedule=patched;evict=0.5;rule=accounting;chunk=256", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Examples = 4, Score = 0.25, Chance = 0.1, Footprint = 0.6, PeakKv = 0.7, PeakKvEntries = 70.5, PeakKvBytes = 2048, PrefillTokensPerSecond = 1000, DecodeTokensPerSecond = 40, Seconds = 2, ExampleScores = new ExampleScores([0.25, 0, 0.5, 0.25]) },
+                        new EvalRow { Model = "m", Commit = "abc", Method = "snapkv/patched", MethodConfig = "snapkv;schedule=patched;evict=0.5;rule=accounting;chunk=256", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Examples = 2, Score = 0.5, Chance = 0.1, Footprint = 0.6, PeakKv = 0.7, PeakKvEntries = 70.5, PeakKvBytes = 2048, PrefillTokensPerSecond = 1000, DecodeTokensPerSecond = 40, Seconds = 2, ExampleSet = EvalRow.SeedSet(91000000), ExampleScores = new ExampleScores([1, 0]) },
+                        new EvalRow { Model = "m", Commit = "abc", Method = "pyramidkv/naive", MethodConfig = "pyramidkv;schedule=naive;evict=0.5;obs=64;chunk=256", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Examples = 4, Score = 0.25, Chance = 0.1, Footprint = 0.6, PeakKv = 0.7, PeakKvEntries = 70.5, PeakKvBytes = 2048, PrefillTokensPerSecond = 1000, DecodeTokensPerSecond = 40, Seconds = 2 },
                     ]);
                     return new Dictionary<string, byte[]> { ["results.csv"] = File.ReadAllBytes(path) };
                 }
@@ -323,6 +325,12 @@ public static class LibraryFuzzFormats
                     if (r.Context < 1 || r.Chunk < 0 || r.Examples < 0) return "count out of range";
                     if (!(r.Score is >= 0 and <= 1) || !(r.Chance is >= 0 and <= 1)) return "score or chance outside [0, 1]";
                     if (new[] { r.Footprint, r.PeakKv, r.PeakKvEntries, r.PeakKvBytes, r.Seconds }.Any(x => !double.IsFinite(x) || x < 0)) return "a measure is negative or not finite";
+                    if (r.ExampleSet != EvalRow.FixedSet && !System.Text.RegularExpressions.Regex.IsMatch(r.ExampleSet, "^seed:(0|[1-9][0-9]*)$")) return "an unknown example set";
+                    if (r.ExampleScores is { } s && (s.Count != r.Examples || s.Any(x => !(x is >= 0 and <= 1)) || Math.Abs(s.Average() - r.Score) > 1e-9))
+                        return "per-example scores that do not match the row";
+                    var parts = r.MethodConfig.Split(';');
+                    if (parts.Any(x => x.StartsWith("evict=", StringComparison.Ordinal)) && !parts.Any(x => x.StartsWith("rule=", StringComparison.Ordinal)))
+                        return "a rate without its budget rule";
                 }
                 // What a sweep does with them: write them back and read them again.
                 string path = Path.Combine(Path.GetTempPath(), $"kvnb-fuzz-check-{Guid.NewGuid():N}.csv");
