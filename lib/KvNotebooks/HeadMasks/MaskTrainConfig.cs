@@ -141,18 +141,37 @@ public sealed record MaskTrainConfig
         root.Remove("streaming");
         StreamingConfig streaming = streamingNode switch
         {
-            JsonValue v when v.TryGetValue(out string? p) => StreamingConfig.Load(p),
+            JsonValue v when v.TryGetValue(out string? p) => StreamingConfig.Load(Resolve(p, source)),
             JsonObject o => StreamingConfig.FromJson(o, $"{source} (streaming)"),
-            null => StreamingConfig.Load(StreamingConfig.DefaultPath),
+            null => StreamingConfig.Load(Resolve(StreamingConfig.DefaultPath, source)),
             _ => throw new InvalidDataException($"{source}: \"streaming\" must be a path to a streaming.json or its object"),
         };
         MaskTrainConfig cfg;
         try { cfg = root.Deserialize<MaskTrainConfig>(Json) ?? throw new InvalidDataException($"{source}: empty"); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}"); }
         if (cfg.Method is not ("duo" or "prulong" or "locret")) throw new InvalidDataException($"{source}: \"method\" must be duo, prulong or locret (got '{cfg.Method}')");
-        cfg = (cfg with { Streaming = streaming }).WithDefaults();
+        cfg = (cfg with { Streaming = streaming, Model = Resolve(cfg.Model, source) }).WithDefaults();
         cfg.Validate(source);
         return cfg;
+    }
+
+    /// <summary>
+    /// A relative path in a config names a file from the working directory (the repository root, as the shipped
+    /// configs are written); when it is not there, from the config's own folder and the folders above it, so a
+    /// config also loads from elsewhere (a test host, a notebook folder). Unfound, the path is returned as written
+    /// and the loader's error names it.
+    /// </summary>
+    internal static string Resolve(string path, string source)
+    {
+        if (Path.IsPathRooted(path) || File.Exists(path) || Directory.Exists(path)) return path;
+        string? dir;
+        try { dir = Path.GetDirectoryName(Path.GetFullPath(source)); } catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException) { return path; }
+        for (; dir != null; dir = Path.GetDirectoryName(dir))
+        {
+            string candidate = Path.Combine(dir, path);
+            if (File.Exists(candidate) || Directory.Exists(candidate)) return candidate;
+        }
+        return path;
     }
 
     /// <summary>The resolved config as JSON, the streaming head inlined: the form saved in the run folder.</summary>
