@@ -200,4 +200,22 @@ internal static class Emulate
 
     /// <summary>Whether row i of rows [r0, r1) goes to the one-row kernel: six rows at a time, then two, then one.</summary>
     public static bool LastOfOddRows(int i, int r0, int r1) => i == r1 - 1 && (r1 - r0) % 6 % 2 == 1;
+
+    /// <summary>VectorMath.Exp2's operations on one lane: clamp at −150, round to nearest even, the polynomial by
+    /// FMAs, then vscalefps (exact in double, one rounding to float).</summary>
+    public static float Exp2(float x)
+    {
+        x = MathF.Max(x, -150f);
+        float n = MathF.Round(x), f = x - n, p = 1.5461444855e-04f;
+        foreach (float c in new[] { 1.3400427997e-03f, 9.6180569381e-03f, 5.5503271520e-02f, 2.4022650719e-01f, 6.9314718246e-01f, 1f })
+            p = MathF.FusedMultiplyAdd(p, f, c);
+        return (float)Math.ScaleB(p, (int)Math.Min(n, 1000f));
+    }
+
+    /// <summary>Vector512.Sum's order, on AVX-512 (the JIT's code, read in a NativeAOT build for x86-64-v4 of .NET
+    /// 10.0.12) and in software alike: the sum of lanes 0–7 plus the sum of lanes 8–15, each as <see cref="Sum8"/>.</summary>
+    public static float Sum16(ReadOnlySpan<float> v) => Sum8(v[..8]) + Sum8(v[8..]);
+
+    /// <summary>Vector256.Sum's order: (sum of lanes 0–3) + (sum of lanes 4–7), each (v0 + v1) + (v2 + v3).</summary>
+    public static float Sum8(ReadOnlySpan<float> v) => ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
