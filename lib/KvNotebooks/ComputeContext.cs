@@ -1,10 +1,11 @@
 using KvNotebooks.Cache;
+using KvNotebooks.Kernels;
 
 namespace KvNotebooks;
 
 /// <summary>
 /// How much of the machine one piece of work may use: <see cref="Threads"/> worker threads, whether the kernels
-/// must take their portable paths instead of the AVX-512 ones (<see cref="Portable"/>, for tests of the dispatch),
+/// must take their portable paths instead of the AVX-512 / AVX2 ones (<see cref="Portable"/>, for tests of the dispatch),
 /// and the pages of finished KV caches kept for the next cache (<see cref="Pages"/>; fresh memory is slow on these
 /// machines). Whoever runs work creates one and hands it to <c>LlamaModel</c>, <c>TrainableLlama</c> (and through
 /// the model to every <c>Session</c>). While their methods run it is the ambient context that the static kernels
@@ -17,7 +18,7 @@ public sealed class ComputeContext
     private static readonly ComputeContext Fallback = new();
 
     /// <param name="threads">Worker threads a kernel may use (1 = single-threaded; 0 = every core).</param>
-    /// <param name="portable">Take the portable (Vector256 / scalar through TensorPrimitives) paths even where AVX-512 is there.</param>
+    /// <param name="portable">Take the portable (TensorPrimitives / scalar) paths even where AVX-512 or AVX2 is there.</param>
     /// <param name="pageCacheBytes">The most bytes of finished caches' pages <see cref="Pages"/> keeps for later caches.</param>
     public ComputeContext(int threads = 0, bool portable = false, long pageCacheBytes = 1L << 30)
     {
@@ -29,8 +30,13 @@ public sealed class ComputeContext
 
     /// <summary>Worker threads a kernel may use (≥ 1).</summary>
     public int Threads { get; }
-    /// <summary>Whether kernels take their portable paths (no AVX-512 micro-kernels).</summary>
+    /// <summary>Whether kernels take their portable paths (no AVX-512 or AVX2 micro-kernels).</summary>
     public bool Portable { get; }
+    /// <summary>Runs the kernels of this tier instead of the machine's (tests: the AVX-512 kernels through .NET's
+    /// software Vector512 beside their AVX2 twins). <see cref="Portable"/> still wins.</summary>
+    internal SimdTier? ForceTier { get; init; }
+    /// <summary>The kernels this context runs: portable, else <see cref="ForceTier"/>, else the machine's best.</summary>
+    internal SimdTier Tier => Portable ? SimdTier.Portable : ForceTier ?? Simd.Machine;
     /// <summary>Pages of finished KV caches, kept for the next cache made under this context.</summary>
     public KvPageRecycler Pages { get; }
 

@@ -208,18 +208,18 @@ internal static unsafe class DecodeAttention
         // 8 → 4: 128-bit lane c of u_i holds 4 partial sums of s[4i + c]
         var u0 = Quarter(t0, t1); var u1 = Quarter(t2, t3); var u2 = Quarter(t4, t5); var u3 = Quarter(t6, t7);
         // within 128-bit lanes: lane c = [s[c], s[4 + c], s[8 + c], s[12 + c]] summed
-        var w0 = Avx512F.Shuffle(u0, u1, 0b01_00_01_00) + Avx512F.Shuffle(u0, u1, 0b11_10_11_10);
-        var w1 = Avx512F.Shuffle(u2, u3, 0b01_00_01_00) + Avx512F.Shuffle(u2, u3, 0b11_10_11_10);
-        return Avx512F.Shuffle(w0, w1, 0b10_00_10_00) + Avx512F.Shuffle(w0, w1, 0b11_01_11_01);
+        var w0 = Avx512Ops.Shuffle(u0, u1, 0b01_00_01_00) + Avx512Ops.Shuffle(u0, u1, 0b11_10_11_10);
+        var w1 = Avx512Ops.Shuffle(u2, u3, 0b01_00_01_00) + Avx512Ops.Shuffle(u2, u3, 0b11_10_11_10);
+        return Avx512Ops.Shuffle(w0, w1, 0b10_00_10_00) + Avx512Ops.Shuffle(w0, w1, 0b11_01_11_01);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Half(Vector512<float> a, Vector512<float> b) =>
-        Avx512F.Shuffle4x128(a, b, 0b01_00_01_00) + Avx512F.Shuffle4x128(a, b, 0b11_10_11_10);
+        Avx512Ops.Shuffle4x128(a, b, 0b01_00_01_00) + Avx512Ops.Shuffle4x128(a, b, 0b11_10_11_10);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Quarter(Vector512<float> a, Vector512<float> b) =>
-        Avx512F.Shuffle4x128(a, b, 0b10_00_10_00) + Avx512F.Shuffle4x128(a, b, 0b11_01_11_01);
+        Avx512Ops.Shuffle4x128(a, b, 0b10_00_10_00) + Avx512Ops.Shuffle4x128(a, b, 0b11_01_11_01);
 
     private static float MaxAcross(Vector512<float> v)
     {

@@ -274,10 +274,10 @@ internal static unsafe class PagedFlashAttention
         var t = x + magic;
         var xr = t - magic;                                    // x rounded to a multiple of 1/32
         var r = x - xr;                                        // |r| ≤ 1/64
-        var table = Avx512F.PermuteVar16x32x2(TableLow, t.AsInt32(), TableHigh);   // 2^(j/32), j = round(32x) mod 32
+        var table = Avx512Ops.PermuteVar16x32x2(TableLow, t.AsInt32(), TableHigh);   // 2^(j/32), j = round(32x) mod 32
         var q = Vector512.FusedMultiplyAdd(Vector512.Create(2.4023181919e-01f), r, Vector512.Create(6.9315739913e-01f));
         var p = Vector512.FusedMultiplyAdd(table * r, q, table);   // table·(1 + r·q) ≈ 2^(j/32 + r)
-        return Avx512F.Scale(p, xr);                           // · 2^floor(xr)
+        return Avx512Ops.Scale(p, xr);                           // · 2^floor(xr)
     }
 
     private static readonly Vector512<float> TableLow = Table(0), TableHigh = Table(16);

@@ -1,7 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace KvNotebooks.Kernels;
 
@@ -24,7 +21,7 @@ public static class Gemm
     }
 
     /// <summary>Dot products through TensorPrimitives (itself Vector512 → Vector256 → scalar): decode
-    /// (m small, memory-bound) and machines without AVX-512.</summary>
+    /// (m small, memory-bound) and machines without AVX-512 or AVX2.</summary>
     internal static void PortableNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         // Below ~1M multiply-adds (every decode GEMV of a small model) a thread hand-off costs more than it saves.
@@ -62,7 +59,7 @@ public static class Gemm
         }
     }
 
-    private static bool UsePacked(int m, int k) => Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable && m >= 8 && k > 0;
+    private static bool UsePacked(int m, int k) => Simd.Tier != SimdTier.Portable && m >= 8 && k > 0;
 
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
     public static void MatMulNN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)

@@ -3,7 +3,8 @@ using System.Runtime.Intrinsics;
 namespace KvNotebooks.Kernels;
 
 /// <summary>
-/// The fast path of <see cref="Gemm.MatMulNT"/> on AVX-512: B (stored [n×k]) is packed once per call into
+/// The fast path of <see cref="Gemm.MatMulNT"/> on AVX-512 and AVX2 (the micro-kernels' twins, <see cref="PanelRows"/>:
+/// the same bits): B (stored [n×k]) is packed once per call into
 /// panels of 32 columns laid out [k × 32], so a 6-row × 32-column micro-kernel keeps 12 Vector512
 /// accumulators in registers and, per step of k, loads two B vectors and broadcasts six A values
 /// (12 FMAs for 8 loads). Rows are processed in chunks that stay in L2; chunks are spread over threads.
@@ -35,6 +36,7 @@ internal static unsafe class PackedNT
         int panels = (n + NR - 1) / NR;
         bool parallel = (long)m * n * k > 1 << 20 && ComputeContext.Current.Threads > 1;
         int groups = parallel ? Math.Min(panels, 4 * ComputeContext.Current.Threads) : 1;
+        bool wide = Simd.Tier == SimdTier.Avx512;
         fixed (float* pa = a, pb = b, pc = c)
         {
             float* ca = pa, cb = pb, cc = pc;
@@ -62,11 +64,16 @@ internal static unsafe class PackedNT
                             for (int t = 0; t < tiles; t++)
                             {
                                 int r = (start + t) % tiles * MR;
-                                MicroKernel32.Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                                if (wide) MicroKernel32.Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
+                                else MicroKernel32Avx2.Kernel6x32T(ak + r, m, kc, panel, cc + (long)r * n + col, n, cols, acc);
                             }
                             int re = tiles * MR;
-                            for (; re + 2 <= m; re += 2) MicroKernel32.Kernel2x32(ak + re, 1, m, kc, panel, cc + (long)re * n + col, n, cols, acc);
-                            if (re < m) MicroKernel32.Kernel1x32(ak + re, m, kc, panel, cc + (long)re * n + col, cols, acc);
+                            for (; re + 2 <= m; re += 2)
+                                if (wide) MicroKernel32.Kernel2x32(ak + re, 1, m, kc, panel, cc + (long)re * n + col, n, cols, acc);
+                                else MicroKernel32Avx2.Kernel2x32(ak + re, 1, m, kc, panel, cc + (long)re * n + col, n, cols, acc);
+                            if (re < m)
+                                if (wide) MicroKernel32.Kernel1x32(ak + re, m, kc, panel, cc + (long)re * n + col, cols, acc);
+                                else MicroKernel32Avx2.Kernel1x32(ak + re, m, kc, panel, cc + (long)re * n + col, cols, acc);
                         }
                     }
                 }
@@ -82,8 +89,13 @@ internal static unsafe class PackedNT
             for (int kk = 0; kk < k; kk++)
             {
                 float* src = b + (long)kk * n + col;
-                Vector512.Store(Vector512.Load(src), dst + kk * NR);
-                Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    Vector512.Store(Vector512.Load(src), dst + kk * NR);
+                    Vector512.Store(Vector512.Load(src + 16), dst + kk * NR + 16);
+                }
+                else
+                    for (int j = 0; j < NR; j += 8) Vector256.Store(Vector256.Load(src + j), dst + kk * NR + j);
             }
         else
             for (int kk = 0; kk < k; kk++)
@@ -108,10 +120,11 @@ internal static unsafe class PackedNT
             // few row chunks for the threads (a short batch): split the panels too, for balance
             int groups = parallel && chunks < 4 * ComputeContext.Current.Threads ? Math.Min(panels, (4 * ComputeContext.Current.Threads + chunks - 1) / chunks) : 1;
             float* ca = pa, cc = pc, cp = pp;
+            var tier = Simd.Tier;
             ComputeContext.Current.For(chunks * groups, parallel, item =>
             {
                 int g = item % groups;
-                Chunk(ca, cp, cc, m, n, k, panels, item / groups, accumulate, (int)((long)panels * g / groups), (int)((long)panels * (g + 1) / groups));
+                Chunk(tier, ca, cp, cc, m, n, k, item / groups, accumulate, (int)((long)panels * g / groups), (int)((long)panels * (g + 1) / groups));
             });
         }
     }
@@ -142,7 +155,7 @@ internal static unsafe class PackedNT
         for (int p = 0; p < panels; p++) PackPanelKByN(b, packed + (long)p * NR * k, n, k, p);
     }
 
-    private static void Chunk(float* a, float* packed, float* c, int m, int n, int k, int panels, int chunk, bool accumulate, int p0, int p1)
+    private static void Chunk(SimdTier tier, float* a, float* packed, float* c, int m, int n, int k, int chunk, bool accumulate, int p0, int p1)
     {
         int r0 = chunk * RowChunk, r1 = Math.Min(m, r0 + RowChunk);
         // k is cut into blocks of KC so that a panel block (KC × 32 floats = 16 KB) stays in L1.
@@ -154,11 +167,7 @@ internal static unsafe class PackedNT
             {
                 float* panel = packed + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, n - col);
-                int r = r0;
-                for (; r + MR <= r1; r += MR) MicroKernel32.Kernel6x32(a + (long)r * k + k0, k, kc, panel, c + (long)r * n + col, n, cols, acc);
-                // the last rows of the matrix (m mod 6): two at a time, then one
-                for (; r + 2 <= r1; r += 2) MicroKernel32.Kernel2x32(a + (long)r * k + k0, k, 1, kc, panel, c + (long)r * n + col, n, cols, acc);
-                if (r < r1) MicroKernel32.Kernel1x32(a + (long)r * k + k0, 1, kc, panel, c + (long)r * n + col, cols, acc);
+                PanelRows.Run(tier, a + k0, k, r0, r1, kc, panel, c + col, n, cols, acc);
             }
         }
     }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace KvNotebooks.Kernels;
@@ -9,18 +8,18 @@ namespace KvNotebooks.Kernels;
 /// An inference weight W [n × k] (Hugging Face Linear layout: [out × in]) packed once, at model load, into
 /// panels of 32 output columns laid out [k × 32] (64-byte aligned, zero-padded), so that
 /// <see cref="Multiply(ReadOnlySpan{float}, int, int, Span{float}, int, bool)"/> — C[m × n] (+)= A[m × k] · Wᵀ — runs the 6-row × 32-column AVX-512 micro-kernel
-/// without packing anything per call. Single-threaded by design: the forward pass splits rows over threads
-/// and calls this on each thread's own rows, so a row tile's activations stay in that core's L2.
-/// Without AVX-512 (or built under <see cref="ComputeContext.Portable"/>) it keeps the original layout and takes dot products.
+/// (on AVX2, its twin: the same bits) without packing anything per call. Single-threaded by design: the forward pass
+/// splits rows over threads and calls this on each thread's own rows, so a row tile's activations stay in that core's L2.
+/// Without either (or built under <see cref="ComputeContext.Portable"/>) it keeps the original layout and takes dot products.
 /// (<see cref="Gemm"/>'s entry points are untouched: training's numerics depend on them.)
 /// </summary>
 public sealed unsafe class PackedWeight
 {
-    private const int MR = 6, NR = MicroKernel32.NR, KC = 256;   // KC: a k-block of a panel is 32 KB (L1); k ≤ 256 needs one pass (no reload of C)
+    private const int NR = MicroKernel32.NR, KC = 256;   // KC: a k-block of a panel is 32 KB (L1); k ≤ 256 needs one pass (no reload of C)
     private readonly float[] _storage;     // pinned: the panels never move
     private readonly float* _panels;
     private readonly float[]? _plain;      // the [n × k] original, for the portable path
-    private readonly bool _fast;
+    private readonly SimdTier _tier;     // the micro-kernels' tier, or portable: the dot products on _plain
 
     /// <summary>Packs rows [0, n) of <paramref name="w"/> ([n × k]).</summary>
     public PackedWeight(ReadOnlySpan<float> w, int n, int k)
@@ -29,8 +28,8 @@ public sealed unsafe class PackedWeight
         N = n;
         K = k;
         Panels = (n + NR - 1) / NR;
-        _fast = Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
-        if (!_fast)
+        _tier = Simd.Tier;
+        if (_tier == SimdTier.Portable)
         {
             _plain = w[..(n * k)].ToArray();
             _storage = [];
@@ -68,7 +67,7 @@ public sealed unsafe class PackedWeight
     /// <summary>Columns of panels [p0, p1) only (a decode step splits panels over threads).</summary>
     internal void Multiply(float* a, int lda, int m, float* c, int ldc, bool accumulate, int p0, int p1)
     {
-        if (!_fast)
+        if (_tier == SimdTier.Portable)
         {
             Portable(a, lda, m, c, ldc, accumulate, p0, p1);
             return;
@@ -82,10 +81,7 @@ public sealed unsafe class PackedWeight
             {
                 float* panel = _panels + (long)p * NR * k + (long)k0 * NR;
                 int col = p * NR, cols = Math.Min(NR, N - col);
-                int r = 0;
-                for (; r + MR <= m; r += MR) MicroKernel32.Kernel6x32(a + (long)r * lda + k0, lda, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
-                for (; r + 2 <= m; r += 2) MicroKernel32.Kernel2x32(a + (long)r * lda + k0, lda, 1, kc, panel, c + (long)r * ldc + col, ldc, cols, acc);
-                if (r < m) MicroKernel32.Kernel1x32(a + (long)r * lda + k0, 1, kc, panel, c + (long)r * ldc + col, cols, acc);
+                PanelRows.Run(_tier, a + k0, lda, 0, m, kc, panel, c + col, ldc, cols, acc);
             }
         }
     }
