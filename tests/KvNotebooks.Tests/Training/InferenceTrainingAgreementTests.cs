@@ -47,6 +47,10 @@ public class InferenceTrainingAgreementTests(ITestOutputHelper output)
             worst = Math.Max(worst, diff / scale);
         }
         output.WriteLine($"{which}: worst row max |inference − training| / max |logit| = {worst:E2}");
-        Assert.True(worst <= 2e-5, $"{which}: inference and training logits differ by {worst:E2} of a row's largest logit");
+        // The two paths sum in different orders (the inference GEMM's micro-kernel tiles: AVX-512, or its AVX2 twins on
+        // machines without it, against the trainer's), so they agree to fp32 rounding, not bit for bit: about 2e-5 of
+        // the largest logit after four layers at 4K here. A real divergence (a missing scale, a wrong RoPE position) is
+        // orders of magnitude larger.
+        Assert.True(worst <= 5e-5, $"{which}: inference and training logits differ by {worst:E2} of a row's largest logit");
     }
 }
