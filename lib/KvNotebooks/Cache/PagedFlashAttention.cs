@@ -7,7 +7,7 @@ using KvNotebooks.Kernels;
 namespace KvNotebooks.Cache;
 
 /// <summary>
-/// The AVX-512 pre-fill path of <see cref="Attention.Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/>
+/// The AVX-512 (and, through <see cref="PagedFlashAttentionAvx2"/>'s twins, AVX2) pre-fill path of <see cref="Attention.Layer(float[], int, int, int, KvHeadCache[], float, float[], int)"/>
 /// for head size 32: fused flash attention straight over the cache's pages, in the style of the training
 /// kernel (Training/Ops/FlashAttention.cs). A work item is 64 query rows of one query head; it walks the
 /// entries its rows may see in blocks of up to 64 keys (one block never crosses a page). Scores are
@@ -26,20 +26,21 @@ internal static unsafe class PagedFlashAttention
 {
     /// <summary>The head size this path handles (two Vector512 per row).</summary>
     public const int Hd = 32;
-    private const int MR = 8;       // keys per score tile; rows per P·V tile
-    private const int Br = 64;      // query rows per work item: two panels of 32
+    internal const int MR = 8;      // keys per score tile; rows per P·V tile
+    internal const int Br = 64;     // query rows per work item: two panels of 32
     private const int Bk = 64;      // keys per block
     private const float Log2E = 1.4426950408889634f;
     /// <summary>A tile whose probabilities (relative to the running max) sum past this raises the max.</summary>
-    private const float Lazy = 256f;
+    internal const float Lazy = 256f;
     /// <summary>Masked scores: finite, so exp2 needs no clamp, and exp2(fill − m) is exactly 0.</summary>
-    private const float Fill = -1e30f;
+    internal const float Fill = -1e30f;
     /// <summary>Work (rows × entries × group × 32) below which a layer runs inline, not worth a thread hand-off.</summary>
     private const long ParallelWork = 1 << 18;
 
-    /// <summary>Whether this path applies: AVX-512, head size 32, pages a multiple of 8 entries.</summary>
+    /// <summary>Whether this path applies: AVX-512 or AVX2 (the tile kernels' twins in <see cref="PagedFlashAttentionAvx2"/>:
+    /// the same bits), head size 32, pages a multiple of 8 entries.</summary>
     public static bool Supports(int headDim, int pageSize) =>
-        headDim == Hd && pageSize % MR == 0 && Vector512.IsHardwareAccelerated && !ComputeContext.Current.Portable;
+        headDim == Hd && pageSize % MR == 0 && Simd.Tier != SimdTier.Portable;
 
     /// <summary>q row r, head h at q[r·ldq + h·32]; output likewise with ldo. Every KV head's last
     /// <paramref name="rows"/> entries are this block's own keys.</summary>
@@ -50,6 +51,7 @@ internal static unsafe class PagedFlashAttention
         long work = 0;
         foreach (var c in kv) work += (long)rows * c.Count;
         work *= group * Hd;
+        bool wide = Simd.Tier == SimdTier.Avx512;
         fixed (float* pq = q, po = output)
         {
             float* cq = pq, co = po;
@@ -58,13 +60,14 @@ internal static unsafe class PagedFlashAttention
                 // head by head (a core's consecutive items reuse that head's keys and values from its L2),
                 // the most expensive (last) row blocks first
                 int h = item / blocks, rb = blocks - 1 - item % blocks;
-                Item(cq + h * Hd, ldq, co + h * Hd, ldo, kv[h / group], rows, rb * Br, scale2);
+                Item(cq + h * Hd, ldq, co + h * Hd, ldo, kv[h / group], rows, rb * Br, scale2, wide);
             });
         }
     }
 
-    /// <summary>Rows [r0, r0 + 64) of one query head (q, o at the head's first column) against its KV head.</summary>
-    private static void Item(float* q, int ldq, float* o, int ldo, KvHeadCache cache, int rows, int r0, float scale2)
+    /// <summary>Rows [r0, r0 + 64) of one query head (q, o at the head's first column) against its KV head, on the
+    /// AVX-512 tile kernels (<paramref name="wide"/>) or their AVX2 twins.</summary>
+    private static void Item(float* q, int ldq, float* o, int ldo, KvHeadCache cache, int rows, int r0, float scale2, bool wide)
     {
         float* buf = Buffer();
         float* qt = buf, s = qt + Br * Hd, oacc = s + Bk * Br, m = oacc + Br * Hd, l = m + Br;
@@ -94,25 +97,31 @@ internal static unsafe class PagedFlashAttention
                     for (int j = 0; j < keys; j += MR)
                     {
                         // as many tiles as the lazy max allows in one call; then the refused one exactly
-                        j = TilesFast(kb, pq, s + 32 * p, pm, pl, j, keys, c0 - a0, first: c0 + j == 0);
-                        if (j < keys) TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, c0 + j - a0);
+                        j = wide ? TilesFast(kb, pq, s + 32 * p, pm, pl, j, keys, c0 - a0, first: c0 + j == 0)
+                                 : PagedFlashAttentionAvx2.TilesFast(kb, pq, s + 32 * p, pm, pl, j, keys, c0 - a0, first: c0 + j == 0);
+                        if (j < keys)
+                        {
+                            if (wide) TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, c0 + j - a0);
+                            else PagedFlashAttentionAvx2.TileSlow(kb + j * Hd, pq, s + 32 * p, j, pm, pl, oacc + 32 * p * Hd, c0 + j - a0);
+                        }
                     }
                 }
                 // O += P·V, each 8-row group over the keys its last row may see (later P are exact zeros)
                 for (int r = 0; r < nr; r += MR)
                 {
                     int k = Math.Min(n, before + r0 + Math.Min(r + MR, nr) - c0);
-                    if (k > 0) TileTN(s + r, vb, k, oacc + r * Hd);
+                    if (k <= 0) continue;
+                    if (wide) TileTN(s + r, vb, k, oacc + r * Hd);
+                    else PagedFlashAttentionAvx2.TileTN(s + r, vb, k, oacc + r * Hd);
                 }
             }
             c0 += n;
         }
         for (int r = 0; r < nr; r++)
         {
-            var inv = Vector512.Create(1f / l[r]);
+            float inv = 1f / l[r];
             float* dst = o + (long)(r0 + r) * ldo;
-            (Vector512.Load(oacc + r * Hd) * inv).Store(dst);
-            (Vector512.Load(oacc + r * Hd + 16) * inv).Store(dst + 16);
+            for (int e = 0; e < Hd; e += 8) (Vector256.Load(oacc + r * Hd + e) * inv).Store(dst + e);
         }
     }
 
@@ -275,7 +284,7 @@ internal static unsafe class PagedFlashAttention
         var xr = t - magic;                                    // x rounded to a multiple of 1/32
         var r = x - xr;                                        // |r| ≤ 1/64
         var table = Avx512Ops.PermuteVar16x32x2(TableLow, t.AsInt32(), TableHigh);   // 2^(j/32), j = round(32x) mod 32
-        var q = Vector512.FusedMultiplyAdd(Vector512.Create(2.4023181919e-01f), r, Vector512.Create(6.9315739913e-01f));
+        var q = Vector512.FusedMultiplyAdd(Vector512.Create(ExpC2), r, Vector512.Create(ExpC1));
         var p = Vector512.FusedMultiplyAdd(table * r, q, table);   // table·(1 + r·q) ≈ 2^(j/32 + r)
         return Avx512Ops.Scale(p, xr);                           // · 2^floor(xr)
     }
@@ -285,9 +294,15 @@ internal static unsafe class PagedFlashAttention
     private static Vector512<float> Table(int first)
     {
         Span<float> t = stackalloc float[16];
-        for (int j = 0; j < 16; j++) t[j] = (float)Math.Pow(2, (first + j) / 32.0);
+        for (int j = 0; j < 16; j++) t[j] = TableEntry(first + j);
         return Vector512.Create((ReadOnlySpan<float>)t);
     }
+
+    /// <summary>Entry j of the exp2 table: 2^(j/32) rounded to fp32.</summary>
+    internal static float TableEntry(int j) => (float)Math.Pow(2, j / 32.0);
+
+    /// <summary>The quadratic of the table exp2: 2^r ≈ 1 + r·(ExpC1 + ExpC2·r) for |r| ≤ 1/64.</summary>
+    internal const float ExpC1 = 6.9315739913e-01f, ExpC2 = 2.4023181919e-01f;
 
     /// <summary>C[8 × 32] += A·V: A(r, kk) = a[kk·Br + r] (P stored transposed), V rows at stride 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
