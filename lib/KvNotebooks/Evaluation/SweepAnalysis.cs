@@ -261,12 +261,14 @@ public static class SweepAnalysis
 
     private static string SetSuffix(string exampleSet) => exampleSet == EvalRow.FixedSet ? "" : $" [{exampleSet}]";
 
-    /// <summary>The swept value in a config line: "p=0.7", "4-bit", "window=256", "budget=512", or "".</summary>
+    /// <summary>The swept value in a config line: "p=0.7", "4-bit", "window=256", "budget=512", "sparsity=0.7" (a learned
+    /// head mask's share of streaming heads), or "" — the same text as <see cref="Eviction.MethodSpec.Point"/>.</summary>
     public static string PointOf(string config)
     {
         foreach (var part in config.Split(';'))
         {
             if (part.StartsWith("evict=", StringComparison.Ordinal)) return "p=" + part[6..];
+            if (part.StartsWith("sparsity=", StringComparison.Ordinal)) return part;
             if (part.StartsWith("budget=", StringComparison.Ordinal)) return part;
             if (part.StartsWith("bits=", StringComparison.Ordinal)) return part[5..] + "-bit";
         }

@@ -1,6 +1,7 @@
 using KvNotebooks.Cache;
 using System.Text.Json.Nodes;
 using KvNotebooks.Evaluation;
+using KvNotebooks.HeadMasks;
 using KvNotebooks.Eviction;
 using KvNotebooks.Footprint;
 using KvNotebooks.Model;
@@ -339,6 +340,31 @@ public sealed class SweepTests : IDisposable
         Assert.Equal("p=0.7", SweepAnalysis.PointOf("pyramidkv;schedule=patched;evict=0.7;obs=64;chunk=1024"));
         Assert.Equal("window=256", SweepAnalysis.PointOf("streaming;sink=16;window=256;chunk=1024"));
         Assert.Equal("", SweepAnalysis.PointOf("full;chunk=1024"));
+    }
+
+    [Fact]
+    public void The_swept_value_read_back_from_a_config_line_is_the_methods_own_point()
+    {
+        // Every curve a sweep writes must fall apart into its points again: a config line a method describes reads
+        // back to that method's Point (learned head masks at several sparsities would otherwise merge into one point).
+        string masks = Path.Combine(Path.GetTempPath(), $"kvnb-point-{Guid.NewGuid():N}.tsv");
+        File.WriteAllText(masks, "0.1\t0.9\n0.5\t0.3\n");
+        try
+        {
+            var specs = new List<MethodSpec>
+            {
+                MethodSpec.Of("pyramidkv") with { Schedule = EvictionSchedule.Patched(EvictionBudget.FractionPlusWindow(0.7)) },
+                MethodSpec.Of("streaming").With(Streaming.WindowKnob, 256),
+                MethodSpec.Of("quantized").With(QuantizedKv.BitsKnob, 4),
+            };
+            foreach (var name in new[] { "duo", "prulong" })
+                foreach (double s in new[] { 0.1, 0.7 })
+                    specs.Add(MethodSpec.Of(name).With(HeadMask.MasksKnob, masks).With(LearnedHeadMasks.SparsityKnob, s));
+            foreach (var spec in specs)
+                Assert.Equal(spec.Point, SweepAnalysis.PointOf(spec.Describe(Chunking.Of(512))));
+            Assert.Equal(4, specs.Where(s => s.Name is "duo" or "prulong").Select(s => s.Name + SweepAnalysis.PointOf(s.Describe(Chunking.Of(512)))).Distinct().Count());
+        }
+        finally { File.Delete(masks); }
     }
 
     // ---- intervals ----
