@@ -178,8 +178,10 @@ public sealed class Figure
         return $"Figure \"{Title ?? "(untitled)"}\": {Data.Count} trace(s) [{string.Join(", ", kinds)}]";
     }
 
-    internal static JsonArray Numbers(IEnumerable<double> values) =>
+    /// <summary>Numbers as a plotly array (non-finite values become null, a gap): for custom traces built with <see cref="AddTrace"/>.</summary>
+    public static JsonArray Numbers(IEnumerable<double> values) =>
         new(values.Select(v => double.IsFinite(v) ? JsonValue.Create(v) : null).Select(n => (JsonNode?)n).ToArray());
 
-    internal static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode?)v).ToArray());
+    /// <summary>Strings as a plotly array: for custom traces built with <see cref="AddTrace"/>.</summary>
+    public static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode?)v).ToArray());
 }
