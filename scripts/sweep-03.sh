@@ -17,6 +17,7 @@
 #   locret           Locret's retaining heads, eviction 0.1 … 0.9
 #   table3/…         the training-data ablation at 70 % streaming heads, chunks of 1/16 of the prompt
 #   fig5/…           masks trained at each t, evaluated at 70 %
+#   window/W=…       the masks trained at 0.7 at 70 %, with the streaming heads' window W from 4 to 128
 #   and a masks-and-weights model (data/models/kvnb-small/masks/prulong-weights-t0.7/model) at several chunk sizes.
 # Streaming heads keep sink S and window W of data/configs/masks/streaming.json at 2K and 4K alike.
 set -euo pipefail
@@ -81,6 +82,12 @@ done
 echo "== Fig. 5 analog: PruLong masks trained at t, evaluated at 70 % (2K, chunks of 512)"
 for t in 0.3 0.5 0.7 0.9; do
   kvnb sweep "${ablation[@]}" --methods prulong --curve "fig5/prulong-t$t" --masks "$masks/prulong-t$t/masks.tsv" "${heads[@]}" \
+    --head-sparsity 0.7 --chunks 512 --contexts 2048
+done
+
+echo "== Window sweep: PruLong (masks trained at 0.7) at 70 % streaming heads, window W = 4 … 128 (2K, chunks of 512)"
+for w in 4 8 32 64 128; do
+  kvnb sweep "${ablation[@]}" --methods prulong --curve "window/W=$w" --masks "$masks/prulong-t0.7/masks.tsv" --sink "$sink" --window "$w" \
     --head-sparsity 0.7 --chunks 512 --contexts 2048
 done
 
