@@ -6,7 +6,7 @@ public enum LrDecay { Constant, Linear, Cosine }
 /// Learning-rate multiplier for the s-th optimizer update (s = 1, 2, …): linear warmup
 /// s/WarmupSteps for s ≤ WarmupSteps, then with progress p = (s − W)/(TotalSteps − W) clamped to [0, 1]:
 /// Constant 1; Linear MinLrRatio + (1 − MinLrRatio)(1 − p); Cosine MinLrRatio + (1 − MinLrRatio)·½(1 + cos πp).
-/// PruLong's run: warmup 10 %, cosine to MinLrRatio 0.01 (PAPER.md §3.2).
+/// PruLong's run: warmup 10 %, cosine to MinLrRatio 0.01 (docs/methods.md, "Head masks: DuoAttention and PruLong").
 /// </summary>
 public sealed record LrSchedule(int WarmupSteps = 0, int TotalSteps = 0, LrDecay Decay = LrDecay.Constant, double MinLrRatio = 0.0)
 {

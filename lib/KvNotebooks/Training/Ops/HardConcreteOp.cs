@@ -2,7 +2,7 @@ namespace KvNotebooks.Training.Ops;
 
 /// <summary>
 /// PruLong's hard-concrete gate (Louizos et al. 2018) with the constants of the PruLong code
-/// (PAPER.md §3.2, <c>l0.py</c>): l = −0.1, r = 1.1, temperature β = 2/3, uniform noise in (1e-8, 1 − 1e-8).
+/// (docs/methods.md, "Head masks: DuoAttention and PruLong"; the PruLong code's <c>l0.py</c>): l = −0.1, r = 1.1, temperature β = 2/3, uniform noise in (1e-8, 1 − 1e-8).
 /// Training sample: s = σ((log u − log(1 − u) + log α)/β), z = clamp((r − l)·s + l, 0, 1).
 /// One log α per (layer, KV head); z feeds <see cref="HeadGateOp"/>.
 /// </summary>

@@ -4,7 +4,7 @@ namespace KvNotebooks.Training.Ops;
 
 /// <summary>
 /// DuoAttention / PruLong hybrid head: out = z·full + (1 − z)·streaming, with one gate z per KV
-/// head shared by the query heads of its GQA group (PAPER.md §2.3, §3.2). z ∈ [0, 1] is given
+/// head shared by the query heads of its GQA group (docs/methods.md, "Head masks: DuoAttention and PruLong"). z ∈ [0, 1] is given
 /// (DuoAttention: a clamped parameter; PruLong: a hard-concrete sample of log α); this op
 /// returns dL/dz, the mask trainer applies the chain rule to its own parameter.
 /// Layouts: full, streaming, out [T × Hq·hd]; z [Hkv].
