@@ -11,7 +11,7 @@ namespace KvNotebooks.Training.Ops;
 /// softmax fused into the tiles, computed <b>transposed</b>: a score tile is 8 keys × 32 query rows,
 /// so the query rows lie along the vector lanes and the row-wise softmax statistics (running max,
 /// sum, log-sum-exp, D = dO·o) are plain vertical vector ops, never horizontal reductions.
-/// Scores are computed in base 2 (Q is pre-scaled by log2(e)/√hd, exp is <see cref="VectorMath.Exp2"/>).
+/// Scores are computed in base 2 (Q is pre-scaled by log2(e)/√hd, exp is <see cref="VectorMath.Exp2(System.Runtime.Intrinsics.Vector512{float})"/>).
 ///
 /// Forward: work items (sequence, query head, block of 64 rows) walk the visible keys in blocks of 64
 /// (online softmax, O rescaled inside the P·V tile). Backward (FlashAttention-2 order): items

@@ -6,7 +6,7 @@ namespace KvNotebooks.Training.Ops;
 
 /// <summary>h = silu(g) ⊙ u with silu(g) = g·σ(g), element-wise.</summary>
 /// <remarks>The scalar loops are the definition (and the portable backward); the AVX-512 path does the
-/// same per 16 lanes in one pass (σ through <see cref="VectorMath.Exp2"/>), the portable forward goes
+/// same per 16 lanes in one pass (σ through <see cref="VectorMath.Exp2(System.Runtime.Intrinsics.Vector512{float})"/>), the portable forward goes
 /// through TensorPrimitives 256 values at a time. Large arrays are split over <see cref="ComputeContext.Threads"/>.</remarks>
 public static unsafe class SwiGluOp
 {
