@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What changed between two result CSVs (kvnb sweep / eval rows): rows added, removed, and rows whose measured
-values differ, keyed like the sweep's resume key (model, method, method_config, context, chunk, task).
+values differ, keyed like the sweep's resume key (model, method, method_config, context, chunk, task, example set).
 Timing columns (throughput, seconds) and the commit are not compared.
 
     python3 scripts/compare-results.py OLD.csv NEW.csv [--quiet]
@@ -14,7 +14,8 @@ SKIP = {"commit", "prefill_tokens_per_second", "decode_tokens_per_second", "seco
 def load(path):
     try:
         with open(path, newline="") as f:
-            return {tuple(r[k] for k in KEY): r for r in csv.DictReader(f)}
+            # the example set is part of the key (held-out rows sit beside the fixed sets'); files without it are "fixed"
+            return {tuple(r[k] for k in KEY) + (r.get("example_set") or "fixed",): r for r in csv.DictReader(f)}
     except FileNotFoundError:
         return {}
 

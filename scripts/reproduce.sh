@@ -3,8 +3,7 @@
 # masks, re-runs every notebook, and says what changed against the committed CSVs.
 #
 #   bash scripts/reproduce.sh [EXAMPLES]   the committed results (EXAMPLES per task; default: each sweep script's own,
-#                                          10 for notebook 02's, 20 for notebook 03's); hours on 2 cores; resumable:
-#                                          run it again after a stop
+#                                          20 for both); hours on 2 cores; resumable: run it again after a stop
 #   bash scripts/reproduce.sh --quick      the same pipeline on a tiny grid (1 example per task, 2 rates or sparsities,
 #                                          one task per category) into artifacts/quick/: results, executed notebooks;
 #                                          the committed files are not touched; minutes (CI runs it)

@@ -102,6 +102,51 @@ public sealed class Figure
         return f;
     }
 
+    /// <summary>
+    /// Several figures as the panels of one (plotly's subplot grid, <paramref name="columns"/> across, filled row by row):
+    /// every panel keeps its traces, axis titles and axis settings; its title becomes a caption above it. A trace name
+    /// seen in an earlier panel (the same method in every panel) shares that legend entry instead of repeating it, so
+    /// one click hides a method everywhere. Panel annotations (<see cref="Annotate"/>) are not carried over.
+    /// </summary>
+    public static Figure Grid(string title, IReadOnlyList<Figure> panels, int columns)
+    {
+        if (panels.Count == 0) throw new ArgumentException("a grid needs at least one panel");
+        if (columns < 1) throw new ArgumentOutOfRangeException(nameof(columns), columns, "a grid needs at least one column");
+        columns = Math.Min(columns, panels.Count);
+        int rows = (panels.Count + columns - 1) / columns;
+        var f = new Figure(title);
+        f.Layout["grid"] = new JsonObject { ["rows"] = rows, ["columns"] = columns, ["pattern"] = "independent" };
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var captions = new JsonArray();
+        for (int i = 0; i < panels.Count; i++)
+        {
+            string suffix = i == 0 ? "" : (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var node in panels[i].Data)
+            {
+                var trace = (JsonObject)node!.DeepClone();
+                trace["xaxis"] = "x" + suffix;
+                trace["yaxis"] = "y" + suffix;
+                if (trace["name"]?.GetValue<string>() is { } name)
+                {
+                    trace["legendgroup"] = name;
+                    bool hidden = trace["showlegend"] is JsonValue v && !v.GetValue<bool>();
+                    if (!hidden && !seen.Add(name)) trace["showlegend"] = false;
+                }
+                f.Data.Add(trace);
+            }
+            f.Layout["xaxis" + suffix] = panels[i].Layout["xaxis"]?.DeepClone() ?? new JsonObject();
+            f.Layout["yaxis" + suffix] = panels[i].Layout["yaxis"]?.DeepClone() ?? new JsonObject();
+            if (panels[i].Title is { } caption)
+                captions.Add(new JsonObject
+                {
+                    ["text"] = caption, ["showarrow"] = false, ["x"] = 0.5, ["y"] = 1.0, ["xanchor"] = "center", ["yanchor"] = "bottom",
+                    ["xref"] = $"x{suffix} domain", ["yref"] = $"y{suffix} domain",
+                });
+        }
+        if (captions.Count > 0) f.Layout["annotations"] = captions;
+        return f;
+    }
+
     // ---- traces ----
 
     /// <summary>Adds a line series (<c>scatter</c> trace, mode lines+markers).</summary>

@@ -70,6 +70,46 @@ public static class SweepFigures
         return f;
     }
 
+    /// <summary>
+    /// Paired differences A − B (from <see cref="SweepAnalysis.Compare"/>) against the swept value: one line per series
+    /// label (e.g. the context, or the example set), the swept values as categories in the order first given, each point with its paired 95 % bootstrap interval as error bars, and a black line at zero (no
+    /// difference). A point whose interval lies wholly above or below zero is drawn filled, one whose interval holds zero
+    /// open. Differences are in points (fractions × 100).
+    /// </summary>
+    public static Figure PairedDifferences(IEnumerable<(string Series, CategoryComparison Comparison)> comparisons,
+        string title, string yTitle, string xTitle = "eviction rate")
+    {
+        var list = comparisons.ToList();
+        var f = Figure.Line(title, xTitle, yTitle);
+        var xs = list.Select(c => c.Comparison.Point).Distinct().ToList();
+        int index = 0;
+        foreach (var line in list.GroupBy(c => c.Series, c => c.Comparison))
+        {
+            string color = MethodColors[index++ % MethodColors.Count];
+            var pts = line.OrderBy(c => xs.IndexOf(c.Point)).ToList();
+            var symbols = pts.Select(c => c.Paired.HasInterval && (c.Paired.Lo > 0 || c.Paired.Hi < 0) ? "circle" : "circle-open");
+            var trace = new JsonObject
+            {
+                ["type"] = "scatter", ["mode"] = "lines+markers", ["name"] = line.Key,
+                ["x"] = Figure.Strings(pts.Select(c => c.Point)), ["y"] = Figure.Numbers(pts.Select(c => c.Paired.Value * 100)),
+                ["text"] = Figure.Strings(pts.Select(c => $"{c.Paired} (n = {c.Paired.N})")),
+                ["line"] = new JsonObject { ["color"] = color },
+                ["marker"] = new JsonObject { ["color"] = color, ["size"] = 9, ["symbol"] = Figure.Strings(symbols) },
+            };
+            if (pts.Any(c => c.Paired.HasInterval))
+                trace["error_y"] = ErrorBars(pts.Select(c => c.Paired.HasInterval ? (c.Paired.Value - c.Paired.Lo, c.Paired.Hi - c.Paired.Value) : (double.NaN, double.NaN)), color);
+            f.AddTrace(trace);
+        }
+        if (xs.Count > 0)
+            f.AddTrace(new JsonObject
+            {
+                ["type"] = "scatter", ["mode"] = "lines", ["name"] = "no difference",
+                ["x"] = Figure.Strings([xs[0], xs[^1]]), ["y"] = Figure.Numbers([0, 0]),
+                ["line"] = new JsonObject { ["color"] = FullAttentionColor, ["width"] = 1 },
+            });
+        return f;
+    }
+
     /// <summary>The crossing of one curve: a diamond where its interpolated line first reaches threshold × full score
     /// (nothing when the sweep did not bracket it), with the interval as a horizontal bar when given.</summary>
     private static void AddCrossing(Figure f, string method, List<(double X, double Score)> curve, double full, double threshold, string color,

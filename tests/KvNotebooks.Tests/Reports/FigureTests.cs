@@ -193,4 +193,56 @@ public sealed class SweepFigureTests
         Assert.Equal(at - 80, Doubles(bar["arrayminus"])[0], 9);
         Assert.Equal(90 - at, Doubles(bar["array"])[0], 9);
     }
+
+    [Fact]
+    public void PairedDifferences_draw_each_series_with_its_interval_and_mark_the_resolved_points()
+    {
+        static KvNotebooks.Evaluation.Estimate E(double v, double lo, double hi) => new(v, 0.05, lo, hi, 20);
+        var cmp = new[]
+        {
+            new KvNotebooks.Evaluation.CategoryComparison("Recall", "p=0.1", 2048, 512, 0.9, 0.9, E(0, -0.05, 0.05), E(0, -0.1, 0.1)),
+            new KvNotebooks.Evaluation.CategoryComparison("Recall", "p=0.9", 2048, 512, 0.9, 0.6, E(0.3, 0.1, 0.5), E(0.3, 0.0, 0.6)),
+            new KvNotebooks.Evaluation.CategoryComparison("Recall", "p=0.9", 4096, 1024, 0.8, 0.4, E(0.4, 0.2, 0.6), E(0.4, 0.1, 0.7)),
+        };
+        var fig = SweepFigures.PairedDifferences(cmp.Select(c => ($"{c.Context} tokens", c)), "patched − naive", "difference (points)");
+        var data = ((JsonObject)JsonNode.Parse(fig.ToJson())!)["data"]!.AsArray();
+        var k2 = data.Single(t => (string)t!["name"]! == "2048 tokens")!;
+        Assert.Equal(["p=0.1", "p=0.9"], k2["x"]!.AsArray().Select(v => (string)v!));
+        Assert.Equal([0.0, 30], Doubles(k2["y"]).Select(v => Math.Round(v, 9)));
+        Assert.Equal([5.0, 20], Doubles(k2["error_y"]!["array"]).Select(v => Math.Round(v, 9)));      // hi − value
+        Assert.Equal([5.0, 20], Doubles(k2["error_y"]!["arrayminus"]).Select(v => Math.Round(v, 9))); // value − lo
+        // the interval around 0 holds zero (open marker); [0.1, 0.5] does not (filled)
+        Assert.Equal(["circle-open", "circle"], k2["marker"]!["symbol"]!.AsArray().Select(v => (string)v!));
+        Assert.Single(data.Single(t => (string)t!["name"]! == "4096 tokens")!["x"]!.AsArray());
+        var zero = data.Single(t => (string)t!["name"]! == "no difference")!;
+        Assert.Equal([0.0, 0], Doubles(zero["y"]));
+        Assert.Equal(SweepFigures.FullAttentionColor, (string)zero["line"]!["color"]!);
+    }
+
+    [Fact]
+    public void Grid_puts_each_panel_on_its_own_axes_and_shares_legend_entries()
+    {
+        var a = Figure.Line("Recall", "footprint (%)", "score (%)").AddLine("duo", [1, 2], [3, 4]).AddLine("prulong", [1, 2], [5, 6]);
+        var b = Figure.Line("RAG", "footprint (%)", "RAG score (%)").AddLine("duo", [1, 2], [7, 8]);
+        var c = Figure.Line("ICL", "peak (%)", "ICL score (%)").AddLine("locret", [1], [9]);
+        var json = (JsonObject)JsonNode.Parse(Figure.Grid("Fig. 3", [a, b, c], columns: 2).ToJson())!;
+        var data = json["data"]!.AsArray();
+        var layout = json["layout"]!;
+        Assert.Equal(2, (int)layout["grid"]!["rows"]!);
+        Assert.Equal(2, (int)layout["grid"]!["columns"]!);
+        Assert.Equal(["x", "x", "x2", "x3"], data.Select(t => (string)t!["xaxis"]!));
+        Assert.Equal(["y", "y", "y2", "y3"], data.Select(t => (string)t!["yaxis"]!));
+        Assert.Equal([7.0, 8], Doubles(data[2]!["y"]));
+        // "duo" appears once in the legend; the second panel's duo shares its group
+        Assert.Null(data[0]!["showlegend"]);
+        Assert.False((bool)data[2]!["showlegend"]!);
+        Assert.Equal("duo", (string)data[2]!["legendgroup"]!);
+        Assert.Null(data[3]!["showlegend"]);
+        Assert.Equal("RAG score (%)", (string)layout["yaxis2"]!["title"]!["text"]!);
+        Assert.Equal("peak (%)", (string)layout["xaxis3"]!["title"]!["text"]!);
+        var captions = layout["annotations"]!.AsArray();
+        Assert.Equal(["Recall", "RAG", "ICL"], captions.Select(x => (string)x!["text"]!));
+        Assert.Equal("x3 domain", (string)captions[2]!["xref"]!);
+        Assert.Throws<ArgumentException>(() => Figure.Grid("empty", [], 2));
+    }
 }
