@@ -47,6 +47,9 @@ public sealed record NotebookRunResult(
     double Seconds, int Figures, int Pngs, NotebookFailure? Failure)
 {
     public bool Ok => Failure is null;
+    /// <summary>Compiler warnings, "cell N (code cell K): (line,col): warning CSxxxx: …": the official Jupyter kernel prints
+    /// them to stderr, so a notebook with any differs there from here (CI compares the two).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>
@@ -89,6 +92,7 @@ public sealed class NotebookRunner
         int codeCount = notebook.Cells.Count(c => c.Kind == CellKind.Code);
         int codeIndex = 0, run = 0;
         NotebookFailure? failure = null;
+        var warnings = new List<string>();
         // The kernel resolves #r and #load against the current directory, as VS Code starts it in the notebook's folder.
         Directory.SetCurrentDirectory(dir);
         // The kernel swaps the console for its per-cell capture while any cell runs; an abandoned cell (timed
@@ -119,6 +123,7 @@ public sealed class NotebookRunner
                     ? await session.RunCellAsync(cell.Source, cell.Kernel, codeIndex, _options.CellTimeout)
                     : RejectKernel(cell);
                 run++;
+                warnings.AddRange(session.LastWarnings.Select(w => $"cell {i + 1} (code cell {codeIndex}): {w}"));
                 cell.Json["outputs"] = outputs;
                 cell.Json["execution_count"] = codeIndex;
                 if (error is not null)
@@ -159,7 +164,7 @@ public sealed class NotebookRunner
         }
 
         return new NotebookRunResult(notebook.Path, outPath, htmlPath, notebook.Cells.Count, codeCount, run,
-            total.Elapsed.TotalSeconds, figures.Count, pngs, failure);
+            total.Elapsed.TotalSeconds, figures.Count, pngs, failure) { Warnings = warnings };
     }
 
     private static (JsonArray Outputs, JsonObject Error) RejectKernel(NotebookCell cell)

@@ -73,7 +73,10 @@ public static class NotebooksCommand
         {
             log.WriteLine($"{Display(path, root)}");
             var r = runner.Run(path);
-            log.WriteLine($"  {(r.Ok ? "ok" : "FAILED")} in {r.Seconds:0.0} s, {r.Figures} figure(s), {r.Pngs} PNG(s)");
+            log.WriteLine($"  {(r.Ok ? "ok" : "FAILED")} in {r.Seconds:0.0} s, {r.Figures} figure(s), {r.Pngs} PNG(s)" +
+                          (r.Warnings.Count > 0 ? $", {r.Warnings.Count} compiler warning(s)" : ""));
+            // The official Jupyter kernel prints these to stderr, so CI's comparison of the two kernels would fail on them.
+            foreach (var w in r.Warnings) Console.Error.WriteLine($"kvnb: warning: {Display(path, root)}: {w}");
             summaries.Add(new Summary(Display(path, root), r.Ok, r.Cells, r.CodeCellsRun, r.CodeCells, Math.Round(r.Seconds, 2),
                 r.Figures, r.Pngs, r.OutputPath is null ? null : Display(r.OutputPath, root), r.HtmlPath is null ? null : Display(r.HtmlPath, root),
                 r.Failure?.ToString(), r.Failure?.CellNumber, r.Failure?.CodeCellNumber));

@@ -85,6 +85,9 @@ internal sealed class KernelSession : IDisposable
         return _collector.EndCell(failed is null ? null : _collector.ErrorOf(failed));
     }
 
+    /// <summary>The compiler warnings of the cell run last (<see cref="OutputCollector.Warnings"/>).</summary>
+    public IReadOnlyList<string> LastWarnings => _collector.Warnings;
+
     public void Dispose()
     {
         _subscription.Dispose();

@@ -19,6 +19,7 @@ internal sealed class OutputCollector(PathScrubber scrubber)
     private readonly object _lock = new();
     private readonly Dictionary<string, JsonObject> _displays = new(StringComparer.Ordinal);
     private JsonArray? _outputs;
+    private readonly List<string> _warnings = [];
     private int _executionCount;
 
     public void BeginCell(int executionCount)
@@ -26,6 +27,7 @@ internal sealed class OutputCollector(PathScrubber scrubber)
         lock (_lock)
         {
             _outputs = [];
+            _warnings.Clear();
             _executionCount = executionCount;
         }
     }
@@ -42,6 +44,14 @@ internal sealed class OutputCollector(PathScrubber scrubber)
         }
     }
 
+    /// <summary>The compiler warnings of the cell that ran last ("(3,14): warning CS8632: …", positions in the cell):
+    /// not outputs (our kernel reports them as diagnostics, not as text), but the official Jupyter kernel prints them to
+    /// stderr, so a notebook that compiles with warnings would differ between the two.</summary>
+    public IReadOnlyList<string> Warnings
+    {
+        get { lock (_lock) return [.. _warnings]; }
+    }
+
     public void Add(KernelEvent e)
     {
         lock (_lock)
@@ -49,6 +59,13 @@ internal sealed class OutputCollector(PathScrubber scrubber)
             if (_outputs is null) return;
             switch (e)
             {
+                case DiagnosticsProduced d:
+                    foreach (var x in d.Diagnostics.Where(x => x.Severity.ToString() == "Warning"))
+                    {
+                        string w = $"({x.LinePositionSpan.Start.Line + 1},{x.LinePositionSpan.Start.Character + 1}): warning {x.Code}: {x.Message}";
+                        if (!_warnings.Contains(w)) _warnings.Add(scrubber.Scrub(w));
+                    }
+                    break;
                 case StandardOutputValueProduced o: AppendStream("stdout", Plain(o)); break;
                 case StandardErrorValueProduced o: AppendStream("stderr", Plain(o)); break;
                 case ErrorProduced o: AppendStream("stderr", Plain(o)); break; // as the Jupyter kernel sends it

@@ -146,6 +146,20 @@ public sealed class NotebookRunnerTests : IDisposable
     }
 
     [Fact]
+    public void Compiler_warnings_are_reported_with_their_cell_but_not_written_as_outputs()
+    {
+        // CS8632: a nullable annotation outside a #nullable context (the official kernel prints it to stderr)
+        string path = _fx.Write("warn.ipynb", "var a = 1;", "string? s = null;\nConsole.WriteLine(s ?? \"none\");", "a");
+        var result = new NotebookRunner(NoPng).Run(path);
+        Assert.True(result.Ok, result.Failure?.ToString());
+        var w = Assert.Single(result.Warnings);
+        Assert.StartsWith("cell 2 (code cell 2): (1,7): warning CS8632", w);
+        var outputs = OutputsOf(CodeCells(Read(path))[1]);
+        Assert.Equal("none\n", Text(Assert.Single(outputs)["text"]));
+        Assert.Empty(new NotebookRunner(NoPng).Run(_fx.Write("clean.ipynb", "var b = 2;", "b")).Warnings);
+    }
+
+    [Fact]
     public void Relative_reference_resolves_against_the_notebook_folder_and_cwd_is_that_folder()
     {
         // A DLL that no test assembly loaded: built here, placed in lib/ under the notebook's folder.
