@@ -17,9 +17,9 @@ kvnb run --model .tmp/random-4l --tokens "$(seq -s ' ' 1 500)" --gen-tokens 16 -
 echo "== The same prompt, PyramidKV evicting half of each chunk, patched (the prompt's last 16 tokens score each chunk)"
 kvnb run --model .tmp/random-4l --tokens "$(seq -s ' ' 1 500)" --gen-tokens 16 --chunk 128 --method pyramidkv --schedule patched --evict 0.5 --obs-window 16
 
-echo "== Our model (data/models/kvnb-small), multi-key needles at 4K tokens in 1K chunks, PyramidKV evicting 90 % of each chunk: naive, then patched"
-kvnb eval --model data/models/kvnb-small --tasks niah_mk --context 4096 --examples 10 --chunk 1024 --method pyramidkv --schedule naive --evict 0.9
-kvnb eval --model data/models/kvnb-small --tasks niah_mk --context 4096 --examples 10 --chunk 1024 --method pyramidkv --schedule patched --evict 0.9
+echo "== Our model (data/models/kvnb-small), JSON key-value retrieval at 4K tokens in 1K chunks, PyramidKV evicting 90 % of each chunk: naive, then patched"
+kvnb eval --model data/models/kvnb-small --tasks json_kv --context 4096 --examples 10 --chunk 1024 --method pyramidkv --schedule naive --evict 0.9
+kvnb eval --model data/models/kvnb-small --tasks json_kv --context 4096 --examples 10 --chunk 1024 --method pyramidkv --schedule patched --evict 0.9
 
 echo "== The workbook"
 kvnb notebooks run
