@@ -141,14 +141,18 @@ public abstract class MaskTrainer
         return sb.ToString();
     }
 
-    /// <summary>Checkpoint, logs, summary and artefacts, each written atomically.</summary>
+    /// <summary>Logs, artefacts and summary, then the checkpoint, each written atomically. In this order a kill between
+    /// them leaves a checkpoint no newer than the files beside it: the resumed run starts from the checkpoint, drops the
+    /// log rows past its step (<see cref="ReadLog"/>), redoes those steps and rewrites every file. (Checkpoint first, a
+    /// kill after it lost the newest log rows for good, and at the last step left masks.tsv from an earlier checkpoint,
+    /// since a run resumed at its last step has nothing left to do.)</summary>
     public void SaveAll()
     {
-        Checkpoint.Save(CheckpointPath, Optimizer);
         AtomicFile.WriteAllText(LogPath, string.Join('\n', _logLines) + "\n");
         if (_gateLines.Count > 1 || GateValues() is not null) AtomicFile.WriteAllText(GatesPath, string.Join('\n', _gateLines) + "\n");
         Export(RunDir);
         AtomicFile.WriteAllText(Path.Combine(RunDir, "summary.json"), Summary());
+        Checkpoint.Save(CheckpointPath, Optimizer);
     }
 
     /// <summary>Steps, logged seconds (the sum over steps, resumed runs included), steps/s, and the last tenth of the

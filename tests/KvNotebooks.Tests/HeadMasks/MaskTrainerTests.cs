@@ -232,6 +232,36 @@ public class MaskTrainerTests
         Assert.Contains("different config", Assert.Throws<InvalidOperationException>(other.OpenRun).Message);
     }
 
+    /// <summary>A kill after a save has written the logs and masks of its step but before its checkpoint (the checkpoint is
+    /// written last): the run resumes from the older checkpoint, drops the newer log rows, redoes the steps and ends with
+    /// the uninterrupted run's files.</summary>
+    [Fact]
+    public void AKillBeforeTheCheckpointIsWrittenLosesNothing()
+    {
+        var cfg = TinyMaskModel.Train("prulong", TinyMaskModel.Folder(10), steps: 6, length: 300) with { TargetSparsity = 0.5 };
+        string a = RunDir(), b = RunDir();
+        var whole = MaskTrainer.Create(cfg, a);
+        whole.OpenRun();
+        whole.Train();
+        var first = MaskTrainer.Create(cfg, b);
+        first.OpenRun();
+        first.Train(maxSteps: 3);
+        byte[] atStep3 = File.ReadAllBytes(Path.Combine(b, "checkpoint.bin"));
+        var second = MaskTrainer.Create(cfg, b);
+        second.OpenRun();
+        second.Train();
+        File.WriteAllBytes(Path.Combine(b, "checkpoint.bin"), atStep3);   // the step-6 files are there, its checkpoint is not
+        var resumed = MaskTrainer.Create(cfg, b);
+        resumed.OpenRun();
+        Assert.Equal(3, resumed.Step);
+        Assert.Equal(3, resumed.Rows.Count);                                 // the log rows past the checkpoint are dropped
+        resumed.Train();
+        foreach (var f in new[] { "checkpoint.bin", "masks.tsv", "gates.csv" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(a, f)), File.ReadAllBytes(Path.Combine(b, f)));
+        Func<string, string[]> Log = dir => File.ReadAllLines(Path.Combine(dir, "log.csv")).Select(l => string.Join(',', l.Split(',').Where((_, i) => i != 10))).ToArray();
+        Assert.Equal(Log(a), Log(b));
+    }
+
     [Fact]
     public void PruLongExportsTheDeterministicMaskAndItsBinarization()
     {
