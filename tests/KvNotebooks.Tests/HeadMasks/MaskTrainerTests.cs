@@ -36,6 +36,23 @@ public class MaskTrainerTests
 {
     private static string RunDir() => Directory.CreateTempSubdirectory("kvnb-masks-run").FullName;
 
+    /// <summary>The same config trained twice: whole, and stopped after <paramref name="stopAfter"/> steps in another folder.</summary>
+    private static (MaskTrainer Whole, string WholeDir, string StoppedDir) WholeAndStopped(MaskTrainConfig cfg, int stopAfter)
+    {
+        string a = RunDir(), b = RunDir();
+        var whole = MaskTrainer.Create(cfg, a);
+        whole.OpenRun();
+        whole.Train();
+        var first = MaskTrainer.Create(cfg, b);
+        first.OpenRun();
+        first.Train(maxSteps: stopAfter);
+        return (whole, a, b);
+    }
+
+    /// <summary>log.csv's lines, every column but the seconds.</summary>
+    private static string[] LogWithoutSeconds(string dir) =>
+        File.ReadAllLines(Path.Combine(dir, "log.csv")).Select(l => string.Join(',', l.Split(',').Where((_, i) => i != 10))).ToArray();
+
     /// <summary>The model's gates set to z = hard-concrete(log α, u) with fixed u: PruLong's whole objective (CE of the
     /// hybrid model + λ1(s − t) + λ2(s − t)²) differentiated w.r.t. log α, against central differences.</summary>
     [Fact]
@@ -206,13 +223,7 @@ public class MaskTrainerTests
         string model = TinyMaskModel.Folder(10);
         var data = method == "prulong" ? new Dictionary<string, double> { ["natural_text"] = 1, ["task_documents"] = 1 } : new() { ["context_synthesis"] = 1 };
         var cfg = TinyMaskModel.Train(method, model, steps: 6, length: 300, data: data);
-        string a = RunDir(), b = RunDir();
-        var whole = MaskTrainer.Create(cfg, a);
-        whole.OpenRun();
-        whole.Train();
-        var first = MaskTrainer.Create(cfg, b);
-        first.OpenRun();
-        first.Train(maxSteps: 3);
+        var (whole, a, b) = WholeAndStopped(cfg, stopAfter: 3);
         var resumed = MaskTrainer.Create(cfg, b);
         resumed.OpenRun();
         Assert.Equal(3, resumed.Step);
@@ -225,8 +236,7 @@ public class MaskTrainerTests
         }
         string artefact = method == "locret" ? "retaining_heads.safetensors" : "masks.tsv";
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, artefact)), File.ReadAllBytes(Path.Combine(b, artefact)));
-        Func<string, string[]> Log = dir => File.ReadAllLines(Path.Combine(dir, "log.csv")).Select(l => string.Join(',', l.Split(',').Where((_, i) => i != 10))).ToArray();
-        Assert.Equal(Log(a), Log(b));   // every column but the seconds
+        Assert.Equal(LogWithoutSeconds(a), LogWithoutSeconds(b));   // every column but the seconds
         // a folder holding another run is refused
         var other = MaskTrainer.Create(cfg with { Seed = 2 }, b);
         Assert.Contains("different config", Assert.Throws<InvalidOperationException>(other.OpenRun).Message);
@@ -239,13 +249,7 @@ public class MaskTrainerTests
     public void AKillBeforeTheCheckpointIsWrittenLosesNothing()
     {
         var cfg = TinyMaskModel.Train("prulong", TinyMaskModel.Folder(10), steps: 6, length: 300) with { TargetSparsity = 0.5 };
-        string a = RunDir(), b = RunDir();
-        var whole = MaskTrainer.Create(cfg, a);
-        whole.OpenRun();
-        whole.Train();
-        var first = MaskTrainer.Create(cfg, b);
-        first.OpenRun();
-        first.Train(maxSteps: 3);
+        var (_, a, b) = WholeAndStopped(cfg, stopAfter: 3);
         byte[] atStep3 = File.ReadAllBytes(Path.Combine(b, "checkpoint.bin"));
         var second = MaskTrainer.Create(cfg, b);
         second.OpenRun();
@@ -258,8 +262,7 @@ public class MaskTrainerTests
         resumed.Train();
         foreach (var f in new[] { "checkpoint.bin", "masks.tsv", "gates.csv" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(a, f)), File.ReadAllBytes(Path.Combine(b, f)));
-        Func<string, string[]> Log = dir => File.ReadAllLines(Path.Combine(dir, "log.csv")).Select(l => string.Join(',', l.Split(',').Where((_, i) => i != 10))).ToArray();
-        Assert.Equal(Log(a), Log(b));
+        Assert.Equal(LogWithoutSeconds(a), LogWithoutSeconds(b));
     }
 
     [Fact]
