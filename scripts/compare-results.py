@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What changed between two result CSVs (kvnb sweep / eval rows): rows added, removed, and rows whose measured
 values differ, keyed like the sweep's resume key (model, method, method_config, context, chunk, task, example set).
-Timing columns (throughput, seconds) and the commit are not compared.
+Timing and memory columns (throughput, seconds, process peak memory) and the commit are not compared.
 
     python3 scripts/compare-results.py OLD.csv NEW.csv [--quiet]
 
@@ -9,7 +9,7 @@ Exit code 0 always (a report, not a check); the last line sums it up."""
 import csv, sys
 
 KEY = ("model", "method", "method_config", "context", "chunk", "task")
-SKIP = {"commit", "prefill_tokens_per_second", "decode_tokens_per_second", "seconds"}
+SKIP = {"commit", "prefill_tokens_per_second", "decode_tokens_per_second", "seconds", "peak_rss_bytes"}
 
 def load(path):
     try:

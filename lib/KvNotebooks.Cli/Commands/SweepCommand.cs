@@ -136,10 +136,11 @@ public static class SweepCommand
                 onRow: asJson ? null : pr =>
                 {
                     var r = pr.Row;
+                    static string Rss(double? bytes) => bytes is { } b ? string.Create(CultureInfo.InvariantCulture, $"rss {b / (1 << 20),5:F0} MiB  ") : "";
                     if (live) Console.Error.Write("\r" + new string(' ', 100) + "\r");
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"[{pr.Done,4}/{pr.ToRun}] {r.Method,-20} {SweepAnalysis.PointOf(r.MethodConfig),-10} chunk {Chunking.FromColumn(r.Chunk),-5} ctx {r.Context,5} {r.Task,-10} " +
-                        $"score {r.Score,5:F3}  footprint {r.Footprint * 100,5:F1}%  peak {r.PeakKv * 100,5:F1}%  {r.Seconds,6:F1} s  ETA {Eta(pr.Remaining)}"));
+                        $"score {r.Score,5:F3}  footprint {r.Footprint * 100,5:F1}%  peak {r.PeakKv * 100,5:F1}%  {Rss(r.PeakRssBytes)}{r.Seconds,6:F1} s  ETA {Eta(pr.Remaining)}"));
                 },
                 onExample: live ? (pt, _) =>
                 {

@@ -50,13 +50,13 @@ public static class VsTorchBench
         const int repeats = 3;
 
         progress?.Invoke("pre-fill");
-        ResetPeak();
+        ProcessMemory.TryResetPeak();
         var ours = ModelBench.Prefill(weights, tokens, threads, repeats);
-        long oursPeak = PeakResidentBytes();
-        ResetPeak();
+        long oursPeak = ProcessMemory.PeakResidentBytes() ?? 0;
+        ProcessMemory.TryResetPeak();
         peer.SetThreads(threads);
         double torchPrefill = peer.Prefill(weights, prompt, repeats);
-        long torchPeak = PeakResidentBytes();
+        long torchPeak = ProcessMemory.PeakResidentBytes() ?? 0;
         rows.Add(new($"pre-fill at {tokens:N0}", "tokens/s", ours.TokensPerSecond, tokens / torchPrefill));
 
         progress?.Invoke("decode");
@@ -78,26 +78,5 @@ public static class VsTorchBench
         rows.Add(new($"GEMM {gemmSize}³", "GFLOP/s", gemm.Gflops, 2.0 * gemmSize * gemmSize * gemmSize / peer.Gemm(gemmSize, repeats) / 1e9));
 
         return new VsTorchReport(modelName, peer.Describe(), tokens, threads, rows, oursPeak, torchPeak);
-    }
-
-    /// <summary>Resets the process's peak resident set to the current one (Linux; elsewhere a no-op).</summary>
-    private static void ResetPeak()
-    {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
-    /// <summary>VmHWM of /proc/self/status in bytes (0 where there is none).</summary>
-    private static long PeakResidentBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:"))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        }
-        catch (IOException) { }
-        return 0;
     }
 }

@@ -38,6 +38,11 @@ public sealed record EvalRow
     /// <summary>Each example's score in example order; null in rows written before they were recorded (no confidence
     /// interval can be computed for those).</summary>
     public ExampleScores? ExampleScores { get; init; }
+    /// <summary>The process's peak resident memory while the row ran, in bytes: weights, activations, KV cache and
+    /// runtime (Linux VmHWM, reset before the row; <see cref="Bench.ProcessMemory"/>). Rows run one per process
+    /// measure their own; a row run after others in one process can also count memory the runtime kept from them.
+    /// Null where it was not measured (rows from before the column, or no /proc).</summary>
+    public double? PeakRssBytes { get; init; }
 
     /// <summary>The <see cref="ExampleSet"/> of rows scored on the fixed evaluation sets.</summary>
     public const string FixedSet = "fixed";
@@ -56,18 +61,20 @@ public sealed record EvalRow
     [
         "model", "commit", "method", "method_config", "context", "chunk", "task", "category", "examples", "score", "chance",
         "footprint", "peak_kv", "peak_kv_entries", "peak_kv_bytes", "prefill_tokens_per_second", "decode_tokens_per_second", "seconds",
-        "example_set", "example_scores",
+        "example_set", "example_scores", "peak_rss_bytes",
     ];
 
-    /// <summary>Columns a file written before they existed may lack: example_set is then "fixed" and example_scores empty.</summary>
-    public static readonly string[] OptionalColumns = ["example_set", "example_scores"];
+    /// <summary>Columns a file written before they existed may lack: example_set is then "fixed", example_scores and
+    /// peak_rss_bytes empty.</summary>
+    public static readonly string[] OptionalColumns = ["example_set", "example_scores", "peak_rss_bytes"];
 
     private string[] Fields()
     {
         static string D(double x) => x.ToString("R", CultureInfo.InvariantCulture);
         return [Model, Commit, Method, MethodConfig, Context.ToString(CultureInfo.InvariantCulture), Chunk.ToString(CultureInfo.InvariantCulture),
             Task, Category, Examples.ToString(CultureInfo.InvariantCulture), D(Score), D(Chance), D(Footprint), D(PeakKv), D(PeakKvEntries),
-            D(PeakKvBytes), D(PrefillTokensPerSecond), D(DecodeTokensPerSecond), D(Seconds), ExampleSet, ExampleScores?.ToString() ?? ""];
+            D(PeakKvBytes), D(PrefillTokensPerSecond), D(DecodeTokensPerSecond), D(Seconds), ExampleSet, ExampleScores?.ToString() ?? "",
+            PeakRssBytes is { } rss ? D(rss) : ""];
     }
 
     /// <summary>Writes rows to a CSV file atomically (temp file + rename).</summary>
@@ -140,6 +147,7 @@ public sealed record EvalRow
                     PrefillTokensPerSecond = D("prefill_tokens_per_second", allowInfinity: true),
                     DecodeTokensPerSecond = D("decode_tokens_per_second", allowInfinity: true), Seconds = D("seconds"),
                     ExampleSet = Optional("example_set") is { } set ? CheckSet(set, At("example_set")) : FixedSet,
+                    PeakRssBytes = Optional("peak_rss_bytes") is { Length: > 0 } ? D("peak_rss_bytes") : null,
                 };
                 if (Optional("example_scores") is { Length: > 0 } text)
                 {

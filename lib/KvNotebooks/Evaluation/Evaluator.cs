@@ -48,6 +48,7 @@ public static class Evaluator
     {
         if (examples.Count == 0) throw new ArgumentException($"no examples of task {task.Name}");
         var results = new List<ExampleResult>();
+        bool measuresMemory = Bench.ProcessMemory.TryResetPeak();
         var sw = Stopwatch.StartNew();
         foreach (var ex in examples)
         {
@@ -68,6 +69,7 @@ public static class Evaluator
             DecodeTokensPerSecond = results.Sum(r => r.Run.GenTokens) / Math.Max(1e-9, results.Sum(r => r.Run.DecodeSeconds)),
             Seconds = sw.Elapsed.TotalSeconds,
             ExampleSet = exampleSet, ExampleScores = new ExampleScores(results.Select(r => r.Score)),
+            PeakRssBytes = measuresMemory ? Bench.ProcessMemory.PeakResidentBytes() : null,
         };
     }
 

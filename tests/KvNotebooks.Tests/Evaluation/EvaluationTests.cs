@@ -135,6 +135,8 @@ public class EvaluationTests
             Assert.Equal(1.0, f.PeakKv, 12);
             Assert.True(s.Footprint < 0.6 && s.PeakKvBytes < f.PeakKvBytes, $"{s.Footprint} {s.PeakKvBytes} {f.PeakKvBytes}");
             Assert.Equal(2, f.Examples);
+            if (OperatingSystem.IsLinux())   // the process's peak memory is measured per row, and holds at least the cache's peak
+                Assert.True(f.PeakRssBytes >= f.PeakKvBytes, $"{f.PeakRssBytes} {f.PeakKvBytes}");
             // the footprint is the paper's for these settings: the measured run equals the accountant
             var r = Evaluator.RunExample(model, stream, task, exs[0]);
             var plan = new KvNotebooks.Footprint.ChunkPlan(r.Run.PromptTokens, 128);
@@ -163,7 +165,7 @@ public class EvaluationTests
         {
             new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "json_kv", Category = "Recall", Score = 0.5, Footprint = 1 },
             new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "niah_mk", Category = "Recall", Score = 1.0, Footprint = 1 },
-            new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Score = 0.25, Footprint = 0.5 },
+            new EvalRow { Model = "m", Method = "full", MethodConfig = "a,b", Context = 1024, Chunk = 256, Task = "rag", Category = "RAG", Score = 0.25, Footprint = 0.5, PeakRssBytes = 123456789 },
         };
         string path = Path.Combine(Path.GetTempPath(), $"kvnb-rows-{Guid.NewGuid():N}.csv");
         try
@@ -173,8 +175,14 @@ public class EvaluationTests
             var cats = Evaluator.Categories(rows);
             Assert.Equal(("Recall", 0.75, 1.0), cats[0]);
             Assert.Equal(("RAG", 0.25, 0.5), cats[1]);
-            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1,fixed,\n");
+            Assert.Null(EvalRow.Load(path)[0].PeakRssBytes);   // not measured stays not measured, not 0
+            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,notanumber,1,t,R,1,1,1,1,1,1,1,1,1,1,fixed,,\n");
             Assert.Contains("context", Assert.Throws<KvNotebooks.Validation.InputException>(() => EvalRow.Load(path)).Message);
+            File.WriteAllText(path, string.Join(',', EvalRow.Columns) + "\nm,c,full,x,1024,1,t,R,1,1,1,1,1,1,1,1,1,1,fixed,,-5\n");
+            Assert.Contains("row 2.peak_rss_bytes", Assert.Throws<KvNotebooks.Validation.InputException>(() => EvalRow.Load(path)).Message);
+            // a file from before the column loads, its rows without a measured peak
+            File.WriteAllText(path, string.Join(',', EvalRow.Columns.SkipLast(1)) + "\nm,c,full,x,1024,1,t,R,1,1,1,1,1,1,1,1,1,1,fixed,\n");
+            Assert.Null(Assert.Single(EvalRow.Load(path)).PeakRssBytes);
         }
         finally { File.Delete(path); }
     }

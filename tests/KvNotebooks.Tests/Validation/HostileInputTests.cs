@@ -350,14 +350,26 @@ public sealed class HostileInputTests : IDisposable
     [InlineData("m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:7,1 0\nm,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:7,0 1", "row 3", "repeats the key of row 2")]
     public void Per_example_columns_are_checked(string rows, string field, string rule)
     {
-        string path = Write("r.csv", string.Join(',', EvalRow.Columns) + "\n" + rows + "\n");
+        // a file from before the peak_rss_bytes column
+        string path = Write("r.csv", string.Join(',', EvalRow.Columns.Where(c => c != "peak_rss_bytes")) + "\n" + rows + "\n");
         Fails(() => EvalRow.Load(path), field, rule);
+    }
+
+    [Theory]
+    [InlineData("NaN", "finite number")]
+    [InlineData("-1", "finite number")]
+    [InlineData("Infinity", "finite number")]
+    [InlineData("12 MiB", "is not a number")]
+    public void The_peak_resident_memory_column_is_checked(string value, string rule)
+    {
+        string path = Write("r.csv", string.Join(',', EvalRow.Columns) + "\nm,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 0," + value + "\n");
+        Fails(() => EvalRow.Load(path), "row 2.peak_rss_bytes", rule);
     }
 
     [Fact]
     public void Rows_on_the_fixed_sets_and_on_a_seed_base_are_kept_apart()
     {
-        string path = Write("r.csv", string.Join(',', EvalRow.Columns) + "\n" +
+        string path = Write("r.csv", string.Join(',', EvalRow.Columns.Where(c => c != "peak_rss_bytes")) + "\n" +
             "m,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,fixed,1 0\nm,c,full,x,1024,0,t,R,2,0.5,0,1,1,1,1,1,1,1,seed:91000000,0 1\n");
         var rows = EvalRow.Load(path);
         Assert.Equal([EvalRow.FixedSet, "seed:91000000"], rows.Select(r => r.ExampleSet));
