@@ -229,10 +229,15 @@ public static class SweepAnalysis
     /// the paired difference A − B over the same examples, with its bootstrap interval, and the unpaired interval for
     /// contrast. Rows are matched by context, chunk, swept value (<see cref="PointOf"/>), task and example set; a category
     /// is compared only where both sides have every one of its tasks with per-example scores on the same number of examples.
+    /// With <paramref name="matchChunk"/> false the chunk is not matched: one curve at two chunk sizes (e.g. chunks of 128
+    /// against 512, the same examples), each side given at one chunk size; the result carries A's chunk.
     /// </summary>
-    public static IReadOnlyList<CategoryComparison> Compare(IEnumerable<EvalRow> a, IEnumerable<EvalRow> b, BootstrapOptions? bootstrap = null)
+    public static IReadOnlyList<CategoryComparison> Compare(IEnumerable<EvalRow> a, IEnumerable<EvalRow> b, BootstrapOptions? bootstrap = null,
+        bool matchChunk = true)
     {
         var bRows = b.ToList();
+        if (!matchChunk && (a.Select(r => r.Chunk).Distinct().Count() > 1 || bRows.Select(r => r.Chunk).Distinct().Count() > 1))
+            throw new ArgumentException("comparing across chunk sizes: give each side at one chunk size");
         var result = new List<CategoryComparison>();
         foreach (var g in a.GroupBy(r => (r.Context, r.Chunk, r.ExampleSet, Point: PointOf(r.MethodConfig), r.Category))
                      .OrderBy(g => g.Key.Context).ThenBy(g => g.Key.Chunk).ThenBy(g => CategoryOrder(g.Key.Category)).ThenBy(g => g.Key.Point, StringComparer.Ordinal))
@@ -243,7 +248,7 @@ public static class SweepAnalysis
             foreach (var task in tasks)
             {
                 var ra = g.LastOrDefault(r => r.Task == task);
-                var rb = bRows.LastOrDefault(r => r.Task == task && r.Context == g.Key.Context && r.Chunk == g.Key.Chunk
+                var rb = bRows.LastOrDefault(r => r.Task == task && r.Context == g.Key.Context && (!matchChunk || r.Chunk == g.Key.Chunk)
                                                   && r.ExampleSet == g.Key.ExampleSet && PointOf(r.MethodConfig) == g.Key.Point);
                 if (ra is null || rb is null) break;
                 pairs.Add((ra, rb));

@@ -30,11 +30,13 @@ public static class SweepFigures
     /// curve's crossing (where its interpolated line first reaches the threshold, the critical footprint when
     /// <paramref name="x"/> is the footprint) is marked on it; <paramref name="criticals"/> (by method label, e.g. from
     /// <see cref="SweepAnalysis.CriticalFootprints"/>) adds the crossing's bootstrap interval as a horizontal bar.
-    /// <paramref name="x"/> defaults to the footprint; axes are in percent.
+    /// <paramref name="x"/> defaults to the footprint; axes are in percent. <paramref name="style"/> gives a curve's colour
+    /// and dash by its label (e.g. one colour per method, one dash per chunk size); by default curves take
+    /// <see cref="MethodColors"/> in order.
     /// </summary>
     public static Figure ScoreVs(IEnumerable<CategoryPoint> points, string category, double? fullScore, double? chance = null,
         double threshold = 0.9, Func<CategoryPoint, double>? x = null, string xTitle = "KV footprint (%)", string? title = null,
-        IReadOnlyDictionary<string, CategoryCritical>? criticals = null)
+        IReadOnlyDictionary<string, CategoryCritical>? criticals = null, Func<string, (string Color, string Dash)>? style = null)
     {
         x ??= p => p.Footprint;
         var pts = points.Where(p => p.Category == category).ToList();
@@ -42,8 +44,8 @@ public static class SweepFigures
         int index = 0;
         foreach (var curve in pts.GroupBy(p => p.Method))
         {
-            string color = MethodColors[index % MethodColors.Count];
-            string dash = index++ < MethodColors.Count ? "solid" : "dot";
+            var (color, dash) = style?.Invoke(curve.Key) ?? (MethodColors[index % MethodColors.Count], index < MethodColors.Count ? "solid" : "dot");
+            index++;
             var sorted = curve.OrderBy(x).ToList();
             var trace = new JsonObject
             {

@@ -470,6 +470,12 @@ public sealed class SweepTests : IDisposable
         // Pairing sees that patched never does worse: its interval excludes 0, the unpaired one does not.
         Assert.True(c.Paired.Lo > 0 && c.Unpaired.Lo < 0 && c.Paired.Hi - c.Paired.Lo < c.Unpaired.Hi - c.Unpaired.Lo, $"paired {c.Paired}, unpaired {c.Unpaired}");
         Assert.Empty(SweepAnalysis.Compare(a, b.Select(r => r with { ExampleScores = null })));
+        // One curve at two chunk sizes: matched only when asked to leave the chunk out, and then with A's chunk.
+        var small = a.Select(r => r with { Chunk = 256, MethodConfig = r.MethodConfig.Replace("chunk=1024", "chunk=256") }).ToArray();
+        Assert.Empty(SweepAnalysis.Compare(small, a));
+        var across = Assert.Single(SweepAnalysis.Compare(small, b, matchChunk: false));
+        Assert.Equal((256, 0.25), (across.Chunk, Math.Round(across.Paired.Value, 12)));
+        Assert.Throws<ArgumentException>(() => SweepAnalysis.Compare(small.Concat(a), b, matchChunk: false));
     }
 
     /// <summary>Knob lists for a grid: ("bits", [2, 4, 8]).</summary>

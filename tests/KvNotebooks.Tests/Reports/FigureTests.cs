@@ -192,6 +192,14 @@ public sealed class SweepFigureTests
         double at = 50 + 40.0 / 45 * 40;
         Assert.Equal(at - 80, Doubles(bar["arrayminus"])[0], 9);
         Assert.Equal(90 - at, Doubles(bar["array"])[0], 9);
+
+        // A style function sets each curve's colour and dash, and its crossing takes the same colour.
+        var styled = ((JsonObject)JsonNode.Parse(SweepFigures.ScoreVs(points, "Recall", 1.0,
+            style: label => label.EndsWith("patched") ? ("#123456", "dash") : ("#654321", "dot")).ToJson())!)["data"]!.AsArray();
+        var p = styled.Single(t => (string)t!["name"]! == "pyramidkv/patched")!;
+        Assert.Equal(("#123456", "dash"), ((string)p["line"]!["color"]!, (string)p["line"]!["dash"]!));
+        Assert.Equal("dot", (string)styled.Single(t => (string)t!["name"]! == "pyramidkv/naive")!["line"]!["dash"]!);
+        Assert.Equal("#123456", (string)styled.Single(t => ((string)t!["name"]!).StartsWith("pyramidkv/patched: reaches"))!["marker"]!["color"]!);
     }
 
     [Fact]
