@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using KvNotebooks.Model;
 using TorchSharp;
@@ -32,6 +33,12 @@ public sealed record TorchForwardOptions
 /// and the benchmark peer. Parameters carry Hugging Face names (<see cref="Parameters"/>); checkpoints are read
 /// by TorchSharp.PyBridge's safetensors reader, not ours. Computes in <see cref="Dtype"/> (float32 as Hugging
 /// Face runs it, or float64 for an exact reference); RoPE's angles are fp32 either way, as Hugging Face makes them.
+/// <para>Lifetimes: TorchSharp frees a tensor's or a scalar's native object from the .NET finalizer, and its operators
+/// create temporaries (the <c>Scalar</c> 1 of <c>a + b</c>, the <c>Scalar</c> of <c>x * 0.5</c>) that nothing references
+/// while LibTorch still reads them. A garbage collection during the op then frees them under it: logits came out NaN
+/// (and <c>add</c> failed reading a freed scalar) under the test suite's parallel load. So every entry point runs in a
+/// dispose scope (its tensors stay referenced, then are freed here, on this thread), every scalar is one of
+/// <see cref="S"/>'s, which live as long as the process, and positions are built from arrays, not <c>arange</c>'s scalars.</para>
 /// </summary>
 public sealed class TorchLlama : IDisposable
 {
@@ -131,17 +138,17 @@ public sealed class TorchLlama : IDisposable
     {
         using var scope = NewDisposeScope();
         int d = c.HeadDim;
-        var exponent = arange(0, d, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / d;
-        var invFreq = full_like(exponent, c.RopeTheta).pow(exponent).reciprocal();
+        var exponent = Positions(0, d / 2).mul(S(2)).to(ScalarType.Float32).div(S(d));   // arange(0, d, 2) / d
+        var invFreq = full_like(exponent, S(c.RopeTheta)).pow(exponent).reciprocal();
         if (c.RopeScaling is { } s)
         {
             double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
             double highFreqWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
-            var wavelen = invFreq.reciprocal() * (2 * Math.PI);
-            var llama = where(wavelen > lowFreqWavelen, invFreq / s.Factor, invFreq);
-            var smooth = (wavelen.reciprocal() * s.OriginalMaxPositionEmbeddings - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-            var smoothed = (1 - smooth) * llama / s.Factor + smooth * llama;
-            var medium = (wavelen < highFreqWavelen).logical_not().logical_and((wavelen > lowFreqWavelen).logical_not());
+            var wavelen = invFreq.reciprocal().mul(S(2 * Math.PI));
+            var llama = where(wavelen.gt(S(lowFreqWavelen)), invFreq.div(S(s.Factor)), invFreq);
+            var smooth = wavelen.reciprocal().mul(S(s.OriginalMaxPositionEmbeddings)).sub(S(s.LowFreqFactor)).div(S(s.HighFreqFactor - s.LowFreqFactor));
+            var smoothed = Add(ones_like(smooth).sub(smooth).mul(llama).div(S(s.Factor)), smooth.mul(llama));   // (1 − smooth)·llama/factor + smooth·llama
+            var medium = wavelen.lt(S(highFreqWavelen)).logical_not().logical_and(wavelen.gt(S(lowFreqWavelen)).logical_not());
             invFreq = where(medium, smoothed, llama);
         }
         return invFreq.MoveToOuterDisposeScope();
@@ -158,12 +165,26 @@ public sealed class TorchLlama : IDisposable
 
     private Tensor P(string name) => _p[name];
 
+    private static readonly ConcurrentDictionary<double, Scalar> Constants = new();
+    /// <summary>The scalar <paramref name="value"/>, created once and kept for the life of the process, so that no
+    /// finalizer can free it while LibTorch reads it (see the class remarks).</summary>
+    private static Scalar S(double value) => Constants.GetOrAdd(value, v => v.ToScalar());
+    /// <summary>a + b with a scalar that stays alive (TorchSharp's <c>+</c> makes a temporary 1).</summary>
+    private static Tensor Add(Tensor a, Tensor b) => a.add(b, S(1));
+    /// <summary>The positions start … start + count − 1 as an int64 tensor, from an array (arange's arguments are temporary scalars).</summary>
+    private static Tensor Positions(long start, long count)
+    {
+        var p = new long[count];
+        for (long i = 0; i < count; i++) p[i] = start + i;
+        return tensor(p);
+    }
+
     private Tensor RmsNorm(Tensor x, string weight)
     {
         var h = x;   // transformers upcasts to fp32; Dtype is fp32 or fp64 already
-        var variance = h.pow(2).mean([-1], keepdim: true);
-        h = h * rsqrt(variance + Config.RmsNormEps);
-        return P(weight) * h.to(Dtype);
+        var variance = h.pow(S(2)).mean([-1], keepdim: true);
+        h = h.mul(rsqrt(variance.add(S(Config.RmsNormEps), S(1))));
+        return P(weight).mul(h.to(Dtype));
     }
 
     private Tensor Linear(Tensor x, string prefix, bool bias = false) =>
@@ -189,12 +210,12 @@ public sealed class TorchLlama : IDisposable
             var q = Linear(h, pre + "self_attn.q_proj", bias: true).view(T, c.NumHeads, c.HeadDim).transpose(0, 1);
             var k = Linear(h, pre + "self_attn.k_proj", bias: true).view(T, c.NumKvHeads, c.HeadDim).transpose(0, 1);
             var v = Linear(h, pre + "self_attn.v_proj", bias: true).view(T, c.NumKvHeads, c.HeadDim).transpose(0, 1);
-            q = q * cos + RotateHalf(q) * sin;
-            k = k * cos + RotateHalf(k) * sin;
+            q = Add(q.mul(cos), RotateHalf(q).mul(sin));
+            k = Add(k.mul(cos), RotateHalf(k).mul(sin));
             var att = attention(l, q, k, v).transpose(0, 1).reshape(T, c.QDim);
-            x = x + Linear(att, pre + "self_attn.o_proj");
+            x = Add(x, Linear(att, pre + "self_attn.o_proj"));
             h = RmsNorm(x, pre + "post_attention_layernorm.weight");
-            x = x + Linear(F.silu(Linear(h, pre + "mlp.gate_proj")) * Linear(h, pre + "mlp.up_proj"), pre + "mlp.down_proj");
+            x = Add(x, Linear(F.silu(Linear(h, pre + "mlp.gate_proj")).mul(Linear(h, pre + "mlp.up_proj")), pre + "mlp.down_proj"));
         }
         return RmsNorm(x, "model.norm.weight");
     }
@@ -214,12 +235,13 @@ public sealed class TorchLlama : IDisposable
     /// Autograd records it when parameters (or gates) require gradients.</summary>
     public Tensor Logits(ReadOnlySpan<int> tokens, TorchForwardOptions? options = null)
     {
+        using var scope = NewDisposeScope();
         var o = options ?? new TorchForwardOptions();
         var c = Config;
         int T = tokens.Length;
         var ids = tensor(tokens.ToArray().Select(t => (long)t).ToArray());
         var x = P("model.embed_tokens.weight").index_select(0, ids);
-        var positions = arange(T, dtype: ScalarType.Int64);
+        var positions = Positions(0, T);
         double scale = 1 / Math.Sqrt(c.HeadDim);
         Tensor Eager(Tensor q, Tensor k, Tensor v, Func<long, long, Tensor> visible)
         {
@@ -228,14 +250,14 @@ public sealed class TorchLlama : IDisposable
             for (long q0 = 0; q0 < T; q0 += o.QueryBlock)
             {
                 long q1 = Math.Min(T, q0 + o.QueryBlock);
-                var s = q[.., (int)q0..(int)q1].matmul(kr) * scale;                        // [heads × rows × T]
-                s = s.masked_fill(visible(q0, q1).logical_not(), double.NegativeInfinity);
+                var s = q[.., (int)q0..(int)q1].matmul(kr).mul(S(scale));                  // [heads × rows × T]
+                s = s.masked_fill(visible(q0, q1).logical_not(), S(double.NegativeInfinity));
                 var p = Dtype == ScalarType.Float32 ? F.softmax(s, -1, ScalarType.Float32).to(Dtype) : F.softmax(s, -1);
                 blocks.Add(p.matmul(vr));
             }
             return cat(blocks, 1);
         }
-        Tensor Causal(long q0, long q1) => arange(T).unsqueeze(0) <= arange(q0, q1).unsqueeze(1);
+        Tensor Causal(long q0, long q1) => Positions(0, T).unsqueeze(0).le(Positions(q0, q1 - q0).unsqueeze(1));
         Tensor Rows(Tensor mask, long q0, long q1) => mask[.., (int)q0..(int)q1];
         var hidden = Layers(x, positions, (l, q, k, v) =>
         {
@@ -248,9 +270,9 @@ public sealed class TorchLlama : IDisposable
             }
             var streaming = o.GatedStreaming ?? throw new ArgumentException("gates need GatedStreaming");
             var z = RepeatKv(o.Gates[l].to(Dtype)).view(c.NumHeads, 1, 1);
-            return z * Eager(q, k, v, Causal) + (1 - z) * Eager(q, k, v, (a, b) => Rows(streaming, a, b));
+            return Add(z.mul(Eager(q, k, v, Causal)), ones_like(z).sub(z).mul(Eager(q, k, v, (a, b) => Rows(streaming, a, b))));
         });
-        return Head(hidden);
+        return Head(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>The KV cache of the inference path: keys and values [1 × KV heads × capacity × hd] per layer.</summary>
@@ -272,13 +294,14 @@ public sealed class TorchLlama : IDisposable
     /// the logits [1 × V] of the last one. A first call pre-fills (causal), later calls of one token decode.</summary>
     public Tensor Step(ReadOnlySpan<int> tokens, Cache cache)
     {
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var c = Config;
         int T = tokens.Length, start = cache.Length;
         if (start > 0 && T != 1) throw new ArgumentException("after the pre-fill, one token per step");
         var ids = tensor(tokens.ToArray().Select(t => (long)t).ToArray());
         var x = P("model.embed_tokens.weight").index_select(0, ids);
-        var hidden = Layers(x, arange(start, start + T, dtype: ScalarType.Int64), (l, q, k, v) =>
+        var hidden = Layers(x, Positions(start, T), (l, q, k, v) =>
         {
             cache.K[l][.., .., start..(start + T)] = k.unsqueeze(0);
             cache.V[l][.., .., start..(start + T)] = v.unsqueeze(0);
@@ -288,18 +311,19 @@ public sealed class TorchLlama : IDisposable
             return F.scaled_dot_product_attention(q.unsqueeze(0), ks, vs, null, 0, T > 1).squeeze(0);
         });
         cache.Length = start + T;
-        return Head(hidden[^1..]);
+        return Head(hidden[^1..]).MoveToOuterDisposeScope();
     }
 
     /// <summary>Mean cross-entropy of next-token prediction over all positions (targets [T]) with attention by
     /// <c>scaled_dot_product_attention</c> (causal), recorded by autograd: the training benchmark's step.</summary>
     public Tensor TrainingLoss(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
+        using var scope = NewDisposeScope();
         int T = tokens.Length;
         var ids = tensor(tokens.ToArray().Select(t => (long)t).ToArray());
         var x = P("model.embed_tokens.weight").index_select(0, ids);
-        var hidden = Layers(x, arange(T, dtype: ScalarType.Int64), (l, q, k, v) => Sdpa(q, k, v));
-        return F.cross_entropy(Head(hidden), tensor(targets.ToArray().Select(t => (long)t).ToArray()));
+        var hidden = Layers(x, Positions(0, T), (l, q, k, v) => Sdpa(q, k, v));
+        return F.cross_entropy(Head(hidden), tensor(targets.ToArray().Select(t => (long)t).ToArray())).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -6,14 +6,30 @@ namespace KvNotebooks.Tests.Torch;
 /// <summary>Moving arrays in and out of LibTorch, and the comparisons the torch reference tests make.</summary>
 internal static class TorchTensors
 {
+    // Each helper keeps its temporaries in a dispose scope and its argument alive to the end: TorchSharp frees
+    // unreferenced tensors from the finalizer, which could run while LibTorch still reads them (TorchLlama's remarks).
+
     /// <summary>fp64 copy of <paramref name="data"/>; first makes sure LibTorch loads (else fails saying how to fix it).</summary>
     public static Tensor F64(float[] data, params long[] shape)
     {
         TorchRuntime.Require();
-        return tensor(data, shape).to(ScalarType.Float64);
+        using var scope = NewDisposeScope();
+        return tensor(data, shape).to(ScalarType.Float64).MoveToOuterDisposeScope();
     }
-    public static float[] Floats(Tensor t) => t.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray();
-    public static double[] Doubles(Tensor t) => t.detach().to(ScalarType.Float64).contiguous().data<double>().ToArray();
+    public static float[] Floats(Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var values = t.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray();
+        GC.KeepAlive(t);
+        return values;
+    }
+    public static double[] Doubles(Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var values = t.detach().to(ScalarType.Float64).contiguous().data<double>().ToArray();
+        GC.KeepAlive(t);
+        return values;
+    }
 
     /// <summary>Worst row's max |actual − expected| / max |expected| over rows of <paramref name="width"/>.</summary>
     public static double WorstRowRelative(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, int width)
