@@ -3,7 +3,9 @@
 # masks, re-runs every notebook, and says what changed against the committed CSVs.
 #
 #   bash scripts/reproduce.sh [EXAMPLES]   the committed results (EXAMPLES per task; default: each sweep script's own,
-#                                          20 for both); hours on 2 cores; resumable: run it again after a stop
+#                                          20 for all three, 10 for the 4K head-mask curves); about 5½ h on 2 AVX2 cores
+#                                          (the stages' measured times: 2 h 7 min, 2 h 40 min, 25 min, then the notebooks);
+#                                          resumable: run it again after a stop
 #   bash scripts/reproduce.sh --quick      the same pipeline on a tiny grid (1 example per task, 2 rates or sparsities,
 #                                          one task per category) into artifacts/quick/: results, executed notebooks;
 #                                          the committed files are not touched; minutes (CI runs it)
@@ -28,12 +30,12 @@ export NO_NOTEBOOK=1 KVNB_RESULTS_DIR="$PWD/$RESULTS_DIR"
 kvnb() { dotnet lib/KvNotebooks.Cli/bin/Release/net10.0/kvnb.dll "$@"; }
 
 before=$(mktemp -d); trap 'rm -rf "$before"' EXIT
-csvs=(sweep-kvnb-small.csv head-masks-kvnb-small.csv)
+csvs=(sweep-kvnb-small.csv head-masks-kvnb-small.csv hardware-kvnb-small.csv)
 for f in "${csvs[@]}"; do git show "HEAD:data/results/$f" > "$before/$f" 2>/dev/null || : ; done
 
 start=$(date +%s)
-# notebook 04 reads the CSVs of notebooks 02 and 03: it has no sweep of its own
-stages=("scripts/sweep-02.sh data/models/kvnb-small $examples" "scripts/sweep-03.sh $examples")
+# notebook 04 reads the CSVs of notebooks 02 and 03, and its own (Tables 7–12: one process per row, for its memory)
+stages=("scripts/sweep-02.sh data/models/kvnb-small $examples" "scripts/sweep-03.sh $examples" "scripts/sweep-04.sh $examples")
 i=0
 for stage in "${stages[@]}"; do
   i=$((i + 1))
