@@ -99,7 +99,7 @@ public sealed class KillTests : IDisposable
             Assert.NotEmpty(SweepSidecar.Load(KvNotebooks.Evaluation.Sweep.SidecarPath(csv)));   // every invocation recorded, file intact
             return new Dictionary<string, string>
             {
-                ["rows.csv"] = WithoutColumns(csv, "prefill_tokens_per_second", "decode_tokens_per_second", "seconds"),
+                ["rows.csv"] = WithoutColumns(csv, "prefill_tokens_per_second", "decode_tokens_per_second", "seconds", "peak_rss_bytes"),
             };
         });
 
