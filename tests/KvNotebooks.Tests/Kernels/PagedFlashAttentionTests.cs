@@ -64,9 +64,12 @@ public class PagedFlashAttentionTests
             int n = prefix[g] + rows;
             var k = TorchTensors.F64(keys[g], n, hd).unsqueeze(0);
             var v = TorchTensors.F64(values[g], n, hd).unsqueeze(0);
-            var visible = TorchSharp.torch.arange(n).unsqueeze(0) <= TorchSharp.torch.arange(prefix[g], n).unsqueeze(1);   // [rows × n]
+            // positions from arrays and a scalar held to the end (TorchSharp's implicit scalars are unreferenced temporaries)
+            static TorchSharp.torch.Tensor Range(long from, long to) => TorchSharp.torch.tensor(Enumerable.Range((int)from, (int)(to - from)).Select(i => (long)i).ToArray());
+            var visible = Range(0, n).unsqueeze(0).le(Range(prefix[g], n).unsqueeze(1));                                   // [rows × n]
             var qg = qs[(g * group)..((g + 1) * group)];
-            var expected = TorchSharp.torch.nn.functional.scaled_dot_product_attention(qg.unsqueeze(0) * (scale * Math.Sqrt(hd)), k, v, visible)
+            using var qScale = TorchSharp.ScalarExtensionMethods.ToScalar(scale * Math.Sqrt(hd));
+            var expected = TorchSharp.torch.nn.functional.scaled_dot_product_attention(qg.unsqueeze(0).mul(qScale), k, v, visible)
                 .squeeze(0).transpose(0, 1);                                                                            // [rows × group × hd]
             var got = new float[rows * group * hd];
             for (int i = 0; i < rows; i++) Array.Copy(o, i * ldo + g * group * hd, got, i * group * hd, group * hd);

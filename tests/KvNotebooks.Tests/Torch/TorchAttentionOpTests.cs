@@ -37,8 +37,10 @@ public class TorchAttentionOpTests
         var tq = F64(q, T, Hq, hd).transpose(0, 1).requires_grad_(true);     // [Hq × T × hd], a leaf of autograd
         var tk = F64(k, T, Hkv, hd).transpose(0, 1).requires_grad_(true);
         var tv = F64(v, T, Hkv, hd).transpose(0, 1).requires_grad_(true);
-        var scores = tq.matmul(tk.repeat_interleave(Hq / Hkv, 0).transpose(1, 2)) / Math.Sqrt(hd);
-        scores = scores.masked_fill(TorchGradientTests.Visibility(Mixed, T).logical_not(), double.NegativeInfinity);
+        using var sqrtHd = TorchSharp.ScalarExtensionMethods.ToScalar(Math.Sqrt(hd));            // scalars held to the end: TorchSharp's implicit ones are
+        using var minusInfinity = TorchSharp.ScalarExtensionMethods.ToScalar(double.NegativeInfinity);   // unreferenced temporaries (TorchLlama's remarks)
+        var scores = tq.matmul(tk.repeat_interleave(Hq / Hkv, 0).transpose(1, 2)).div(sqrtHd);
+        scores = scores.masked_fill(TorchGradientTests.Visibility(Mixed, T).logical_not(), minusInfinity);
         var lse = scores.logsumexp(-1);                                        // [Hq × T]
         var o = nn.functional.softmax(scores, -1).matmul(tv.repeat_interleave(Hq / Hkv, 0)).transpose(0, 1);   // [T × Hq × hd]
         o.backward([F64(dO, T, Hq, hd)]);
